@@ -1,0 +1,212 @@
+"""Checkpoint loading: Hugging Face Hub download, safe reading, unwrapping, key mapping, strict load.
+
+One code path serves the Hub, local files and the tests:
+``resolve_checkpoint`` (Hub or local path) -> ``read_state_dict`` (``torch.load(weights_only=True)``,
+unwrap the official container formats) -> ``load_weights`` (map official names to ours, check every
+key and shape, ``load_state_dict(strict=True)``). Nothing falls back silently: each failure raises
+one of the errors below, whose message says what to do.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointNotAvailableError",
+    "InvalidCheckpointError",
+    "UnsafeCheckpointError",
+    "CheckpointMismatchError",
+    "WeightsInfo",
+    "hub_download",
+    "read_state_dict",
+    "unwrap_state_dict",
+    "load_weights",
+]
+
+
+class CheckpointError(Exception):
+    """Base class of every checkpoint-loading error of this package."""
+
+
+class CheckpointNotAvailableError(CheckpointError, FileNotFoundError):
+    """The checkpoint file cannot be had: not in the local Hub cache while offline, no network,
+    no such Hub repo/file, or a local path that does not exist."""
+
+
+class InvalidCheckpointError(CheckpointError, ValueError):
+    """The file is not a PyTorch checkpoint (empty, truncated, another file type) or holds no
+    state dict of tensors."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
+    """The file needs unsafe unpickling (it stores Python objects beyond tensors and containers)."""
+
+
+class CheckpointMismatchError(CheckpointError, RuntimeError):
+    """The state dict does not fit the model: missing or unexpected keys, or different shapes."""
+
+
+# Container keys of the official training checkpoints, most specific first (OFFICIAL_NOTES §4):
+# DeiT/light trainer {'model', 'model_ema', ...}, TokenLabeling/timm {'state_dict', ...},
+# slowfast {'model_state', ...}, mmseg/mmdet/mmpose {'meta', 'state_dict'}.
+_CONTAINER_KEYS = ("model", "state_dict", "model_state", "model_ema", "state_dict_ema")
+_DDP_PREFIX = "module."
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where a model's weights came from: what the UI and CLI show to users.
+
+    source: 'hub' (official Hub file), 'local' (a file given by path), 'project' (a checkpoint
+    this project's fine-tuning code trained) or 'untrained' (random initialization).
+    """
+
+    source: str
+    repo_id: str | None = None
+    filename: str | None = None
+    path: str | None = None
+    note: str | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.source != "untrained"
+
+    def describe(self) -> str:
+        """One line for people, e.g. 'official Hub checkpoint Sense-X/uniformer_image/uniformer_small_in1k.pth'."""
+        if self.source == "hub":
+            text = f"official Hub checkpoint {self.repo_id}/{self.filename}"
+        elif self.source == "local":
+            text = f"local checkpoint file {self.path}"
+        elif self.source == "project":
+            text = f"checkpoint trained by this project ({self.path})"
+        else:
+            text = "untrained random weights: predictions are meaningless"
+        return f"{text} ({self.note})" if self.note else text
+
+
+def hub_download(repo_id: str, filename: str, revision: str | None = None) -> Path:
+    """Download (or find in the local cache) ``repo_id``/``filename`` via ``huggingface_hub``.
+
+    Honours ``HF_HUB_OFFLINE``, ``HF_HOME`` and ``HF_HUB_CACHE`` as huggingface_hub does.
+    Returns the local path. Raises CheckpointNotAvailableError when the file cannot be had.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        OfflineModeIsEnabled, RepositoryNotFoundError)
+
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
+        raise CheckpointNotAvailableError(
+            f"{repo_id}/{filename} is not in the local Hugging Face cache and the Hub cannot be reached "
+            f"({type(e).__name__}). Connect to the internet once (and unset HF_HUB_OFFLINE) to download it, "
+            f"or download it yourself and pass checkpoint_path=... (CLI: --checkpoint PATH).") from e
+    except (RepositoryNotFoundError, EntryNotFoundError) as e:
+        raise CheckpointNotAvailableError(
+            f"{repo_id}/{filename} does not exist on the Hugging Face Hub ({type(e).__name__}). "
+            f"Check the model name with uniformer.list_models(), or pass checkpoint_path=...") from e
+    except (HfHubHTTPError, OSError) as e:
+        raise CheckpointNotAvailableError(
+            f"downloading {repo_id}/{filename} failed: {type(e).__name__}: {e}. Retry when the network is "
+            f"available, or pass checkpoint_path=... to a downloaded copy.") from e
+
+
+def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The flat ``{name: tensor}`` state dict inside ``obj``.
+
+    Accepts a raw state dict (the Hub files) or the official training containers
+    (``model`` / ``state_dict`` / ``model_state``, then EMA weights), and strips a DDP ``module.``
+    prefix. Raises InvalidCheckpointError when no state dict of tensors is found.
+    """
+    if isinstance(obj, Mapping):
+        for key in _CONTAINER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise InvalidCheckpointError(f"{source} holds {type(obj).__name__}, not a state dict of tensors")
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise InvalidCheckpointError(
+            f"{source} is not a flat state dict: entries {bad[:5]} are not tensors (known containers: "
+            f"{', '.join(_CONTAINER_KEYS)})")
+    state_dict = {str(k): v for k, v in obj.items()}
+    if all(k.startswith(_DDP_PREFIX) for k in state_dict):
+        state_dict = {k[len(_DDP_PREFIX):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file safely (``torch.load(weights_only=True)``, map to CPU) and unwrap it.
+
+    ``argparse.Namespace`` (the ``args`` entry of the official training checkpoints) is the only
+    non-tensor class allowed. Raises CheckpointNotAvailableError (no such file),
+    InvalidCheckpointError (empty, truncated or not a checkpoint), UnsafeCheckpointError (would
+    need unsafe unpickling).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotAvailableError(f"checkpoint file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise InvalidCheckpointError(f"checkpoint file {path} is empty (0 bytes); download it again")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e) or "not an allowed global" in str(e):
+            raise UnsafeCheckpointError(
+                f"{path} stores Python objects that safe loading refuses ({str(e).splitlines()[-1].strip()[:200]}). "
+                f"If you trust its source, extract its weights once with "
+                f"`python -m uniformer convert {path} OUT.pth --trust-source` and load OUT.pth.") from e
+        raise InvalidCheckpointError(f"{path} is not a PyTorch checkpoint ({type(e).__name__})") from e
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError, AttributeError, IndexError) as e:
+        raise InvalidCheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt or another file type: "
+            f"{type(e).__name__}: {str(e)[:120]}); download it again") from e
+    return unwrap_state_dict(obj, str(path))
+
+
+def _mismatch_report(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], n: int = 5) -> str:
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [f"{k}: checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in given and given[k].shape != expected[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:n])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:n])})")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches (first: {'; '.join(shapes[:n])})")
+    return "; ".join(parts)
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                 filter_fn: Callable[[dict], dict] | None = None, drop_prefixes: tuple[str, ...] = (),
+                 source: str = "checkpoint") -> None:
+    """Load ``state_dict`` into ``model`` strictly, after ``filter_fn`` (official -> our names).
+
+    ``drop_prefixes``: keys that are deliberately not loaded (e.g. ``('head.', 'aux_head.')`` for
+    a new class count); the model keeps its own initialization for them. Every other key must
+    match in name and shape. Raises CheckpointMismatchError naming the first offending keys.
+    """
+    sd = filter_fn(dict(state_dict)) if filter_fn else dict(state_dict)
+    expected = model.state_dict()
+    if drop_prefixes:
+        sd = {k: v for k, v in sd.items() if not k.startswith(drop_prefixes)}
+        sd.update({k: v for k, v in expected.items() if k.startswith(drop_prefixes)})
+    report = _mismatch_report(expected, sd)
+    if report:
+        raise CheckpointMismatchError(
+            f"{source} does not fit {type(model).__name__}: {report}. Is it a checkpoint of this model "
+            f"variant (see uniformer.list_models())?")
+    model.load_state_dict(sd, strict=True)
