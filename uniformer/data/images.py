@@ -1,0 +1,128 @@
+"""Decoding user images with Pillow into 8-bit RGB, robust to what people actually upload.
+
+Handles EXIF orientation, grayscale / bilevel / palette, transparency (composited on white),
+16-bit and 32-bit integer and float images (rescaled, not clipped), CMYK and other colour spaces.
+Refuses empty, truncated, non-image and oversized files (decompression bombs) with a clear
+``ImageDecodeError`` whose message can be shown to users as is.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+__all__ = ["ImageDecodeError", "load_image", "to_rgb", "DEFAULT_MAX_PIXELS"]
+
+ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
+
+#: Largest image accepted by default, in pixels (width x height): 100 megapixels.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+class ImageDecodeError(ValueError):
+    """The input cannot be used as an image; the message says why, in words for users."""
+
+
+def _rescale_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """High-bit-depth or float pixel values -> uint8, by the dtype's range (not by clipping)."""
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = np.nan_to_num(arr.astype(np.float64))
+        hi = 1.0 if arr.size and arr.max() <= 1.0 else 255.0
+        return np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if arr.dtype == np.uint16 or (arr.size and arr.max() > 255):
+        # 16-bit data ('I;16' or 16-bit values in a 32-bit 'I' image): 65535 -> 255
+        return np.clip(arr.astype(np.float64) / 257.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Any Pillow mode -> 'RGB' (8 bits per channel). Transparent pixels are composited on
+    ``background``; 16/32-bit and float images are rescaled to 0-255."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        gray = Image.fromarray(_rescale_to_uint8(np.asarray(img)), mode="L")
+        return gray.convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, background)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return img.convert("RGB")
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageDecodeError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {arr.shape}")
+    if arr.size == 0:
+        raise ImageDecodeError("the image array is empty")
+    return Image.fromarray(_rescale_to_uint8(arr))
+
+
+def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``source`` (path, bytes, binary file, PIL image or HxW[xC] array) to an RGB PIL image,
+    upright according to its EXIF orientation.
+
+    Raises ImageDecodeError for: a missing or empty file, data Pillow cannot identify (e.g. a text
+    file named .jpg), truncated or corrupt data, an image above ``max_pixels`` pixels (checked from
+    the header, before decoding), and unsupported input types.
+    """
+    if isinstance(source, np.ndarray):
+        img = _from_array(source)
+    elif isinstance(source, Image.Image):
+        img = source
+    else:
+        if isinstance(source, (bytes, bytearray)):
+            if not source:
+                raise ImageDecodeError("the file is empty (0 bytes)")
+            fp, name = io.BytesIO(source), "the uploaded data"
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise ImageDecodeError(f"no such image file: {path}")
+            if path.stat().st_size == 0:
+                raise ImageDecodeError(f"{path.name} is empty (0 bytes)")
+            fp, name = path, path.name
+        elif hasattr(source, "read"):
+            fp, name = source, getattr(source, "name", "the uploaded file")
+        else:
+            raise ImageDecodeError(f"cannot read an image from a {type(source).__name__}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(fp)
+        except UnidentifiedImageError:
+            raise ImageDecodeError(f"{name} is not an image file Pillow can read (JPEG, PNG, WebP, GIF, BMP, TIFF...)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageDecodeError(f"{name} is far too large (a decompression bomb?); the limit is "
+                                   f"{max_pixels / 1e6:.0f} megapixels") from None
+        except (OSError, ValueError, SyntaxError) as e:
+            raise ImageDecodeError(f"{name} could not be opened as an image ({e})") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageDecodeError(f"the image is {w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is "
+                               f"{max_pixels / 1e6:.0f} megapixels. Downscale it first.")
+    if w == 0 or h == 0:
+        raise ImageDecodeError(f"the image has no pixels ({w}x{h})")
+    try:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        img.load()
+        try:
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # malformed EXIF: keep the stored orientation
+            pass
+        return to_rgb(img)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageDecodeError(f"the image data is truncated or corrupt ({e})") from None
