@@ -109,7 +109,7 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
             raise ImageDecodeError(f"{name} is far too large (a decompression bomb?); the limit is "
                                    f"{max_pixels / 1e6:.0f} megapixels") from None
         except (OSError, ValueError, SyntaxError) as e:
-            raise ImageDecodeError(f"{name} could not be opened as an image ({e})") from None
+            raise ImageDecodeError(f"{name} is truncated or corrupt: it could not be opened as an image ({e})") from None
     w, h = img.size
     if w * h > max_pixels:
         raise ImageDecodeError(f"the image is {w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is "

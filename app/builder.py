@@ -1,0 +1,28 @@
+"""Build the demo's ``gr.Blocks``: a header and one tab per task (each tab is a module)."""
+from __future__ import annotations
+
+import gradio as gr
+
+import uniformer
+
+from .handlers import default_device, device_label
+from .image_tab import build_image_tab
+
+__all__ = ["TITLE", "build_app"]
+
+TITLE = "UniFormer"
+
+_INTRO = (f"# {TITLE}\n"
+          "UniFormer (Li et al., *UniFormer: Unifying Convolution and Self-attention for Visual Recognition*, "
+          "TPAMI 2023): ImageNet-1k classification with the official checkpoints. "
+          f"`uniformer` {uniformer.__version__} \u00b7 **Device:** {{device}}")
+
+
+def build_app() -> gr.Blocks:
+    """The whole demo, not launched. Theme and CSS are launch() arguments in Gradio 6; the app
+    needs neither (its banners carry inline styles), so any launcher shows it as intended."""
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(_INTRO.format(device=device_label(default_device())))
+        with gr.Tabs():
+            build_image_tab(demo)
+    return demo

@@ -1,0 +1,132 @@
+"""What the app's events do, as plain functions: input values in, display values out.
+
+Nothing here builds components, so every function runs (and is tested) without a browser or a
+server. Errors users can fix (a bad image, an unloadable checkpoint) raise ``gr.Error`` with a
+message in words; Gradio shows it and keeps serving.
+"""
+from __future__ import annotations
+
+import functools
+import html
+from typing import NamedTuple
+
+import gradio as gr
+import torch
+
+from uniformer.data import ImageDecodeError
+from uniformer.inference import ClassScore, ImagePrediction, predict_image, select_device
+
+from .models import LoadedModel, get_model, how_to_get_weights
+
+__all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
+           "model_status", "label_scores", "prediction_details", "ImageResult", "classify_image", "empty_result"]
+
+#: Number of classes shown.
+TOPK = 5
+
+_BANNER = ("<div style='border:2px solid {border};background:{background};color:#1f1f1f;border-radius:8px;"
+           "padding:10px 14px;margin:4px 0;font-size:15px;line-height:1.45'>{body}</div>")
+
+
+@functools.lru_cache(maxsize=None)
+def default_device() -> torch.device:
+    """The device the app runs models on: CUDA when available, else CPU (``select_device('auto')``)."""
+    return select_device("auto")
+
+
+def device_label(device: torch.device) -> str:
+    """'CPU', or 'CUDA (<GPU name>)'."""
+    if device.type == "cuda":
+        return f"CUDA ({torch.cuda.get_device_name(device)})"
+    return device.type.upper()
+
+
+def precision_choices(device: torch.device) -> list[str]:
+    """Precisions offered on ``device``: fp32 and bf16 everywhere, fp16 only on CUDA."""
+    return ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
+
+
+class ModelStatus(NamedTuple):
+    """What the UI shows about the selected model: the weights line (Markdown) and a warning or
+    error banner (HTML, empty when the model has trained weights)."""
+
+    weights: str
+    banner: str
+
+
+def render_status(loaded: LoadedModel) -> ModelStatus:
+    """The weights line and banner of a load outcome; the untrained fallback gets an orange
+    warning naming how to get real weights, a failed load a red error."""
+    name = html.escape(loaded.name)
+    if loaded.error is not None:
+        body = (f"&#10060; <b>The weights of {name} could not be loaded.</b> {html.escape(loaded.error)}<br>"
+                f"Fix or replace the file, or choose another model.")
+        return ModelStatus("**Weights:** none (loading failed)", _BANNER.format(border="#d32f2f", background="#fdecea",
+                                                                              body=body))
+    weights = f"**Weights:** {loaded.weights.describe()}"
+    if loaded.fallback_reason is None:
+        return ModelStatus(weights, "")
+    body = (f"&#9888;&#65039; <b>{name} runs with untrained random weights: its predictions are meaningless.</b><br>"
+            f"To get real weights: {html.escape(how_to_get_weights(loaded.name))}"
+            f"<details><summary>Why</summary>{html.escape(loaded.fallback_reason)}</details>")
+    return ModelStatus(weights, _BANNER.format(border="#ef6c00", background="#fff3e0", body=body))
+
+
+def model_status(model_name: str) -> ModelStatus:
+    """Load ``model_name`` (cached) and describe its weights; for the model dropdown and page load."""
+    return render_status(get_model(model_name))
+
+
+def label_scores(topk: list[ClassScore]) -> dict[str, float]:
+    """{class name: probability} for ``gr.Label``, best first. A name that occurs twice in the
+    list (ImageNet has two 'crane' and two 'maillot' classes) gets its class index appended."""
+    names = [c.label for c in topk]
+    return {(c.label if names.count(c.label) == 1 else f"{c.label} (class {c.index})"): c.probability for c in topk}
+
+
+def prediction_details(prediction: ImagePrediction) -> str:
+    """One Markdown line: device, precision, inference and preprocessing time (ms), input size."""
+    size = "\u00d7".join(str(s) for s in prediction.input_size)
+    return (f"**Device:** {device_label(torch.device(prediction.device))} \u00b7 **Precision:** {prediction.precision}"
+            f" \u00b7 **Inference:** {prediction.inference_ms:.1f} ms (+ {prediction.preprocess_ms:.1f} ms "
+            f"preprocessing) \u00b7 **Input:** {size}")
+
+
+class ImageResult(NamedTuple):
+    """Outputs of the image tab, in the order of its output components: top-k scores for
+    ``gr.Label``, the details line, then the :class:`ModelStatus` fields."""
+
+    label: dict[str, float] | None
+    details: str
+    weights: str
+    banner: str
+
+
+def classify_image(image, model_name: str, precision: str = "fp32") -> ImageResult:
+    """Classify ``image`` (a file path, as :class:`app.components.RawImage` passes it, or a PIL
+    image / array) with ``model_name`` at ``precision`` on :func:`default_device`.
+
+    Raises gr.Error when there is no image, the image cannot be decoded (the
+    :class:`~uniformer.data.ImageDecodeError` message), the model cannot be loaded, or the
+    precision is not available on the device.
+    """
+    if image is None:
+        raise gr.Error("No image yet: upload a photo, take one with the webcam, paste one or pick an example.",
+                       title="No image")
+    loaded = get_model(model_name)
+    if loaded.model is None:
+        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+    try:
+        prediction = predict_image(loaded.model, image, topk=TOPK, device=default_device(), precision=precision)
+    except ImageDecodeError as e:
+        raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
+                       print_exception=False) from None
+    except ValueError as e:
+        raise gr.Error(str(e), title="Invalid setting") from None
+    return ImageResult(label_scores(prediction.topk), prediction_details(prediction), *render_status(loaded))
+
+
+def empty_result() -> tuple[None, str]:
+    """Cleared label and details: shown while the input image changes, so no stale result stays
+    next to a new image."""
+    return None, ""

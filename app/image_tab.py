@@ -1,0 +1,42 @@
+"""The "Image classification" tab: components and their wiring only (logic in :mod:`app.handlers`)."""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import handlers
+from .components import RawImage
+from .examples import EXAMPLES_CREDIT, write_examples
+from .models import DEFAULT_MODEL, image_model_choices
+
+__all__ = ["build_image_tab"]
+
+
+def build_image_tab(demo: gr.Blocks) -> None:
+    """Add the image classification tab to ``demo`` (call inside its ``with`` block)."""
+    with gr.Tab("Image classification", id="image"):
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                image = RawImage(label="Image", sources=["upload", "webcam", "clipboard"], height=360,
+                                 elem_id="input-image")
+                with gr.Row():
+                    model = gr.Dropdown(image_model_choices(), value=DEFAULT_MODEL, label="Model", scale=3,
+                                        elem_id="model")
+                    precision = gr.Radio(handlers.precision_choices(handlers.default_device()), value="fp32",
+                                         label="Precision", scale=2, elem_id="precision")
+                button = gr.Button("Classify", variant="primary", elem_id="classify")
+                examples = write_examples()
+                gr.Examples([[str(p)] for p in examples.values()], inputs=image, example_labels=list(examples),
+                            cache_examples=False, label="Examples (click one, then Classify)")
+                gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
+            with gr.Column():
+                banner = gr.HTML(elem_id="weights-banner")
+                weights = gr.Markdown(elem_id="weights")
+                label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes",
+                                 elem_id="top-classes")
+                details = gr.Markdown(elem_id="details")
+
+    status = [weights, banner]
+    button.click(handlers.classify_image, [image, model, precision], [label, details, *status], api_name="classify")
+    gr.on([demo.load, model.change], handlers.model_status, model, status, api_visibility="private")
+    gr.on([image.change, model.change], handlers.empty_result, None, [label, details], api_visibility="private",
+          show_progress="hidden")

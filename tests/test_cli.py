@@ -1,0 +1,74 @@
+"""``python -m uniformer``: predict, list, convert; errors exit non-zero with a message."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from hubcache import add_to_hub_cache, official_state_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, hf_home=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if hf_home:
+        env["HF_HOME"] = str(hf_home)
+    return subprocess.run([sys.executable, "-m", "uniformer", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("img") / "chelsea.jpg"
+    Image.fromarray(data.chelsea()).save(path)
+    return path
+
+
+def test_predict_json_from_hub_cache(tmp_path, photo):
+    add_to_hub_cache(tmp_path, "Sense-X/uniformer_image", "uniformer_small_in1k.pth", official_state_dict("image_s"))
+    proc = _cli("predict", photo, "--json", "--topk", "3", hf_home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert len(result["topk"]) == 3
+    assert result["weights"]["source"] == "hub" and result["model_name"] == "uniformer_small_in1k"
+    assert result["source"] == str(photo)
+
+
+def test_predict_text_with_local_checkpoint_and_a_bad_file(tmp_path, photo):
+    ckpt = tmp_path / "s.pth"
+    torch.save(official_state_dict("image_s"), ckpt)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    proc = _cli("predict", photo, bad, "--checkpoint", ckpt, "--topk", "5")
+    assert proc.returncode == 1  # one input failed, the other was answered
+    assert f"local checkpoint file {ckpt}" in proc.stdout
+    assert proc.stdout.count("%") == 5
+    assert "notes.jpg is not an image file" in proc.stderr
+
+
+def test_predict_without_weights_offline_fails_clearly(tmp_path, photo):
+    proc = _cli("predict", photo, hf_home=tmp_path)
+    assert proc.returncode == 2
+    assert "CheckpointNotAvailableError" in proc.stderr and "--checkpoint" in proc.stderr
+
+
+def test_predict_untrained_warns(tmp_path, photo):
+    proc = _cli("predict", photo, "--untrained", "--model", "uniformer_small_tl_224", hf_home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "meaningless" in proc.stderr
+
+
+def test_list_and_unknown_model(tmp_path, photo):
+    proc = _cli("list", "uniformer_small*")
+    assert proc.returncode == 0 and "Sense-X/uniformer_image:uniformer_small_in1k.pth" in proc.stdout
+    proc = _cli("predict", photo, "--model", "nope", hf_home=tmp_path)
+    assert proc.returncode == 2 and "unknown model" in proc.stderr
