@@ -19,14 +19,14 @@ from hubcache import REFERENCE_DIR, load_synth
 
 TOLERANCE = 1e-4  # max |ours - ref| / max |ref|, reference/README.md
 
-# Kinds of reference variants this package implements so far. Light models (`light_*`, token
-# shrinking), video and dense prediction arrive with their own issues and join this set then.
-IMPLEMENTED_FAMILIES = {"image"}
+# Families of reference variants this package implements so far. Video, light video and dense
+# prediction arrive with their own issues and join this set then.
+IMPLEMENTED_FAMILIES = {"image", "light_image"}
 
 
 def family(spec: dict) -> str:
-    """'light' for the light-weight variants (spec kind image/video), else the spec's kind."""
-    return "light" if spec["variant"].startswith("light_") else spec["kind"]
+    """'light_image' / 'light_video' for the light-weight variants, else the spec's kind."""
+    return f"light_{spec['kind']}" if spec["variant"].startswith("light_") else spec["kind"]
 
 
 def _specs() -> dict[str, dict]:

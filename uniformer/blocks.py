@@ -129,13 +129,25 @@ class GlobalMHRA(nn.Module):
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim)  # (B, N, 3, heads, d)
         return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, heads, N, d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, C = x.shape
-        q, k, v = self.qkv_heads(x)
+    def _aggregate(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        B, _, N, _ = q.shape
         drop = self.attn_drop if self.training else 0.0
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, scale=self.scale)  # (B, heads, N, d)
-        x = x.transpose(1, 2).reshape(B, N, C)  # heads concatenated: (B, N, C)
+        x = x.transpose(1, 2).reshape(B, N, -1)  # heads concatenated: (B, N, C)
         return self.proj_drop(self.proj(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._aggregate(*self.qkv_heads(x))
+
+    def forward_with_query0_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like ``forward``, and also the attention of token 0 (the score token) to the others,
+        averaged over heads, computed in float32: tokens (B, N, C) -> ((B, N, C), (B, N - 1)).
+        Used by token shrinking (§5.1, Eq. 9)."""
+        q, k, v = self.qkv_heads(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            logits = q[:, :, :1].float() @ k.float().transpose(-2, -1) * self.scale  # (B, heads, 1, N)
+            row = logits.softmax(-1)[:, :, 0, 1:].mean(1)  # (B, N - 1)
+        return self._aggregate(q, k, v), row
 
 
 class FFN(nn.Module):

@@ -1,5 +1,5 @@
 """Model definitions; importing this package registers every model entry."""
-from . import image  # noqa: F401
+from . import image, light  # noqa: F401  (registers the entries)
 from .uniformer import UniFormer, UniFormerConfig, checkpoint_filter_fn
 
 __all__ = ["UniFormer", "UniFormerConfig", "checkpoint_filter_fn"]

@@ -1,0 +1,272 @@
+"""Light-weight UniFormer (XXS / XS, paper §5, Tables 11-14): hourglass token shrinking in stages 3-4.
+
+The H-UniFormer block (§5.1) keeps the tokens that a score token finds important, fuses the rest
+into one representative token, runs global MHRA + FFN on [score token, kept tokens, representative],
+gives every fused token its representative's update ("fast update") and restores the original
+token order (token recovering). The importance of token j is the score token's attention to it,
+averaged over heads (Eq. 9), kept as a running mean over blocks: A <- (1 - t) A + t A_new (§5.2).
+
+Unlike the official code (module-level globals, in-place updates, token indices carried as
+floats), the scores and orders here travel with the forward as values: a forward is a pure
+function of input and weights, safe to run from several threads at once, and index bookkeeping
+is integer and exact whatever the autocast dtype. The keep ratio can be changed per call.
+
+File order follows timm: block -> model -> configs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..blocks import UniFormerBlock
+from .uniformer import UniFormer, UniFormerConfig
+
+__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "UniFormerLightConfig", "UniFormerLight"]
+
+
+@dataclass
+class BlockTrace:
+    """What one H-UniFormer block did (batch-first tensors, float32 scores, int64 indices).
+
+    scores: (B, N) importance of each token (original order) used to rank them, before this
+    block's update; kept: (B, K) indices of the kept tokens in the block's token grid, by decreasing
+    score; fused: (B, N - K) indices of the tokens fused into the representative; fuse_weights:
+    (B, N - K) their weights in it (sum to 1); grid: the token grid (H, W) or (T, H, W), N = prod;
+    tokens_processed: tokens attention ran on (score token and representative included).
+    """
+
+    stage: int
+    block: int
+    grid: tuple[int, ...]
+    keep_ratio: float
+    scores: torch.Tensor | None
+    kept: torch.Tensor
+    fused: torch.Tensor
+    fuse_weights: torch.Tensor
+    tokens_processed: int
+
+
+@dataclass
+class ShrinkState:
+    """Per-forward state of token shrinking: the score token (B, 1, C), the running importance
+    scores (B, N) in float32 (None before the first stage-3 block), and an optional trace list."""
+
+    cls: torch.Tensor
+    scores: torch.Tensor | None = None
+    trace: list[BlockTrace] | None = None
+
+
+def _gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (B, N, C), index (B, M) -> x[b, index[b]] (B, M, C)."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+class HourglassBlock(UniFormerBlock):
+    """H-UniFormer block (§5.1): a global UniFormer block with token shrinking and recovering.
+
+    keep_ratio: fraction of tokens kept (1 = no shrinking: all tokens + the score token);
+    trade_off: t of the running score update; pool_scores: 2x2-average-pool the scores after the
+    block (last stage-3 block, to follow the stage-4 downsampling; sum preserved).
+    ``forward(x, state, keep_ratio=None)``: (B, C, *S) map + ShrinkState -> same shapes.
+    Same parameters (and checkpoint keys) as a global ``UniFormerBlock``.
+    """
+
+    def __init__(self, dim: int, keep_ratio: float = 0.5, trade_off: float = 0.5, pool_scores: bool = False,
+                 spatial_dims: int = 2, **kwargs):
+        super().__init__(dim, "global", spatial_dims, **kwargs)
+        self.keep_ratio = keep_ratio
+        self.trade_off = trade_off
+        self.pool_scores = pool_scores
+        self.spatial_dims = spatial_dims
+
+    def _update_scores(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+        return new if old is None else (1 - self.trade_off) * old + self.trade_off * new
+
+    def _attend(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 2-3 on tokens t (B, M, C): returns (new t, update of the last token, score row)."""
+        y, row = self.mhra.forward_with_query0_attention(self.norm1(t))
+        y = self.ls1(y)
+        t = t + self.drop_path(y)
+        z = self.ls2(self.ffn(self.norm2(t)))
+        t = t + self.drop_path(z)
+        return t, y[:, -1:] + z[:, -1:], row
+
+    def forward(self, x: torch.Tensor, state: ShrinkState, keep_ratio: float | None = None):
+        x = x + self.dpe(x)  # Eq. 1
+        B, C, *grid = x.shape
+        tokens = x.flatten(2).transpose(1, 2)  # (B, C, *S) -> (B, N, C)
+        N = tokens.shape[1]
+        ratio = self.keep_ratio if keep_ratio is None or self.keep_ratio == 1 else keep_ratio
+        keep = int(N * ratio)
+        scores = state.scores
+        if scores is None or keep >= N:
+            # no shrinking: [score token, all tokens]
+            t, _, row = self._attend(torch.cat([state.cls, tokens], 1))
+            new_scores = self._update_scores(scores, row)
+            cls, tokens = t[:, :1], t[:, 1:]
+            kept = torch.arange(N, device=x.device).expand(B, N)
+            fused = kept[:, :0]
+            weights = fused.float()
+            processed = N + 1
+        else:
+            order = scores.argsort(dim=1, descending=True)  # (B, N) most important first
+            sorted_tokens, sorted_scores = _gather_tokens(tokens, order), scores.gather(1, order)
+            kept, fused = order[:, :keep], order[:, keep:]
+            dropped = sorted_tokens[:, keep:]
+            weights = sorted_scores[:, keep:] / sorted_scores[:, keep:].sum(1, keepdim=True)  # (B, N - K)
+            rep = (weights.unsqueeze(-1).to(dropped.dtype) * dropped).sum(1, keepdim=True)  # (B, 1, C)
+            t, fast_update, row = self._attend(torch.cat([state.cls, sorted_tokens[:, :keep], rep], 1))
+            dropped = dropped + fast_update  # fused tokens receive the representative's update
+            sorted_scores = torch.cat([self._update_scores(sorted_scores[:, :keep], row[:, :keep]),
+                                       sorted_scores[:, keep:]], 1)
+            cls = t[:, :1]
+            inverse = order.argsort(dim=1)  # token recovering: back to the original order
+            tokens = _gather_tokens(torch.cat([t[:, 1:-1], dropped], 1), inverse)
+            new_scores = sorted_scores.gather(1, inverse)
+            processed = keep + 2
+        if state.trace is not None:
+            state.trace.append(BlockTrace(-1, -1, tuple(grid), ratio, None if scores is None else scores.detach(),
+                                          kept.detach(), fused.detach(), weights.detach(), processed))
+        x = tokens.transpose(1, 2).reshape(B, C, *grid)  # (B, N, C) -> (B, C, *S)
+        if self.pool_scores:
+            new_scores = self._pool(new_scores, grid)
+        return x, ShrinkState(cls, new_scores, state.trace)
+
+    def _pool(self, scores: torch.Tensor, grid: list[int]) -> torch.Tensor:
+        """Average-pool the score map 2x2 in space (stage-4 downsampling), keeping its sum."""
+        B = scores.shape[0]
+        kernel = (2, 2) if self.spatial_dims == 2 else (1, 2, 2)
+        pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
+        pooled = pool(scores.reshape(B, 1, *grid), kernel).reshape(B, -1)  # (B, N / 4)
+        return pooled * (scores.sum(1, keepdim=True) / pooled.sum(1, keepdim=True))
+
+
+@dataclass(frozen=True)
+class UniFormerLightConfig(UniFormerConfig):
+    """UniFormerConfig plus token shrinking: per stage-3/4 block keep ratio and score trade-off.
+
+    Official XXS: keep (1, 0.5 x 7) / (0.5 x 2), trade-off the same lists (OFFICIAL_NOTES §3.1).
+    """
+
+    keep_ratios: tuple[tuple[float, ...], tuple[float, ...]] = ((1.0,) + (0.5,) * 7, (0.5,) * 2)
+    trade_offs: tuple[tuple[float, ...], tuple[float, ...]] = ((1.0,) + (0.5,) * 7, (0.5,) * 2)
+
+    def __post_init__(self):
+        super().__post_init__()
+        for stage, ratios, offs in zip((2, 3), self.keep_ratios, self.trade_offs):
+            if len(ratios) != self.depths[stage] or len(offs) != self.depths[stage]:
+                raise ValueError(f"stage {stage + 1}: need {self.depths[stage]} keep ratios and trade-offs")
+        if self.keep_ratios[0][0] != 1:
+            raise ValueError("the first stage-3 block must keep every token (it initializes the scores)")
+
+
+class UniFormerLight(UniFormer):
+    """Light-weight UniFormer (H-UniFormer, §5): stages 1-2 local, stages 3-4 hourglass blocks.
+
+    ``forward(x, keep_ratio=None)``: (B, 3, H, W) -> logits (B, num_classes); ``keep_ratio``
+    replaces every shrinking block's ratio for this call (e.g. 1.0: no shrinking). Eval logits are
+    ``head(mean(norm(x)))``; ``cls_token``, ``cls_upsample``, ``norm_cls``, ``head_cls`` are the
+    score token's path (trained with an extra loss officially; kept for exact checkpoints).
+    ``forward_trace`` also returns the shrinking trace of every hourglass block.
+    """
+
+    def __init__(self, cfg: UniFormerLightConfig):
+        super().__init__(cfg)
+        dims = cfg.dims
+        dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
+        for stage in (2, 3):
+            ratios, offs = cfg.keep_ratios[stage - 2], cfg.trade_offs[stage - 2]
+            start = sum(cfg.depths[:stage])
+            self.stages[stage].blocks = nn.Sequential(*[
+                HourglassBlock(dims[stage], ratios[i], offs[i], pool_scores=(stage == 2 and i == cfg.depths[2] - 1),
+                               spatial_dims=cfg.spatial_dims, head_dim=cfg.head_dim, mlp_ratio=cfg.mlp_ratio,
+                               qkv_bias=cfg.qkv_bias, drop=cfg.drop_rate, attn_drop=cfg.attn_drop_rate,
+                               drop_path=dpr[start + i])
+                for i in range(cfg.depths[stage])])
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dims[2]))
+        self.cls_upsample = nn.Linear(dims[2], dims[3])
+        self.norm_cls = nn.LayerNorm(dims[3])
+        self.head_cls = nn.Linear(dims[3], cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        for m in (self.stages[2], self.stages[3], self.cls_upsample, self.norm_cls, self.head_cls):
+            m.apply(self._init_weights)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        super().reset_classifier(num_classes)
+        self.head_cls = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def _forward_stages(self, x: torch.Tensor, keep_ratio: float | None, trace: list | None):
+        outs = []
+        state = None
+        for s, stage in enumerate(self.stages):
+            x = stage.downsample(x)
+            if s < 2:
+                x = stage.blocks(x)
+            else:
+                if state is None:
+                    state = ShrinkState(self.cls_token.expand(x.shape[0], -1, -1), None, trace)
+                else:
+                    state = ShrinkState(self.cls_upsample(state.cls), state.scores, trace)
+                for b, block in enumerate(stage.blocks):
+                    n_before = len(trace) if trace is not None else 0
+                    x, state = block(x, state, keep_ratio)
+                    if trace is not None and len(trace) > n_before:
+                        trace[-1].stage, trace[-1].block = s, b
+            outs.append(x)
+        return outs, state
+
+    def forward_stages(self, x: torch.Tensor, keep_ratio: float | None = None) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> the 4 stage maps (strides 4, 8, 16, 32)."""
+        return self._forward_stages(x, keep_ratio, None)[0]
+
+    def forward_features(self, x: torch.Tensor, keep_ratio: float | None = None) -> torch.Tensor:
+        return self.norm(self.forward_stages(x, keep_ratio)[-1])
+
+    def forward(self, x: torch.Tensor, keep_ratio: float | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x, keep_ratio))
+
+    def forward_trace(self, x: torch.Tensor, keep_ratio: float | None = None) -> tuple[torch.Tensor, list[BlockTrace]]:
+        """Logits (B, num_classes) and one BlockTrace per hourglass block, in forward order."""
+        trace: list[BlockTrace] = []
+        outs, _ = self._forward_stages(x, keep_ratio, trace)
+        return self.forward_head(self.norm(outs[-1])), trace
+
+
+# --- registered checkpoints ----------------------------------------------------------------------
+
+def _light_config(size: str) -> UniFormerLightConfig:
+    """Architecture of XXS / XS (Table 11; OFFICIAL_NOTES §3.1): conv stem, mlp ratio 3."""
+    if size == "xxs":
+        return UniFormerLightConfig(depths=(2, 5, 8, 2), dims=(56, 112, 224, 448), head_dim=28, mlp_ratio=3.0,
+                                    stem="conv")
+    ratios = ((1.0,) + (0.5,) * 8, (0.5,) * 3)
+    return UniFormerLightConfig(depths=(3, 5, 9, 3), dims=(64, 128, 256, 512), head_dim=32, mlp_ratio=3.0,
+                                stem="conv", keep_ratios=ratios, trade_offs=ratios)
+
+
+def _register() -> None:
+    from ..registry import ModelEntry, PretrainedCfg, register_model
+    from .uniformer import checkpoint_filter_fn
+
+    drive = ("The official file is on Google Drive / Baidu Cloud "
+             "(Sense-X/UniFormer, image_classification/README.md, light-weight models).")
+    sizes = {"xxs": (128, 160, 192, 224), "xs": (192, 224)}
+    reference = {"uniformer_xxs_160_in1k": "light_xxs", "uniformer_xs_224_in1k": "light_xs"}
+    hub = {"uniformer_xxs_160_in1k": "Andy1621/uniformer_light:uniformer_xxs_160_in1k.pth"}
+    top1 = {("xxs", 128): 76.8, ("xxs", 160): 79.1, ("xxs", 192): 79.9, ("xxs", 224): 80.6,  # Table 11
+            ("xs", 192): 81.5, ("xs", 224): 82.0}
+    for size, resolutions in sizes.items():
+        for res in resolutions:
+            name = f"uniformer_{size}_{res}_in1k"
+            register_model(ModelEntry(
+                name=name, build=UniFormerLight, config=_light_config(size),
+                pretrained=PretrainedCfg(hub=hub.get(name), download_hint=None if name in hub else drive,
+                                         input_size=(3, res, res), crop_pct=224 / 256, top1=top1[size, res],
+                                         reference_variant=reference.get(name)),
+                filter_fn=checkpoint_filter_fn, task="image-classification",
+                description=f"UniFormer-{size.upper()} light-weight, hourglass token shrinking, {res}px"))
+
+
+_register()
