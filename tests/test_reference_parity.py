@@ -21,12 +21,14 @@ TOLERANCE = 1e-4  # max |ours - ref| / max |ref|, reference/README.md
 
 # Families of reference variants this package implements so far. Video, light video and dense
 # prediction arrive with their own issues and join this set then.
-IMPLEMENTED_FAMILIES = {"image", "light_image"}
+IMPLEMENTED_FAMILIES = {"image", "light_image", "light_dense"}
 
 
 def family(spec: dict) -> str:
-    """'light_image' / 'light_video' for the light-weight variants, else the spec's kind."""
-    return f"light_{spec['kind']}" if spec["variant"].startswith("light_") else spec["kind"]
+    """'light_image' / 'light_video' / 'light_dense' for the light-weight variants, else the spec's kind."""
+    light = spec["variant"].startswith("light_") or (spec["kind"] == "dense" and spec["variant"].endswith(("_xxs", "_xs")))
+    kind = spec["kind"]
+    return f"light_{kind}" if light else kind
 
 
 def _specs() -> dict[str, dict]:
@@ -44,8 +46,8 @@ IMPLEMENTED_GOLDENS = [v for v in GOLDENS if v in IMPLEMENTED]
 def _model_for_variant() -> dict[str, str]:
     mapping = {}
     for name in uniformer.list_models():
-        variant = get_entry(name).pretrained.reference_variant
-        if variant:
+        variants = get_entry(name).pretrained.reference_variant or ()
+        for variant in (variants,) if isinstance(variants, str) else variants:
             mapping.setdefault(variant, name)
     return mapping
 
@@ -82,10 +84,15 @@ def test_golden_parity(variant, tmp_path, synth):
     assert x.double().sum().item() == pytest.approx(golden["input_sum"], rel=1e-9, abs=1e-6)
     with torch.no_grad():
         out = model(x)
-    ref = golden["output"]
-    assert out.shape == ref.shape
-    rel = ((out - ref).abs().max() / ref.abs().max()).item()
-    assert rel <= TOLERANCE, f"{variant}: relative max error {rel:.2e}"
+    outs, refs = _as_list(out), _as_list(golden["output"])
+    assert [o.shape for o in outs] == [r.shape for r in refs]
+    for i, (o, r) in enumerate(zip(outs, refs)):
+        rel = ((o - r).abs().max() / r.abs().max()).item()
+        assert rel <= TOLERANCE, f"{variant} output {i}: relative max error {rel:.2e}"
+
+
+def _as_list(out) -> list[torch.Tensor]:
+    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 @pytest.mark.parametrize("variant", IMPLEMENTED)
@@ -106,15 +113,19 @@ def test_spec_only_variants_load_and_run(variant, tmp_path, synth):
     """Variants without a golden are still real checkpoint formats: they load strictly and run."""
     model = uniformer.create_model(MODEL_FOR[variant], checkpoint_path=_checkpoint_file(tmp_path, synth, variant))
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, SPECS[variant]["keys"]["head.weight"][0])
-    assert torch.isfinite(out).all()
+        outs = _as_list(model(torch.randn(1, 3, 64, 64)))
+    if "head.weight" in SPECS[variant]["keys"]:
+        assert outs[0].shape == (1, SPECS[variant]["keys"]["head.weight"][0])
+    else:  # backbone: stage maps at strides 4..32
+        assert [o.shape[-1] for o in outs] == [16, 8, 4, 2][-len(outs):]
+    assert all(torch.isfinite(o).all() for o in outs)
 
 
 def test_hub_entries_match_reference_hub_files():
     """Each registered Hub file is the one the reference lists for that variant."""
     for variant, name in MODEL_FOR.items():
-        assert get_entry(name).pretrained.hub == SPECS[variant].get("hub"), name
+        if get_entry(name).task != "backbone":
+            assert get_entry(name).pretrained.hub == SPECS[variant].get("hub"), name
 
 
 def test_three_d_blocks_reproduce_video_golden(synth):

@@ -28,8 +28,8 @@ class PretrainedCfg:
     Google Drive / Baidu (``download_hint`` says where). input_size: (C, H, W) or (C, T, H, W) of the
     evaluation; crop_pct: centre-crop fraction (resize the short side to floor(size / crop_pct));
     interpolation: resize filter; mean/std: normalization of [0, 1] RGB; label_set: name of the
-    class list; top1: the paper's ImageNet top-1 (%) where it reports one; reference_variant: the
-    spec/golden name in ``shared/reference``.
+    class list ('none' for backbones); top1: the paper's ImageNet top-1 (%) where it reports one;
+    reference_variant: the spec/golden name(s) in ``shared/reference`` this entry reproduces.
     """
 
     hub: str | None = None
@@ -42,7 +42,7 @@ class PretrainedCfg:
     label_set: str = "imagenet-1k"
     num_classes: int = 1000
     top1: float | None = None
-    reference_variant: str | None = None
+    reference_variant: str | tuple[str, ...] | None = None
 
     @property
     def hub_repo_id(self) -> str | None:

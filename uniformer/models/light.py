@@ -188,9 +188,12 @@ class UniFormerLight(UniFormer):
                 for i in range(cfg.depths[stage])])
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dims[2]))
         self.cls_upsample = nn.Linear(dims[2], dims[3])
-        self.norm_cls = nn.LayerNorm(dims[3])
-        self.head_cls = nn.Linear(dims[3], cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
-        for m in (self.stages[2], self.stages[3], self.cls_upsample, self.norm_cls, self.head_cls):
+        new = [self.stages[2], self.stages[3], self.cls_upsample]
+        if not self.is_backbone:
+            self.norm_cls = nn.LayerNorm(dims[3])
+            self.head_cls = nn.Linear(dims[3], cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+            new += [self.norm_cls, self.head_cls]
+        for m in new:
             m.apply(self._init_weights)
 
     def reset_classifier(self, num_classes: int) -> None:
@@ -224,13 +227,18 @@ class UniFormerLight(UniFormer):
     def forward_features(self, x: torch.Tensor, keep_ratio: float | None = None) -> torch.Tensor:
         return self.norm(self.forward_stages(x, keep_ratio)[-1])
 
-    def forward(self, x: torch.Tensor, keep_ratio: float | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep_ratio: float | None = None):
+        if self.is_backbone:
+            return self.forward_dense(self.forward_stages(x, keep_ratio))
         return self.forward_head(self.forward_features(x, keep_ratio))
 
     def forward_trace(self, x: torch.Tensor, keep_ratio: float | None = None) -> tuple[torch.Tensor, list[BlockTrace]]:
-        """Logits (B, num_classes) and one BlockTrace per hourglass block, in forward order."""
+        """Logits (B, num_classes) (backbones: the stage maps) and one BlockTrace per hourglass
+        block, in forward order."""
         trace: list[BlockTrace] = []
         outs, _ = self._forward_stages(x, keep_ratio, trace)
+        if self.is_backbone:
+            return self.forward_dense(outs), trace
         return self.forward_head(self.norm(outs[-1])), trace
 
 
@@ -248,7 +256,7 @@ def _light_config(size: str) -> UniFormerLightConfig:
 
 def _register() -> None:
     from ..registry import ModelEntry, PretrainedCfg, register_model
-    from .uniformer import checkpoint_filter_fn
+    from .uniformer import backbone_filter_fn, checkpoint_filter_fn
 
     drive = ("The official file is on Google Drive / Baidu Cloud "
              "(Sense-X/UniFormer, image_classification/README.md, light-weight models).")
@@ -267,6 +275,19 @@ def _register() -> None:
                                          reference_variant=reference.get(name)),
                 filter_fn=checkpoint_filter_fn, task="image-classification",
                 description=f"UniFormer-{size.upper()} light-weight, hourglass token shrinking, {res}px"))
+
+    backbone_hint = ("Backbone weights come inside the official dense checkpoints (fpn_{0}, mask_rcnn_1x_{0}; "
+                     "Google Drive, Sense-X/UniFormer semantic_segmentation / object_detection READMEs); "
+                     "their 'backbone.' entries are used.")
+    for size in sizes:
+        register_model(ModelEntry(
+            name=f"uniformer_{size}_backbone", build=UniFormerLight,
+            config=_light_config(size).replace(out_indices=(0, 1, 2, 3)),
+            pretrained=PretrainedCfg(download_hint=backbone_hint.format(size), input_size=(3, 512, 512),
+                                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), label_set="none",
+                                     num_classes=0, reference_variant=(f"seg_{size}", f"det_{size}")),
+            filter_fn=backbone_filter_fn, task="backbone", head_prefixes=(),
+            description=f"UniFormer-{size.upper()} dense-prediction backbone (4 normalized stage maps, strides 4-32)"))
 
 
 _register()

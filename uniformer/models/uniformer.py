@@ -16,7 +16,8 @@ from torch import nn
 
 from ..blocks import BLOCK_TYPES, ConvStem, PatchEmbed, UniFormerBlock, batch_norm_nd
 
-__all__ = ["UniFormerConfig", "UniFormerStage", "UniFormer", "checkpoint_filter_fn", "official_to_ours"]
+__all__ = ["UniFormerConfig", "UniFormerStage", "UniFormer", "checkpoint_filter_fn", "backbone_filter_fn",
+           "official_to_ours"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class UniFormerConfig:
     layer_scale_init: None (no layer scale) or gamma's initial value; layer_scale_local: whether
     local blocks get layer scale too (the token-labeling L model) or only global ones (B-LS).
     aux_head: token-labeling head; eval logits = head(mean) + aux_weight * max_tokens aux_head.
+    out_indices: None for a classifier; stage indices (e.g. (0, 1, 2, 3)) for a dense-prediction
+    backbone (§4.3): no classifier, each stage map normalized by ``out_norms`` (LayerNorm eps 1e-6,
+    the official ``norm1..norm4``) and the chosen ones returned.
     """
 
     depths: tuple[int, int, int, int] = (3, 4, 8, 3)
@@ -51,6 +55,7 @@ class UniFormerConfig:
     drop_rate: float = 0.0
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
+    out_indices: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if not (len(self.depths) == len(self.dims) == len(self.block_types) == 4):
@@ -63,6 +68,8 @@ class UniFormerConfig:
                 raise ValueError(f"{name} must be 'patch' or 'conv', got {getattr(self, name)!r}")
         if self.spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+        if self.out_indices is not None and (not self.out_indices or not set(self.out_indices) <= {0, 1, 2, 3}):
+            raise ValueError(f"out_indices must be stage indices in 0..3, got {self.out_indices}")
 
     def replace(self, **changes) -> "UniFormerConfig":
         """A copy with ``changes`` applied (raises TypeError for unknown fields)."""
@@ -126,13 +133,21 @@ class UniFormer(nn.Module):
         starts = [sum(cfg.depths[:i]) for i in range(4)]
         self.stages = nn.ModuleList(
             UniFormerStage(cfg, i, dpr[starts[i]:starts[i] + cfg.depths[i]]) for i in range(4))
-        self.norm = batch_norm_nd(cfg.spatial_dims)(self.num_features)
-        self.head_drop = nn.Dropout(cfg.drop_rate)
-        self.head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         self.aux_head = None
-        if cfg.aux_head:
-            self.aux_head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        if cfg.out_indices is None:
+            self.norm = batch_norm_nd(cfg.spatial_dims)(self.num_features)
+            self.head_drop = nn.Dropout(cfg.drop_rate)
+            self.head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+            if cfg.aux_head:
+                self.aux_head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        else:
+            self.out_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-6) for d in cfg.dims)
         self.apply(self._init_weights)
+
+    @property
+    def is_backbone(self) -> bool:
+        """True for a dense-prediction backbone (``cfg.out_indices`` set): forward returns maps."""
+        return self.cfg.out_indices is not None
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -184,7 +199,15 @@ class UniFormer(nn.Module):
             logits = logits + self.cfg.aux_weight * self.aux_head(tokens).amax(1)
         return logits
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_dense(self, stage_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Backbone output: the ``out_indices`` stage maps, each LayerNorm-ed over channels
+        [(B, dims[i], *S / stride_i)]."""
+        return [self.out_norms[i](stage_maps[i].movedim(1, -1)).movedim(-1, 1) for i in self.cfg.out_indices]
+
+    def forward(self, x: torch.Tensor):
+        """Classifier: (B, C, *S) -> logits (B, num_classes). Backbone: -> list of stage maps."""
+        if self.is_backbone:
+            return self.forward_dense(self.forward_stages(x))
         return self.forward_head(self.forward_features(x))
 
 
@@ -202,6 +225,7 @@ _BLOCK_KEY_RULES = (
 )
 _BLOCK_PREFIX = re.compile(r"^blocks([1-4])\.(\d+)\.(.*)$")
 _EMBED_PREFIX = re.compile(r"^patch_embed([1-4])\.(.*)$")
+_OUT_NORM_PREFIX = re.compile(r"^norm([1-4])\.(.*)$")
 
 
 def official_to_ours(key: str) -> str:
@@ -209,11 +233,15 @@ def official_to_ours(key: str) -> str:
 
     ``patch_embed{k}.*`` -> ``stages.{k-1}.downsample.*``; ``blocks{k}.{j}.*`` ->
     ``stages.{k-1}.blocks.{j}.*`` with pos_embed -> dpe.proj, conv1/attn/conv2 -> mhra.value/
-    affinity/proj (local), attn.qkv/proj -> mhra.qkv/proj (global), mlp -> ffn, gamma_i -> lsi.gamma.
+    affinity/proj (local), attn.qkv/proj -> mhra.qkv/proj (global), mlp -> ffn, gamma_i -> lsi.gamma;
+    dense backbones' ``norm{k}.*`` -> ``out_norms.{k-1}.*``.
     """
     m = _EMBED_PREFIX.match(key)
     if m:
         return f"stages.{int(m[1]) - 1}.downsample.{m[2]}"
+    m = _OUT_NORM_PREFIX.match(key)
+    if m:  # dense backbones' per-stage output norms
+        return f"out_norms.{int(m[1]) - 1}.{m[2]}"
     m = _BLOCK_PREFIX.match(key)
     if not m:
         return key
@@ -244,3 +272,12 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module |
             value = value.reshape(-1)
         out[new_key] = value
     return out
+
+
+def backbone_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """``checkpoint_filter_fn`` for dense backbones: from a full mmseg/mmdet/mmpose checkpoint
+    (keys ``backbone.*``, ``neck.*``, ``decode_head.*`` ...) only the ``backbone.*`` entries are
+    taken (prefix removed); a backbone-only state dict passes as is."""
+    if any(k.startswith("backbone.") for k in state_dict):
+        state_dict = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
+    return checkpoint_filter_fn(state_dict, model)
