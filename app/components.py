@@ -18,16 +18,15 @@ __all__ = ["RawImage"]
 
 class RawImage(gr.Image):
     """``gr.Image`` whose handler receives the path of the uploaded (or webcam / clipboard) file
-    as is, never decoded by Gradio (``type="filepath"`` semantics without Pillow).
+    as is, never decoded by Gradio: ``type="filepath"`` semantics without Pillow, whatever ``type``
+    says (pass ``type="filepath"`` so the API docs describe it right).
 
     The path is one Gradio validated (a file in its upload cache). Base64 data URLs are written to
-    that cache first. Display in the browser is unchanged.
+    that cache first. Display in the browser is unchanged. The constructor is gr.Image's own, which
+    Gradio needs: it sends the constructor's named parameters to the frontend.
     """
 
-    def __init__(self, *args, **kwargs):
-        kwargs["type"] = "filepath"
-        kwargs.setdefault("image_mode", None)
-        super().__init__(*args, **kwargs)
+    is_template = True  # Gradio's marker for "render with the parent's (gr.Image's) frontend"
 
     def preprocess(self, payload: ImageData | None) -> str | None:
         """The uploaded file's local path (str), or None when there is no image."""

@@ -20,9 +20,9 @@ EXAMPLE_FILES = (
 
 #: Caption of the gallery: sources and licences as those packages' docs state them.
 EXAMPLES_CREDIT = (
-    "Examples: sample images shipped with scikit-image (astronaut: Eileen Collins, NASA, public domain; "
-    "chelsea: CC0, Stefan van der Walt; coffee: CC0, Rachel Michetti / Pikolo Espresso Bar) and "
-    "scikit-learn (china, flower: CC BY 2.0, Flickr users danielbuechele and vultilion)."
+    "Examples: sample images shipped with scikit-image (chelsea: CC0, Stefan van der Walt; coffee: CC0, "
+    "Rachel Michetti / Pikolo Espresso Bar; astronaut: Eileen Collins, NASA, public domain) and scikit-learn "
+    "(china, flower: CC BY 2.0, Flickr users danielbuechele and vultilion)."
 )
 
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "uniformer_examples"

@@ -85,21 +85,21 @@ def label_scores(topk: list[ClassScore]) -> dict[str, float]:
 
 
 def prediction_details(prediction: ImagePrediction) -> str:
-    """One Markdown line: device, precision, inference and preprocessing time (ms), input size."""
+    """Markdown of what produced ``prediction``: model and weights, then device, precision,
+    inference and preprocessing time (ms) and input size."""
     size = "\u00d7".join(str(s) for s in prediction.input_size)
-    return (f"**Device:** {device_label(torch.device(prediction.device))} \u00b7 **Precision:** {prediction.precision}"
+    return (f"**Model:** {prediction.model_name} \u00b7 **Weights:** {prediction.weights.describe()}  \n"
+            f"**Device:** {device_label(torch.device(prediction.device))} \u00b7 **Precision:** {prediction.precision}"
             f" \u00b7 **Inference:** {prediction.inference_ms:.1f} ms (+ {prediction.preprocess_ms:.1f} ms "
             f"preprocessing) \u00b7 **Input:** {size}")
 
 
 class ImageResult(NamedTuple):
     """Outputs of the image tab, in the order of its output components: top-k scores for
-    ``gr.Label``, the details line, then the :class:`ModelStatus` fields."""
+    ``gr.Label`` and the Markdown details (see :func:`prediction_details`)."""
 
     label: dict[str, float] | None
     details: str
-    weights: str
-    banner: str
 
 
 def classify_image(image, model_name: str, precision: str = "fp32") -> ImageResult:
@@ -123,10 +123,10 @@ def classify_image(image, model_name: str, precision: str = "fp32") -> ImageResu
                        print_exception=False) from None
     except ValueError as e:
         raise gr.Error(str(e), title="Invalid setting") from None
-    return ImageResult(label_scores(prediction.topk), prediction_details(prediction), *render_status(loaded))
+    return ImageResult(label_scores(prediction.topk), prediction_details(prediction))
 
 
-def empty_result() -> tuple[None, str]:
-    """Cleared label and details: shown while the input image changes, so no stale result stays
-    next to a new image."""
-    return None, ""
+def empty_result() -> ImageResult:
+    """No result: shown when the image or the model changes, so no stale result stays next to a
+    new input."""
+    return ImageResult(None, "")

@@ -16,16 +16,17 @@ def build_image_tab(demo: gr.Blocks) -> None:
     with gr.Tab("Image classification", id="image"):
         with gr.Row(equal_height=False):
             with gr.Column():
-                image = RawImage(label="Image", sources=["upload", "webcam", "clipboard"], height=360,
+                image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"], height=360,
                                  elem_id="input-image")
                 with gr.Row():
                     model = gr.Dropdown(image_model_choices(), value=DEFAULT_MODEL, label="Model", scale=3,
                                         elem_id="model")
                     precision = gr.Radio(handlers.precision_choices(handlers.default_device()), value="fp32",
-                                         label="Precision", scale=2, elem_id="precision")
+                                         label="Precision", scale=2, elem_id="precision",
+                                         info="bf16 is fast only on GPUs and CPUs with native bf16")
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
                 examples = write_examples()
-                gr.Examples([[str(p)] for p in examples.values()], inputs=image, example_labels=list(examples),
+                gr.Examples([[str(p)] for p in examples.values()], inputs=image,
                             cache_examples=False, label="Examples (click one, then Classify)")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column():
@@ -35,8 +36,7 @@ def build_image_tab(demo: gr.Blocks) -> None:
                                  elem_id="top-classes")
                 details = gr.Markdown(elem_id="details")
 
-    status = [weights, banner]
-    button.click(handlers.classify_image, [image, model, precision], [label, details, *status], api_name="classify")
-    gr.on([demo.load, model.change], handlers.model_status, model, status, api_visibility="private")
+    button.click(handlers.classify_image, [image, model, precision], [label, details], api_name="classify")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
     gr.on([image.change, model.change], handlers.empty_result, None, [label, details], api_visibility="private",
           show_progress="hidden")
