@@ -105,16 +105,24 @@ class GlobalMHRA(nn.Module):
     A_n(X_i, X_j) = softmax_j(Q_n(X_i)^T K_n(X_j) / sqrt(d)), heads = dim // head_dim, d = dim //
     heads. Runs ``F.scaled_dot_product_attention`` (fused kernels where available).
 
-    ``forward``: tokens (B, N, C) -> (B, N, C).
+    ``window_size`` (dense backbones, §4.3): attention inside non-overlapping windows of the 2-D
+    token grid instead; the grid is zero-padded right/bottom to a multiple of the window (the
+    official rule: padding after the norm, no mask), same parameters as the global form.
+
+    ``forward(x, grid=None)``: tokens (B, N, C) -> (B, N, C); ``grid`` = (H, W) is needed only
+    for windows. Raises ValueError when a windowed MHRA gets no 2-D grid.
     """
 
     channels_last = True
 
     def __init__(self, dim: int, head_dim: int = 64, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0):
+                 proj_drop: float = 0.0, window_size: int | None = None):
         super().__init__()
         if head_dim <= 0 or dim % head_dim:
             raise ValueError(f"dim {dim} is not a multiple of head_dim {head_dim}")
+        if window_size is not None and window_size <= 0:
+            raise ValueError(f"window_size must be positive, got {window_size}")
+        self.window_size = window_size
         self.num_heads = dim // head_dim
         self.head_dim = dim // self.num_heads
         self.scale = self.head_dim ** -0.5
@@ -136,8 +144,20 @@ class GlobalMHRA(nn.Module):
         x = x.transpose(1, 2).reshape(B, N, -1)  # heads concatenated: (B, N, C)
         return self.proj_drop(self.proj(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._aggregate(*self.qkv_heads(x))
+    def forward(self, x: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+        if self.window_size is None:
+            return self._aggregate(*self.qkv_heads(x))
+        if grid is None or len(grid) != 2:
+            raise ValueError(f"windowed MHRA needs the 2-D token grid (H, W), got {grid}")
+        B, N, C = x.shape
+        H, W = grid
+        ws = self.window_size
+        x = F.pad(x.view(B, H, W, C), (0, 0, 0, (-W) % ws, 0, (-H) % ws))  # zeros right/bottom
+        Hp, Wp = x.shape[1:3]
+        windows = x.view(B, Hp // ws, ws, Wp // ws, ws, C).permute(0, 1, 3, 2, 4, 5)  # (B, nH, nW, ws, ws, C)
+        out = self._aggregate(*self.qkv_heads(windows.reshape(-1, ws * ws, C)))  # (B * nH * nW, ws*ws, C)
+        out = out.view(B, Hp // ws, Wp // ws, ws, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(B, Hp, Wp, C)
+        return out[:, :H, :W].reshape(B, N, C)  # crop the padding away
 
     def forward_with_query0_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like ``forward``, and also the attention of token 0 (the score token) to the others,
@@ -193,14 +213,14 @@ class UniFormerBlock(nn.Module):
     """One UniFormer block (Eq. 1-3): DPE, then MHRA and FFN, each pre-norm with a residual.
 
     ``block_type`` 'local' (Eq. 5-6, BatchNorm, conv FFN) or 'global' (Eq. 7, LayerNorm eps 1e-6,
-    linear FFN). ``forward``: (B, C, *S) -> (B, C, *S) with S = (H, W) or (T, H, W).
+    linear FFN; ``window_size`` makes its MHRA windowed, §4.3). ``forward``: (B, C, *S) -> (B, C, *S) with S = (H, W) or (T, H, W).
     Raises ValueError for an unknown ``block_type``.
     """
 
     def __init__(self, dim: int, block_type: str = "global", spatial_dims: int = 2, head_dim: int = 64,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0, attn_drop: float = 0.0,
                  drop_path: float = 0.0, layer_scale_init: float | None = None, local_kernel_size: int = 5,
-                 dpe_kernel_size: int = 3):
+                 dpe_kernel_size: int = 3, window_size: int | None = None):
         super().__init__()
         if block_type not in BLOCK_TYPES:
             raise ValueError(f"block_type must be one of {BLOCK_TYPES}, got {block_type!r}")
@@ -214,7 +234,7 @@ class UniFormerBlock(nn.Module):
             self.norm2 = norm(dim)
         else:
             self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-            self.mhra = GlobalMHRA(dim, head_dim, qkv_bias, attn_drop, drop)
+            self.mhra = GlobalMHRA(dim, head_dim, qkv_bias, attn_drop, drop, window_size)
             self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         channels_last = self.mhra.channels_last
         self.ffn = FFN(dim, hidden, channels_last, spatial_dims, drop)
@@ -223,18 +243,18 @@ class UniFormerBlock(nn.Module):
         self.ls2 = LayerScale(dim, layer_scale_init, channel_dim) if layer_scale_init is not None else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def _mhra_ffn(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1(self.mhra(self.norm1(x))))  # Eq. 2
+    def _mhra_ffn(self, x: torch.Tensor, *mhra_args) -> torch.Tensor:
+        x = x + self.drop_path(self.ls1(self.mhra(self.norm1(x), *mhra_args)))  # Eq. 2
         return x + self.drop_path(self.ls2(self.ffn(self.norm2(x))))  # Eq. 3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.dpe(x)  # Eq. 1
         if not self.mhra.channels_last:
             return self._mhra_ffn(x)
-        B, C, *spatial = x.shape
+        B, C, *grid = x.shape
         x = x.flatten(2).transpose(1, 2)  # (B, C, *S) -> (B, N, C)
-        x = self._mhra_ffn(x)
-        return x.transpose(1, 2).reshape(B, C, *spatial)  # (B, N, C) -> (B, C, *S)
+        x = self._mhra_ffn(x, grid)
+        return x.transpose(1, 2).reshape(B, C, *grid)  # (B, N, C) -> (B, C, *S)
 
 
 def _as_tuple(v: int | Sequence[int], n: int) -> tuple[int, ...]:

@@ -57,6 +57,7 @@ def capture_attention(model: nn.Module):
     Yields an :class:`AttentionCapture` filled as forwards run (one forward per capture is the usual
     use; a second forward overwrites). Thread-safe: other threads' forwards are not recorded.
     The token grid of each block is taken from the enclosing ``UniFormerBlock``'s input.
+    Windowed MHRAs (dense backbones run with windows) are not recorded.
     """
     capture = AttentionCapture()
     handles = []
@@ -79,7 +80,7 @@ def capture_attention(model: nn.Module):
 
     for name, module in model.named_modules():
         mhra = getattr(module, "mhra", None)
-        if isinstance(mhra, GlobalMHRA):
+        if isinstance(mhra, GlobalMHRA) and mhra.window_size is None:
             handles.append(module.register_forward_pre_hook(make_grid_hook(f"{name}.mhra")))
             handles.append(mhra.register_forward_pre_hook(make_pre_hook(f"{name}.mhra")))
     token = _ACTIVE.set(capture)

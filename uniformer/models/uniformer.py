@@ -16,7 +16,9 @@ from torch import nn
 
 from ..blocks import BLOCK_TYPES, ConvStem, PatchEmbed, UniFormerBlock, batch_norm_nd
 
-__all__ = ["UniFormerConfig", "UniFormerStage", "UniFormer", "checkpoint_filter_fn", "backbone_filter_fn",
+STAGE3_ATTENTION = ("global", "window", "hybrid")
+
+__all__ = ["UniFormerConfig", "STAGE3_ATTENTION", "stage3_window_sizes", "with_stage3_attention", "UniFormerStage", "UniFormer", "checkpoint_filter_fn", "backbone_filter_fn",
            "official_to_ours"]
 
 
@@ -35,6 +37,9 @@ class UniFormerConfig:
     out_indices: None for a classifier; stage indices (e.g. (0, 1, 2, 3)) for a dense-prediction
     backbone (§4.3): no classifier, each stage map normalized by ``out_norms`` (LayerNorm eps 1e-6,
     the official ``norm1..norm4``) and the chosen ones returned.
+    stage3_attention: 'global' (every stage-3 block global), 'window' (every stage-3 block
+    windowed, ``window_size`` tokens square) or 'hybrid' (windowed, but every 4th block global);
+    §4.3. Stage 4 is always global. Windows change no parameter: it is a run-time choice.
     """
 
     depths: tuple[int, int, int, int] = (3, 4, 8, 3)
@@ -56,6 +61,8 @@ class UniFormerConfig:
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
     out_indices: tuple[int, ...] | None = None
+    stage3_attention: str = "global"
+    window_size: int = 14
 
     def __post_init__(self):
         if not (len(self.depths) == len(self.dims) == len(self.block_types) == 4):
@@ -68,6 +75,8 @@ class UniFormerConfig:
                 raise ValueError(f"{name} must be 'patch' or 'conv', got {getattr(self, name)!r}")
         if self.spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+        if self.stage3_attention not in STAGE3_ATTENTION:
+            raise ValueError(f"stage3_attention must be one of {STAGE3_ATTENTION}, got {self.stage3_attention!r}")
         if self.out_indices is not None and (not self.out_indices or not set(self.out_indices) <= {0, 1, 2, 3}):
             raise ValueError(f"out_indices must be stage indices in 0..3, got {self.out_indices}")
 
@@ -85,6 +94,17 @@ def _patch_geometry(stage: int, spatial_dims: int) -> tuple[tuple[int, ...], tup
     if spatial_dims == 2:
         return ((4, 4), (4, 4), (0, 0)) if stage == 0 else ((2, 2), (2, 2), (0, 0))
     return ((3, 4, 4), (2, 4, 4), (1, 0, 0)) if stage == 0 else ((1, 2, 2), (1, 2, 2), (0, 0, 0))
+
+
+def stage3_window_sizes(cfg: UniFormerConfig) -> list[int | None]:
+    """Window size of each stage-3 block (None = global): 'hybrid' makes block i global when
+    (i + 1) % 4 == 0 (official rule: S global at 3, 7; B at 3, 7, 11, 15, 19)."""
+    n = cfg.depths[2]
+    if cfg.stage3_attention == "global":
+        return [None] * n
+    if cfg.stage3_attention == "window":
+        return [cfg.window_size] * n
+    return [None if (i + 1) % 4 == 0 else cfg.window_size for i in range(n)]
 
 
 class UniFormerStage(nn.Module):
@@ -105,10 +125,11 @@ class UniFormerStage(nn.Module):
             self.downsample = PatchEmbed(in_dim, dim, kernel, stride, padding, spatial_dims=sd)
         block_type = cfg.block_types[stage]
         use_ls = cfg.layer_scale_init is not None and (block_type == "global" or cfg.layer_scale_local)
+        windows = stage3_window_sizes(cfg) if stage == 2 else [None] * len(drop_path_rates)
         self.blocks = nn.Sequential(*[
             UniFormerBlock(dim, block_type, sd, cfg.head_dim, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate,
-                           cfg.attn_drop_rate, dpr, cfg.layer_scale_init if use_ls else None)
-            for dpr in drop_path_rates
+                           cfg.attn_drop_rate, dpr, cfg.layer_scale_init if use_ls else None, window_size=ws)
+            for dpr, ws in zip(drop_path_rates, windows)
         ])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -281,3 +302,18 @@ def backbone_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module | N
     if any(k.startswith("backbone.") for k in state_dict):
         state_dict = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
     return checkpoint_filter_fn(state_dict, model)
+
+
+def with_stage3_attention(model: UniFormer, mode: str, window_size: int | None = None) -> UniFormer:
+    """The same network with stage-3 attention ``mode`` ('global' / 'window' / 'hybrid'), sharing
+    ``model``'s parameter tensors (no copy; ``model`` itself is unchanged, so requests using
+    different modes never interfere). The official "w32" / "h32" results are the global
+    checkpoints run this way (OFFICIAL_NOTES §3.4). Raises ValueError for an unknown mode.
+    """
+    cfg = model.cfg.replace(stage3_attention=mode, window_size=window_size or model.cfg.window_size)
+    twin = type(model)(cfg)
+    twin.load_state_dict(model.state_dict(), strict=True, assign=True)
+    for attr in ("pretrained_cfg", "model_name", "weights_info"):
+        if hasattr(model, attr):
+            setattr(twin, attr, getattr(model, attr))
+    return twin.train(model.training)
