@@ -285,7 +285,8 @@ class PatchEmbed(nn.Module):
 class ConvStem(nn.Module):
     """Overlapping convolutional downsampling (the S-dagger / light models' "conv stem", Table 1).
 
-    ``stem=True`` (first stage, stride 4): Conv3x3 s2 (-> C/2) · BN · GELU · Conv3x3 s2 (-> C) · BN.
+    ``stem=True`` (first stage, stride 4): Conv3x3 s2 (-> C/2) · BN · GELU · Conv3x3 s2 (-> C) · BN;
+    in 3-D (light video) the kernels are 3x3x3 with strides (1, 2, 2) then (2, 2, 2), halving T.
     ``stem=False`` (later stages, stride 2): Conv3x3 s2 · BN. Padding 1, so sizes are ceil-divided.
     Keys follow the official ``proj.{0,1,3,4}`` / ``proj.{0,1}``. ``forward``: (B, C_in, *S) -> (B, C_out, *S').
     """
@@ -295,7 +296,8 @@ class ConvStem(nn.Module):
         conv, bn = conv_nd(spatial_dims), batch_norm_nd(spatial_dims)
         if stem:
             mid = out_dim // 2
-            self.proj = nn.Sequential(conv(in_dim, mid, 3, 2, 1), bn(mid), nn.GELU(),
+            first_stride = 2 if spatial_dims == 2 else (1, 2, 2)
+            self.proj = nn.Sequential(conv(in_dim, mid, 3, first_stride, 1), bn(mid), nn.GELU(),
                                       conv(mid, out_dim, 3, 2, 1), bn(out_dim))
         else:
             self.proj = nn.Sequential(conv(in_dim, out_dim, 3, 2, 1), bn(out_dim))
