@@ -16,8 +16,8 @@ def build_image_tab(demo: gr.Blocks) -> None:
     with gr.Tab("Image classification", id="image"):
         with gr.Row(equal_height=False):
             with gr.Column():
-                image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"], height=360,
-                                 elem_id="input-image")
+                image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
+                                 height=360, elem_id="input-image")
                 with gr.Row():
                     model = gr.Dropdown(image_model_choices(), value=DEFAULT_MODEL, label="Model", scale=3,
                                         elem_id="model")
@@ -30,8 +30,8 @@ def build_image_tab(demo: gr.Blocks) -> None:
                             cache_examples=False, label="Examples (click one, then Classify)")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column():
-                banner = gr.HTML(elem_id="weights-banner")
                 weights = gr.Markdown(elem_id="weights")
+                banner = gr.HTML(elem_id="weights-banner")
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes",
                                  elem_id="top-classes")
                 details = gr.Markdown(elem_id="details")
