@@ -144,3 +144,36 @@ def test_bf16_keeps_index_bookkeeping_exact(xxs):
         ref = xxs(x)
     assert torch.isfinite(logits).all()
     assert (logits.float().softmax(-1) - ref.softmax(-1)).abs().max() < 0.05
+
+
+def test_shrinking_views_on_an_image(xxs):
+    """Trace -> token states, scores, overlay in image coordinates, schedule table, keep-ratio sweep."""
+    import numpy as np
+    from PIL import Image
+
+    from uniformer.data import eval_transform
+    from uniformer.explain import input_geometry
+    from uniformer.explain.shrinking import (FUSED, KEPT, keep_ratio_sweep, score_map, shrinking_overlay,
+                                             token_state_map, tokens_per_layer)
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    x = eval_transform(xxs.pretrained_cfg)(img)[None]
+    with torch.no_grad():
+        _, trace = xxs.forward_trace(x)
+    state = token_state_map(trace[2])
+    assert state.shape == (10, 10) and (state == KEPT).sum() == 50 and (state == FUSED).sum() == 50
+    assert score_map(trace[0]) is None and score_map(trace[2]).shape == (10, 10)
+    geo = input_geometry(img.size, xxs.pretrained_cfg)
+    overlay = np.asarray(shrinking_overlay(img, trace[2], geo)).astype(int)
+    assert overlay.shape == (300, 400, 3)
+    fused_token = int(trace[2].fused[0, 0])
+    kept_token = int(trace[2].kept[0, 0])
+    def centre_change(token):
+        cx, cy = geo.token_centers((10, 10))[token]
+        return np.abs(overlay[int(cy), int(cx)] - np.asarray(img)[int(cy), int(cx)]).sum()
+    assert centre_change(fused_token) > centre_change(kept_token)  # fused tokens are darkened
+    rows = tokens_per_layer(trace)
+    assert [r["processed"] for r in rows] == [101] + [52] * 7 + [14] * 2 and rows[0]["stage"] == 3
+    sweep = keep_ratio_sweep(xxs, x, ratios=(1.0, 0.5, 0.25), repeats=1)
+    assert [p.tokens_processed for p in sweep] == sorted((p.tokens_processed for p in sweep), reverse=True)
+    assert all(0 <= p.probability <= 1 and p.latency_ms > 0 for p in sweep)
