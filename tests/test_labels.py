@@ -16,7 +16,9 @@ from uniformer.data.labels import get_labels, label_sets
 ])
 def test_label_sets(name, n, first):
     labels = get_labels(name)
-    assert len(labels) == n and labels[0] == first and len(set(labels)) == n
+    assert len(labels) == n and labels[0] == first
+    if name != "imagenet-1k":  # ImageNet has two 'crane's and two 'maillot's
+        assert len(set(labels)) == n
 
 
 def test_kinetics_400_is_in_the_official_order():
