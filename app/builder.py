@@ -7,6 +7,7 @@ import uniformer
 
 from .handlers import default_device, device_label
 from .image_tab import build_image_tab
+from .shrinking_tab import build_shrinking_tab
 
 __all__ = ["TITLE", "build_app"]
 
@@ -25,4 +26,5 @@ def build_app() -> gr.Blocks:
         gr.Markdown(_INTRO.format(device=device_label(default_device())))
         with gr.Tabs():
             build_image_tab(demo)
+            build_shrinking_tab(demo)
     return demo
