@@ -6,6 +6,7 @@ import gradio as gr
 import uniformer
 
 from .handlers import default_device, device_label
+from .explain_tab import build_explain_tab
 from .image_tab import build_image_tab
 from .shrinking_tab import build_shrinking_tab
 
@@ -26,5 +27,6 @@ def build_app() -> gr.Blocks:
         gr.Markdown(_INTRO.format(device=device_label(default_device())))
         with gr.Tabs():
             build_image_tab(demo)
+            build_explain_tab(demo)
             build_shrinking_tab(demo)
     return demo

@@ -1,5 +1,33 @@
-"""Looking inside UniFormer: captured attention, token geometry, affinities, CAMs (library, no UI)."""
-from .capture import AttentionCapture, capture_attention, global_mhra_modules
-from .geometry import InputGeometry, input_geometry
+"""Looking inside UniFormer: captured attention, token geometry, affinities, CAMs (library, no UI).
 
-__all__ = ["AttentionCapture", "capture_attention", "global_mhra_modules", "InputGeometry", "input_geometry"]
+Start with :func:`analyze` (one forward, kept as data); every view is a function of its result.
+Grad-CAM (:mod:`uniformer.explain.cam`) imports ``pytorch_grad_cam`` only when called.
+"""
+from .affinity import LocalAffinity, ReceptiveField, effective_receptive_field, local_affinity, theoretical_receptive_field
+from .analysis import GLOBAL, LOCAL, NOT_CAPTURED, Analysis, LayerInfo, analyze
+from .attention import QueryMap, query_map, query_maps, query_token
+from .cam import CAM_METHODS, CamResult, class_activation_map, shared_weights_twin
+from .capture import AttentionCapture, capture_attention, global_mhra_modules
+from .compare import LocalVsGlobal, comparison_layers, local_vs_global
+from .distance import AttentionDistance, mean_attention_distance, token_distances
+from .features import pca_rgb, stage_pca
+from .figures import distance_figure, heatmap_figure, kernels_figure, query_figure
+from .geometry import InputGeometry, input_geometry
+from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorize, contact_sheet, display_size, draw_boxes, overlay,
+                      query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
+from .rollout import HEAD_FUSIONS, Rollout, attention_rollout, downsample_matrix, rollout_matrix
+
+__all__ = [
+    "AttentionCapture", "capture_attention", "global_mhra_modules", "InputGeometry", "input_geometry",
+    "LOCAL", "GLOBAL", "NOT_CAPTURED", "LayerInfo", "Analysis", "analyze",
+    "QueryMap", "query_token", "query_map", "query_maps",
+    "LocalAffinity", "local_affinity", "ReceptiveField", "theoretical_receptive_field", "effective_receptive_field",
+    "LocalVsGlobal", "comparison_layers", "local_vs_global",
+    "AttentionDistance", "token_distances", "mean_attention_distance",
+    "HEAD_FUSIONS", "Rollout", "rollout_matrix", "downsample_matrix", "attention_rollout",
+    "pca_rgb", "stage_pca",
+    "CAM_METHODS", "CamResult", "shared_weights_twin", "class_activation_map",
+    "display_size", "to_image", "colorize", "overlay", "draw_boxes", "contact_sheet", "QUERY_COLOUR", "REACH_COLOUR",
+    "FIELD_COLOUR", "query_boxes", "query_overlay", "receptive_field_overlay", "rgb_picture",
+    "heatmap_figure", "query_figure", "kernels_figure", "distance_figure",
+]

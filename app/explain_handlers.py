@@ -1,0 +1,451 @@
+"""What the "Explain" tab's events do, as plain functions: inputs in, display values out.
+
+The network runs once per (image, model): :func:`get_analysis` keeps the last few
+:class:`uniformer.explain.Analysis` values in a small thread-safe LRU cache keyed by the image
+file's SHA-1 and the model name, so clicks and slider moves re-render from cached data. The
+effective receptive field (a partial forward/backward per clicked stage-2 token) and the CAMs are
+cached the same way. Everything drawn comes from :mod:`uniformer.explain`; this module only
+picks, formats and writes the exported files. Errors users can fix raise ``gr.Error`` in words.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+
+from uniformer import explain as E
+from uniformer.data import ImageDecodeError, load_image
+
+from .models import get_model
+
+__all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "BoundedCache", "analyses", "extras", "image_key",
+           "get_analysis", "head_slider", "ExplainView", "Rendered", "render_view", "export_files", "prepare_image",
+           "warm_up", "click", "rerender", "export", "layer_changed", "class_choices", "CamView", "cam_view"]
+
+#: Long side (pixels) of the images the tab shows; clicks are scaled back to the original.
+MAX_DISPLAY_SIDE = 560
+#: Long side (pixels) of the smaller pictures (galleries).
+THUMBNAIL_SIDE = 300
+#: Stages offered to the CAM (1-based labels -> 0-based index).
+CAM_STAGES = {"stage 1": 0, "stage 2": 1, "stage 3": 2, "stage 4": 3}
+OUTSIDE_CROP = ("That point is outside the centre crop the model sees (the grey border): "
+                "click inside the bright region.")
+
+
+class BoundedCache:
+    """A thread-safe LRU cache of at most ``maxsize`` values and, with ``weigh`` (value -> bytes),
+    at most ``max_bytes`` in all (the newest value always stays). :meth:`get_or_compute` computes a
+    missing key once even when several threads ask for it at the same time (per-key lock)."""
+
+    def __init__(self, maxsize: int, max_bytes: int | None = None, weigh: Callable[[Any], int] | None = None):
+        self.maxsize, self.max_bytes, self.weigh = maxsize, max_bytes, weigh
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict = {}
+
+    def get(self, key):
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+            return None
+
+    def get_or_compute(self, key, compute: Callable[[], Any]) -> tuple[Any, bool]:
+        """(value, cached): the cached value, or ``compute()``'s result stored under ``key``."""
+        value = self.get(key)
+        if value is not None:
+            return value, True
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            value = self.get(key)
+            if value is not None:
+                return value, True
+            try:
+                value = compute()
+                with self._lock:
+                    self._data[key] = value
+                    while len(self._data) > max(1, self.maxsize) or (len(self._data) > 1 and self._too_heavy()):
+                        self._data.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._key_locks.pop(key, None)
+            return value, False
+
+    def _too_heavy(self) -> bool:
+        if self.max_bytes is None or self.weigh is None:
+            return False
+        return sum(self.weigh(v) for v in self._data.values()) > self.max_bytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+#: (image SHA-1, model name) -> Analysis: 4 at most, 1 GB in all (S at 224 holds ~10 MB, L at 384 ~250 MB).
+analyses = BoundedCache(4, max_bytes=1 << 30, weigh=lambda a: a.nbytes)
+#: ('erf' | 'cam' | 'static', image SHA-1, model name, ...) -> ReceptiveField / CamResult / per-analysis views.
+extras = BoundedCache(32)
+
+
+def image_key(image) -> str:
+    """SHA-1 of the uploaded file's bytes (``image`` is a path, as RawImage passes it)."""
+    if image is None:
+        raise gr.Error("No image yet: upload a photo or pick an example.", title="No image")
+    try:
+        return hashlib.sha1(Path(image).read_bytes()).hexdigest()
+    except OSError as e:
+        raise gr.Error(f"The uploaded file cannot be read: {e}", title="Unreadable image") from None
+
+
+def _loaded_model(model_name: str):
+    loaded = get_model(model_name)
+    if loaded.model is None:
+        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+    return loaded.model
+
+
+def get_analysis(image, model_name: str, key: str | None = None) -> tuple[E.Analysis, bool]:
+    """The cached :func:`uniformer.explain.analyze` of ``image`` with ``model_name`` ->
+    (analysis, cached). Raises gr.Error for no image, an undecodable file or an unloadable model."""
+    key = key or image_key(image)
+    model = _loaded_model(model_name)
+
+    def compute():
+        try:
+            return E.analyze(model, image, model_name=model_name)
+        except ImageDecodeError as e:
+            raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
+                           print_exception=False) from None
+
+    return analyses.get_or_compute((key, model_name), compute)
+
+
+def head_slider(analysis: E.Analysis, layer: int) -> dict:
+    """``gr.update`` for the head slider of 1-based ``layer``: 0 = mean, 1..heads."""
+    info = analysis.layers[min(max(layer, 1), len(analysis.layers)) - 1]
+    what = "channel group (head_dim channels)" if info.kind == E.LOCAL else "head"
+    return gr.update(maximum=info.heads, label=f"Head: 0 = mean over {info.heads}, else one {what}")
+
+
+def _display(analysis: E.Analysis, side: int = MAX_DISPLAY_SIDE) -> tuple[int, int]:
+    return E.display_size(analysis.image_size, side)
+
+
+def _to_original(analysis: E.Analysis, point: tuple[float, float]) -> tuple[float, float]:
+    """Display-image pixel (integers from the click) -> original-image pixel centre."""
+    (Wd, Hd), (W, H) = _display(analysis), analysis.image_size
+    return (point[0] + 0.5) * W / Wd, (point[1] + 0.5) * H / Hd
+
+
+def _query_overlay(analysis: E.Analysis, q: E.QueryMap, head: int | None, side: int = MAX_DISPLAY_SIDE) -> Image.Image:
+    return E.query_overlay(analysis, q, head, size=_display(analysis, side))
+
+
+def _caption(q: E.QueryMap, head: int | None = None) -> str:
+    kind = "learned affinity, Eq. 6" if q.layer.kind == E.LOCAL else "attention, Eq. 7"
+    who = "mean" if head is None else f"head {head + 1}"
+    return f"S{q.layer.stage + 1}.B{q.layer.block + 1} {kind} ({who})"
+
+
+def _erf(analysis: E.Analysis, key: str, x: float, y: float) -> E.ReceptiveField | None:
+    """The stage-2 effective receptive field of the clicked token (cached per token)."""
+    if not analysis.layers_of(E.LOCAL, stage=1):
+        return None
+    token = analysis.geometry.token_at(x, y, analysis.stage_grid(1))
+    model = _loaded_model(analysis.model_name)
+    value, _ = extras.get_or_compute(("erf", key, analysis.model_name, token),
+                                     lambda: E.effective_receptive_field(model, analysis, x, y, stage=1))
+    return value
+
+
+@dataclass(frozen=True)
+class _Static:
+    """What depends on the analysis only (not on the click or sliders), computed once per analysis."""
+
+    distance: E.AttentionDistance
+    rollout: E.Rollout | None
+    rollout_note: str | None
+    class_overlay: Image.Image | None
+    features: list[tuple[Image.Image, str]]
+
+
+def _static(analysis: E.Analysis, key: str) -> _Static:
+    def compute() -> _Static:
+        try:
+            ro, note = E.attention_rollout(analysis), None
+        except ValueError as e:
+            ro, note = None, str(e)
+        overlay = None if ro is None else E.overlay(analysis.image, ro.class_map, analysis.geometry,
+                                                    size=_display(analysis, THUMBNAIL_SIDE))
+        features = [(E.rgb_picture(rgb, THUMBNAIL_SIDE), f"stage {s + 1} features, PCA -> RGB")
+                    for s, rgb in enumerate(E.stage_pca(analysis))]
+        return _Static(E.mean_attention_distance(analysis), ro, note, overlay, features)
+
+    return extras.get_or_compute(("static", key, analysis.model_name), compute)[0]
+
+
+class ExplainView(NamedTuple):
+    """Everything the tab shows for one click and slider setting, in output order."""
+
+    canvas: Image.Image
+    info: str
+    local_vs_global: list[tuple[Image.Image, str]]
+    erf: Image.Image | None
+    query_plot: go.Figure
+    kernels_plot: go.Figure | None
+    distance_plot: go.Figure
+    rollout: list[tuple[Image.Image, str]]
+
+
+@dataclass
+class Rendered:
+    """A rendered view: the displayed values, plus the panels and numbers the downloads hold."""
+
+    view: ExplainView
+    panels: list[tuple[str, Image.Image]]
+    payload: dict
+    title: str
+
+
+@dataclass(frozen=True)
+class _Query:
+    """The clicked point resolved against an analysis and the slider values."""
+
+    x: float
+    y: float
+    layer: E.LayerInfo
+    head: int | None  # 0-based, None = mean
+    shown: E.QueryMap | None  # None when the layer's attention was not captured
+    lvg: E.LocalVsGlobal
+    rf: E.ReceptiveField | None
+
+
+def _resolve(analysis: E.Analysis, key: str, point: tuple[float, float], layer: int, head: int) -> _Query:
+    x, y = _to_original(analysis, point)
+    info = analysis.layers[min(max(int(layer), 1), len(analysis.layers)) - 1]
+    head_index = None if not head or head > info.heads else int(head) - 1
+    try:
+        shown = None if info.kind == E.NOT_CAPTURED else E.query_map(analysis, info, x, y)
+        lvg = E.local_vs_global(analysis, x, y, selected=info if shown is not None else None)
+        rf = _erf(analysis, key, x, y)
+    except ValueError as e:
+        if "outside the centre crop" in str(e):
+            raise gr.Error(OUTSIDE_CROP, title="Outside the crop", print_exception=False) from None
+        raise
+    return _Query(x, y, info, head_index, shown, lvg, rf)
+
+
+def _info(analysis: E.Analysis, q: _Query, cached: bool, render_ms: float) -> str:
+    tokens = [divmod(analysis.geometry.token_at(q.x, q.y, analysis.stage_grid(s)), analysis.stage_grid(s)[1])
+              for s in range(len(analysis.features))]
+    who = "mean over heads" if q.head is None else f"head {q.head + 1} of {q.layer.heads}"
+    rows = [f"**Click** ({q.x:.0f}, {q.y:.0f}) of the {analysis.image_size[0]}\u00d7{analysis.image_size[1]} image "
+            f"\u00b7 **token (row, col)** " + ", ".join(f"S{s + 1} {rc}" for s, rc in enumerate(tokens)),
+            f"**Layer** {q.layer.label} \u00b7 grid {q.layer.grid[0]}\u00d7{q.layer.grid[1]} \u00b7 {who}"
+            + ("" if q.shown is not None else f" \u00b7 *{analysis.skipped[q.layer.name]}*")]
+    if q.rf is not None:
+        rows.append(f"**Stage-2 receptive field**: theoretical {q.rf.theoretical_size} px (white box), 90% of the "
+                    f"gradient within {q.rf.radius_90:.0f} px (model-input pixels)")
+    if analysis.top_classes():
+        rows.append("**Top-5** " + ", ".join(f"{label} {p:.1%}" for _, label, p in analysis.top_classes(5)))
+    rows.append(f"**Forward with capture** {analysis.forward_ms:.0f} ms" + (" (cached)" if cached else "")
+                + f" \u00b7 **render** {render_ms:.0f} ms")
+    return "  \n".join(rows)
+
+
+def _payload(analysis: E.Analysis, key: str, q: _Query, static: _Static, rollout_token: int | None) -> dict:
+    """The numbers behind the views (JSON download)."""
+    rf, ro = q.rf, static.rollout
+    return {
+        "model": analysis.model_name, "image": {"size": list(analysis.image_size), "sha1": key},
+        "click": {"x": q.x, "y": q.y, "units": "original-image pixels"},
+        "crop_box": [round(v, 2) for v in analysis.geometry.crop_box()],
+        "shown": (q.shown.to_dict(q.head) if q.shown is not None
+                  else {"layer": q.layer.name, "unavailable": analysis.skipped[q.layer.name]}),
+        "local_vs_global": [m.to_dict() for m in q.lvg.panels],
+        "attention_distance": static.distance.to_dict(),
+        "effective_receptive_field": None if rf is None else {
+            "stage": rf.stage + 1, "token": rf.token, "theoretical_size_px": rf.theoretical_size,
+            "theoretical_box_input_px": [round(v, 2) for v in rf.theoretical], "radius_90_px": round(rf.radius_90, 2)},
+        "rollout": {"unavailable": static.rollout_note} if ro is None else {
+            "grid": list(ro.grid3), "layers": ro.layers, "class_map": np.round(ro.class_map, 6).tolist(),
+            "token_map": np.round(ro.token_map(rollout_token), 6).tolist()},
+        "top5": [{"index": i, "label": label, "probability": p} for i, label, p in analysis.top_classes(5)],
+    }
+
+
+def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], layer: int, head: int,
+                cached: bool = True) -> Rendered:
+    """Draw every view for display-pixel ``point``, 1-based ``layer`` and ``head`` (0 = mean) from
+    the analysis. No network runs except the (cached) stage-2 ERF of a newly clicked token.
+    Raises gr.Error for a point outside the centre crop."""
+    t0 = time.perf_counter()
+    q = _resolve(analysis, key, point, layer, head)
+    geo, thumb = analysis.geometry, _display(analysis, THUMBNAIL_SIDE)
+    if q.shown is not None:
+        canvas, query_plot = _query_overlay(analysis, q.shown, q.head), E.query_figure(q.shown, q.head)
+    else:
+        canvas = E.overlay(analysis.image, None, geo, size=_display(analysis))
+        query_plot = E.heatmap_figure(np.zeros(q.layer.grid), f"{q.layer.label}: {analysis.skipped[q.layer.name]}")
+    gallery = [(_query_overlay(analysis, m, None, THUMBNAIL_SIDE), _caption(m)) for m in q.lvg.panels]
+    local = q.layer if q.layer.kind == E.LOCAL else (analysis.layers_of(E.LOCAL) or [None])[-1]
+    kernels_plot = None if local is None else E.kernels_figure(E.local_affinity(analysis, local),
+                                                               q.head if q.layer.kind == E.LOCAL else None)
+    static = _static(analysis, key)
+    rollout, t4 = [], None
+    if static.rollout is not None:
+        t4 = geo.token_at(q.x, q.y, static.rollout.grid4)
+        rollout = [(static.class_overlay, "rollout: mean of stage-4 tokens"),
+                   (E.overlay(analysis.image, static.rollout.token_map(t4), geo, size=thumb,
+                              boxes=[(geo.token_box(t4, static.rollout.grid4), E.QUERY_COLOUR)]),
+                    "rollout: clicked stage-4 token")]
+    erf = E.receptive_field_overlay(analysis, q.rf, _display(analysis)) if q.rf is not None else None
+    view = ExplainView(canvas, _info(analysis, q, cached, (time.perf_counter() - t0) * 1000), gallery, erf, query_plot,
+                       kernels_plot, E.distance_figure(static.distance, selected=q.layer.name),
+                       rollout + static.features)
+    panels = [(("clicked layer: " + _caption(q.shown, q.head)) if q.shown is not None else q.layer.label, canvas)]
+    panels += [(caption, im) for im, caption in gallery]
+    panels += [("stage-2 effective receptive field", erf)] if erf is not None else []
+    panels += [(caption, im) for im, caption in rollout]
+    title = f"{analysis.model_name} \u00b7 click ({q.x:.0f}, {q.y:.0f}) \u00b7 {q.layer.label}"
+    return Rendered(view, panels, _payload(analysis, key, q, static, t4), title)
+
+
+def export_files(rendered: Rendered, key: str, tag: str) -> tuple[str, str]:
+    """Write the rendered view as a PNG contact sheet and a JSON file -> (png path, json path),
+    in a folder of the system temp directory (where Gradio may serve files from)."""
+    folder = Path(tempfile.gettempdir()) / "uniformer_explain"
+    folder.mkdir(exist_ok=True)
+    stem = folder / f"explain_{key[:12]}_{tag}"
+    E.contact_sheet(rendered.panels, height=240, columns=3, title=rendered.title).save(
+        stem.with_suffix(".png"), compress_level=1)
+    stem.with_suffix(".json").write_text(json.dumps(rendered.payload, indent=1))
+    return str(stem.with_suffix(".png")), str(stem.with_suffix(".json"))
+
+
+def prepare_image(image, model_name: str) -> tuple[Image.Image | None, str, dict]:
+    """On a new image or model: the clickable picture (crop outlined, outside greyed), a hint, and
+    a fresh session state. Raises gr.Error for an unreadable file or model."""
+    if image is None:
+        return None, "Upload a photo or pick an example, then click a point on it.", {}
+    try:
+        picture = load_image(image)
+    except ImageDecodeError as e:
+        raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
+                       print_exception=False) from None
+    model = _loaded_model(model_name)
+    geometry = E.input_geometry(picture.size, model.pretrained_cfg)
+    canvas = E.overlay(picture, None, geometry, size=E.display_size(picture.size, MAX_DISPLAY_SIDE))
+    state = {"key": image_key(image), "image": image, "model": model_name, "point": None}
+    return canvas, ("**Click a point** on the picture (inside the bright region: the centre crop the model sees) "
+                    "to see where that token looks in every layer."), state
+
+
+def warm_up(state: dict) -> None:
+    """Run the captured forward for the current image and model in advance (fills the cache)."""
+    if state and state.get("image") is not None:
+        get_analysis(state["image"], state["model"], state["key"])
+
+
+def _state_analysis(state: dict) -> tuple[E.Analysis, bool]:
+    if not state or state.get("image") is None:
+        raise gr.Error("No image yet: upload a photo or pick an example, then click on it.", title="No image")
+    return get_analysis(state["image"], state["model"], state["key"])
+
+
+def click(state: dict, layer: int, head: int, evt: gr.SelectData) -> tuple:
+    """A click on the picture at display pixel ``evt.index`` = [x, y] -> (state, *ExplainView,
+    layer-slider update, head-slider update). A click outside the centre crop shows a warning and
+    changes nothing (a warning, not an error, so the picture stays clickable)."""
+    n_outputs = 3 + len(ExplainView._fields)
+    if evt.index is None:
+        gr.Warning("Click on the picture itself.")
+        return tuple(gr.skip() for _ in range(n_outputs))
+    analysis, cached = _state_analysis(state)
+    x, y = _to_original(analysis, tuple(evt.index))
+    x0, y0, x1, y1 = analysis.geometry.crop_box()
+    if not (x0 <= x < x1 and y0 <= y < y1):
+        gr.Warning(OUTSIDE_CROP, title="Outside the crop")
+        return tuple(gr.skip() for _ in range(n_outputs))
+    layer = min(max(int(layer), 1), len(analysis.layers))
+    view = render_view(analysis, state["key"], tuple(evt.index), layer, head, cached).view
+    state = {**state, "point": list(evt.index)}
+    return (state, *view, gr.update(maximum=len(analysis.layers), value=layer), head_slider(analysis, layer))
+
+
+def rerender(state: dict, layer: int, head: int) -> tuple:
+    """A slider moved: re-draw from the cached analysis (no network) -> *ExplainView; nothing
+    changes before the first click."""
+    if not state or state.get("point") is None:
+        return tuple(gr.skip() for _ in ExplainView._fields)
+    analysis, cached = _state_analysis(state)
+    return tuple(render_view(analysis, state["key"], tuple(state["point"]), layer, head, cached).view)
+
+
+def export(state: dict, layer: int, head: int) -> list[str]:
+    """The current view (click, layer, head) as [PNG path, JSON path] for download."""
+    if not state or state.get("point") is None:
+        raise gr.Error("Click a point on the picture first: the export holds what the views show.",
+                       title="Nothing to export")
+    analysis, _ = _state_analysis(state)
+    rendered = render_view(analysis, state["key"], tuple(state["point"]), layer, head)
+    x, y = state["point"]
+    return list(export_files(rendered, state["key"], f"{analysis.model_name}_{x}_{y}_L{layer}_H{head}"))
+
+
+def layer_changed(state: dict, layer: int) -> dict:
+    """Head-slider update for a new layer (its head count)."""
+    if not state or state.get("point") is None:
+        return gr.skip()
+    analysis, _ = _state_analysis(state)
+    return head_slider(analysis, layer)
+
+
+def class_choices(state: dict) -> dict:
+    """Dropdown update listing the top-5 classes of the cached analysis ('top class' first)."""
+    if not state or state.get("image") is None:
+        return gr.update(choices=[("top class", -1)], value=-1)
+    analysis, _ = _state_analysis(state)
+    return gr.update(choices=[("top class", -1)] + [(f"{label} ({p:.1%})", i) for i, label, p in analysis.top_classes(5)],
+                     value=-1)
+
+
+class CamView(NamedTuple):
+    """The CAM output: overlay image and caption."""
+
+    image: Image.Image
+    caption: str
+
+
+def cam_view(state: dict, method: str, stage: str, class_index: int | None) -> CamView:
+    """``method`` on ``stage`` ('stage 1'..'stage 4') for ``class_index`` (-1/None: top class) of
+    the current image -> CamView. One forward (+ backward) on a private copy of the model; cached."""
+    analysis, _ = _state_analysis(state)
+    model = _loaded_model(state["model"])
+    target = None if class_index is None or int(class_index) < 0 else int(class_index)
+    s = CAM_STAGES.get(stage, 3)
+    t0 = time.perf_counter()
+    try:
+        cam, cached = extras.get_or_compute(("cam", state["key"], state["model"], method, s, target),
+                                            lambda: E.class_activation_map(model, analysis, method, s, target))
+    except ValueError as e:
+        raise gr.Error(str(e), title="CAM not available") from None
+    image = E.overlay(analysis.image, cam.input_map, analysis.geometry, size=_display(analysis), smooth=True,
+                      colorscale="Jet", normalize=False)
+    took = "cached" if cached else f"{(time.perf_counter() - t0) * 1000:.0f} ms"
+    return CamView(image, f"**{method}** on stage {s + 1} for **{cam.label}** (class {cam.class_index}) \u00b7 {took}")

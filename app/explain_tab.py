@@ -1,0 +1,99 @@
+"""The "Explain" tab: components and their wiring only (logic in :mod:`app.explain_handlers`,
+pictures and figures in :mod:`uniformer.explain`)."""
+from __future__ import annotations
+
+import gradio as gr
+
+import uniformer
+from uniformer.explain import CAM_METHODS
+
+from . import explain_handlers as xh
+from .components import RawImage
+from .examples import EXAMPLES_CREDIT, write_examples
+from .handlers import model_status
+from .models import DEFAULT_MODEL, image_model_choices
+
+__all__ = ["build_explain_tab"]
+
+_INTRO = (
+    "Click a point on the photo to see how its token relates to the others, layer by layer. "
+    "Stages 1-2 use **local MHRA** (Eq. 6): a learned 5\u00d75 affinity a<sub>n</sub>, the same for every image "
+    "(green box: its reach). Stages 3-4 use **global MHRA** (Eq. 7): content-dependent attention over all tokens. "
+    "The network runs once per image and model; clicks and sliders re-draw from the cached result."
+)
+
+
+def _layer_slider(model_name: str) -> dict:
+    """Layer-slider update for ``model_name``: one step per block, starting at the first stage-3 block."""
+    depths = uniformer.get_entry(model_name).config.depths
+    return gr.update(maximum=sum(depths), value=depths[0] + depths[1] + 1)
+
+
+def build_explain_tab(demo: gr.Blocks) -> None:
+    """Add the Explain tab to ``demo`` (call inside its ``with gr.Tabs()`` block)."""
+    with gr.Tab("Explain", id="explain"):
+        gr.Markdown(_INTRO)
+        state = gr.State({})
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2):
+                image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
+                                 height=240, elem_id="explain-input")
+                model = gr.Dropdown(image_model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="explain-model")
+                weights = gr.Markdown(elem_id="explain-weights")
+                banner = gr.HTML(elem_id="explain-weights-banner")
+                gr.Examples([[str(p)] for p in write_examples().values()], inputs=image, cache_examples=False,
+                            label="Examples (pick one, then click on the picture)")
+                gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
+            with gr.Column(scale=3):
+                canvas = gr.Image(label="Click a point (cyan: the clicked token)", type="pil", interactive=False,
+                                  height=400, elem_id="explain-canvas", buttons=["download"])
+                with gr.Row():
+                    layer = gr.Slider(1, 18, value=8, step=1, label="Layer (all blocks, shallow to deep)",
+                                      elem_id="explain-layer")
+                    head = gr.Slider(0, 8, value=0, step=1, label="Head: 0 = mean over heads", elem_id="explain-head")
+                info = gr.Markdown(elem_id="explain-info")
+        with gr.Row(equal_height=False):
+            lvg = gr.Gallery(label="Same point: stage-2 local affinity | stage-3 | stage-4 global attention",
+                             columns=3, height=330, object_fit="contain", elem_id="explain-lvg", scale=3)
+            erf = gr.Image(label="Stage-2 effective receptive field", type="pil", interactive=False, height=330,
+                           elem_id="explain-erf", scale=1)
+        with gr.Row(equal_height=False):
+            query_plot = gr.Plot(label="Clicked token's row (hover for values)", elem_id="explain-query-plot")
+            distance_plot = gr.Plot(label="Mean attention distance per head", elem_id="explain-distance")
+        kernels_plot = gr.Plot(label="Local affinity kernels a_n (Eq. 6), exact weights", elem_id="explain-kernels")
+        with gr.Accordion("Attention rollout (stages 3-4) and stage features (PCA -> RGB)", open=False):
+            rollout = gr.Gallery(columns=3, height=260, object_fit="contain", elem_id="explain-rollout", show_label=False)
+        with gr.Accordion("Class activation maps (pytorch-grad-cam)", open=True):
+            with gr.Row():
+                method = gr.Dropdown(list(CAM_METHODS), value="GradCAM", label="Method", elem_id="explain-cam-method")
+                cam_stage = gr.Radio(list(xh.CAM_STAGES), value="stage 4", label="Target stage", elem_id="explain-cam-stage")
+                cam_class = gr.Dropdown([("top class", -1)], value=-1, label="Class", elem_id="explain-cam-class")
+                cam_button = gr.Button("Compute CAM", elem_id="explain-cam-run")
+            with gr.Row(equal_height=False):
+                cam_image = gr.Image(type="pil", interactive=False, height=300, show_label=False, elem_id="explain-cam")
+                cam_caption = gr.Markdown(elem_id="explain-cam-caption")
+        with gr.Row(equal_height=False):
+            export = gr.Button("Export what is shown (PNG + JSON)", elem_id="explain-export", scale=1)
+            files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="explain-files",
+                            scale=3)
+
+    view = [canvas, info, lvg, erf, query_plot, kernels_plot, distance_plot, rollout]
+    cleared = [lvg, erf, query_plot, kernels_plot, distance_plot, rollout, cam_image, cam_caption, files]
+    gr.on([demo.load, model.change], model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], _layer_slider, model, layer, api_visibility="private")
+    gr.on([image.change, model.change], xh.prepare_image, [image, model], [canvas, info, state],
+          api_visibility="private").then(
+        lambda: [None] * len(cleared), None, cleared, api_visibility="private", show_progress="hidden").then(
+        xh.warm_up, state, None, api_visibility="private", show_progress="hidden").then(
+        xh.class_choices, state, cam_class, api_visibility="private", show_progress="hidden")
+    canvas.select(xh.click, [state, layer, head], [state, *view, layer, head], api_name="explain_click",
+                  trigger_mode="always_last")
+    layer.input(xh.layer_changed, [state, layer], head, api_visibility="private", show_progress="hidden",
+                trigger_mode="always_last").then(
+        xh.rerender, [state, layer, head], view, api_visibility="private", show_progress="hidden")
+    head.input(xh.rerender, [state, layer, head], view, api_visibility="private", show_progress="hidden",
+               trigger_mode="always_last")
+    export.click(xh.export, [state, layer, head], files, api_visibility="private")
+    gr.on([cam_button.click, method.input, cam_stage.input, cam_class.input], xh.cam_view,
+          [state, method, cam_stage, cam_class], [cam_image, cam_caption], api_name="explain_cam",
+          trigger_mode="always_last")

@@ -1,0 +1,359 @@
+"""The explain library: capture, query maps, local affinity, distances, rollout, PCA, CAM, threads.
+
+Small inputs throughout (64 x 64 crops, tiny configs): every property checked here holds at any size.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import uniformer
+from uniformer import explain as E
+from uniformer.models.uniformer import UniFormer, UniFormerConfig
+
+SIZE = 64
+CFG = dataclasses.replace(uniformer.get_entry("uniformer_small_in1k").pretrained, input_size=(3, SIZE, SIZE))
+CAM_REQUIRED = ("GradCAM", "GradCAM++", "EigenCAM", "LayerCAM")
+
+
+def _photo(w: int, h: int, seed: int) -> np.ndarray:
+    """A smooth random colour image (H, W, 3) uint8: distinct, image-like tokens."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(3, 6, 8, generator=g)
+    big = F.interpolate(small[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    return (big.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+def _tiny(head_dim: int = 16, **kw) -> UniFormer:
+    """A small UniFormer (stages 3-4 global) carrying the S preprocessing at 64 px."""
+    torch.manual_seed(0)
+    cfg = UniFormerConfig(depths=(1, 2, 2, 1), dims=(16, 32, 64, 64), head_dim=head_dim, num_classes=10, **kw)
+    model = UniFormer(cfg).eval()
+    model.pretrained_cfg = dataclasses.replace(CFG, num_classes=10)
+    model.model_name = "tiny"
+    return model
+
+
+def _self_attending(model: UniFormer, gain: float = 40.0) -> UniFormer:
+    """Hand-set q = k = gain * Norm(X) in every global MHRA. With one head per block (head_dim =
+    dim) and LayerNorm output of norm sqrt(C) for every token, q_i . k_j is largest at j = i by
+    Cauchy-Schwarz, and ``gain`` makes the softmax one-hot: every token attends only to itself."""
+    with torch.no_grad():
+        for m in E.global_mhra_modules(model).values():
+            C = m.qkv.in_features
+            assert m.num_heads == 1
+            m.qkv.weight[:2 * C] = torch.cat([torch.eye(C), torch.eye(C)]) * gain
+            m.qkv.bias[:2 * C] = 0
+    return model
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    return uniformer.create_model("uniformer_small_in1k")
+
+
+@pytest.fixture(scope="module")
+def small_analysis(small):
+    return E.analyze(small, _photo(96, 80, 1), pretrained_cfg=CFG)
+
+
+def test_capture_leaves_logits_unchanged_and_lists_every_block(small, small_analysis):
+    with torch.no_grad():
+        plain = small(small_analysis.input)[0]
+    assert torch.equal(torch.from_numpy(small_analysis.logits), plain)
+    kinds = [i.kind for i in small_analysis.layers]
+    assert kinds == ["local"] * 7 + ["global"] * 11  # S: (3, 4, 8, 3) blocks, stages 1-2 local
+    assert not small_analysis.skipped
+    grids = {i.stage: i.grid for i in small_analysis.layers}
+    assert grids == {0: (16, 16), 1: (8, 8), 2: (4, 4), 3: (2, 2)}
+    assert [f.shape for f in small_analysis.features] == [(64, 16, 16), (128, 8, 8), (320, 4, 4), (512, 2, 2)]
+
+
+def test_attention_rows_sum_to_one(small_analysis):
+    for info in small_analysis.layers_of(E.GLOBAL):
+        A = small_analysis.attention[info.name]
+        assert A.shape == (info.heads, 16 if info.stage == 2 else 4, 16 if info.stage == 2 else 4)
+        assert (A >= 0).all()
+        np.testing.assert_allclose(A.sum(-1), 1, atol=1e-5)
+    x, y = 48, 40  # the centre of the 96 x 80 image
+    for q in E.query_maps(small_analysis, x, y):
+        np.testing.assert_allclose(q.per_head.sum((1, 2)), 1, atol=1e-5)
+        np.testing.assert_allclose(q.mean.sum(), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(160, 90), (90, 160), (101, 77)])
+def test_pixel_to_token_at_corners_and_centre_of_non_square_images(small, size):
+    W, H = size
+    a = E.analyze(small, _photo(W, H, 2), pretrained_cfg=CFG)
+    x0, y0, x1, y1 = a.geometry.crop_box()
+    assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+    for info in (a.layers_of(stage=s)[0] for s in range(4)):
+        h, w = info.grid
+        e = 0.01
+        assert E.query_token(a, x0 + e, y0 + e, info) == 0
+        assert E.query_token(a, x1 - e, y0 + e, info) == w - 1
+        assert E.query_token(a, x0 + e, y1 - e, info) == (h - 1) * w
+        assert E.query_token(a, x1 - e, y1 - e, info) == h * w - 1
+        r, c = divmod(E.query_token(a, (x0 + x1) / 2 + e, (y0 + y1) / 2 + e, info), w)
+        assert (r, c) == (h // 2, w // 2)  # just below-right of the crop's centre
+        centres = a.geometry.token_centers(info.grid)
+        assert [E.query_token(a, *centres[i], info) for i in range(h * w)] == list(range(h * w))
+    with pytest.raises(ValueError, match="outside the centre crop"):
+        E.query_map(a, a.layers_of(E.GLOBAL)[0], x0 - 1 if x0 >= 1 else W / 2, y0 - 1 if y0 >= 1 else H / 2)
+
+
+def test_to_image_puts_each_token_where_token_at_says(small_analysis):
+    a = small_analysis
+    for grid in ((16, 16), (4, 4), (2, 2)):
+        ids = np.arange(grid[0] * grid[1], dtype=np.float32).reshape(grid)
+        img = E.to_image(ids, a.geometry, fill=-1)
+        H, W = img.shape
+        assert (W, H) == a.image_size
+        for v in range(0, H, 7):
+            for u in range(0, W, 5):
+                try:
+                    expected = a.geometry.token_at(u + 0.5, v + 0.5, grid)
+                except ValueError:
+                    expected = -1
+                assert img[v, u] == expected
+
+
+@pytest.mark.parametrize("where", [(0.5, 0.5), (0.1, 0.15), (0.9, 0.8), (0.3, 0.95)])
+def test_query_map_peaks_at_the_clicked_token_when_tokens_attend_to_themselves(where):
+    model = _self_attending(_tiny(head_dim=64))
+    a = E.analyze(model, _photo(120, 90, 3))
+    x0, y0, x1, y1 = a.geometry.crop_box()
+    x, y = x0 + where[0] * (x1 - x0), y0 + where[1] * (y1 - y0)
+    layers = a.layers_of(E.GLOBAL)
+    assert len(layers) == 3
+    for info in layers:
+        q = E.query_map(a, info, x, y)
+        assert q.token == a.geometry.token_at(x, y, info.grid)
+        assert int(q.mean.argmax()) == q.token
+        assert q.mean.flat[q.token] > 0.99
+        # and the rollout of self-attention is the plain 2x2 downsampling map
+    r = E.attention_rollout(a)
+    np.testing.assert_allclose(r.matrix, E.downsample_matrix(r.grid3, r.grid4), atol=1e-3)
+    d = E.mean_attention_distance(a)
+    assert all(dist.max() < 0.1 for info, dist in zip(d.layers, d.per_head) if info.kind == E.GLOBAL)
+
+
+def test_uniform_attention_distance_is_the_mean_token_distance():
+    model = _tiny()
+    with torch.no_grad():
+        for m in E.global_mhra_modules(model).values():
+            C = m.qkv.in_features
+            m.qkv.weight[:2 * C] = 0  # q = k = 0: every token attends uniformly to all
+            m.qkv.bias[:2 * C] = 0
+    a = E.analyze(model, _photo(64, 64, 4))
+    d = E.mean_attention_distance(a)
+    for info, dist in zip(d.layers, d.per_head):
+        if info.kind == E.GLOBAL:
+            stride = a.stride(info.grid)
+            assert stride == (64 / info.grid[1], 64 / info.grid[0])
+            np.testing.assert_allclose(dist, E.token_distances(info.grid, stride).mean(), rtol=1e-4)
+    assert d.local_reach == 2 * 8  # 5x5 kernel, stage-2 stride 8 (model-input pixels)
+    assert d.units == "model-input pixels"
+
+
+def test_local_affinity_shown_equals_the_model_kernel_weights(small, small_analysis):
+    a = small_analysis
+    for info in a.layers_of(E.LOCAL):
+        aff = E.local_affinity(a, info)
+        weight = small.get_submodule(info.name).affinity.weight[:, 0].detach().numpy()
+        np.testing.assert_array_equal(aff.kernels, weight)
+        assert aff.head_dim == 64 and info.heads == info.dim // 64  # display groups of head_dim channels
+    info = a.layers_of(E.LOCAL, stage=1)[-1]
+    aff = E.local_affinity(a, info)
+    h, w = info.grid
+    token = 3 * w + 4
+    shown = aff.neighbourhood(token)  # (C, h, w): row `token` of A_n, Eq. 6
+    # the same row from the convolution itself: response at `token` to a one-hot at every j
+    weight = small.get_submodule(info.name).affinity.weight.detach()
+    one_hot = torch.eye(h * w).view(h * w, 1, h, w).expand(-1, weight.shape[0], -1, -1)
+    response = F.conv2d(one_hot, weight, padding=2, groups=weight.shape[0])  # (j, C, h, w)
+    row = response[:, :, 3, 4].T.reshape(-1, h, w).numpy()  # A_n[token, j]
+    np.testing.assert_allclose(shown, row, atol=1e-6)
+    np.testing.assert_array_equal(shown[:, 1:6, 2:7], aff.kernels)  # the kernel, unflipped, centred
+    q = E.query_map(a, info, *a.geometry.token_centers(info.grid)[token])
+    assert q.token == token and q.per_head.shape == (2, h, w)
+    mag = np.abs(aff.kernels) / np.abs(aff.kernels).sum((1, 2), keepdims=True)
+    np.testing.assert_allclose(q.per_head[1, 1:6, 2:7], mag[64:].mean(0), rtol=1e-5)
+    with pytest.raises(ValueError, match="not a local MHRA"):
+        E.local_affinity(a, a.layers_of(E.GLOBAL)[0])
+
+
+def test_local_vs_global_picks_stage2_next_to_stages_3_and_4(small_analysis):
+    a = small_analysis
+    lvg = E.local_vs_global(a, 48, 40)
+    assert [(m.layer.stage, m.layer.kind) for m in lvg.panels] == [(1, "local"), (2, "global"), (3, "global")]
+    assert [m.layer.block for m in lvg.panels] == [3, 7, 2]
+    chosen = a.layers_of(E.GLOBAL, stage=2)[1]
+    assert E.local_vs_global(a, 48, 40, selected=chosen).global_[0].layer == chosen
+
+
+def test_effective_receptive_field_stays_inside_the_theoretical_one():
+    model = _tiny()
+    a = E.analyze(model, _photo(64, 64, 5))
+    # stem 4x4/4; stage-1 block: DPE 3x3 + local 5x5 at jump 4; 2x2/2 downsample; 2 stage-2 blocks at jump 8
+    assert E.theoretical_receptive_field(model, 0) == (4 + (2 + 4) * 4, 4)
+    assert E.theoretical_receptive_field(model, 1) == (4 + (2 + 4) * 4 + 4 + 2 * (2 + 4) * 8, 8)
+    for stage, grid in ((0, (16, 16)), (1, (8, 8))):
+        rf = E.effective_receptive_field(model, a, 20, 36, stage=stage)
+        assert rf.erf.shape == (SIZE, SIZE) and rf.erf.max() == 1 and rf.grid == grid
+        assert rf.token == a.geometry.token_at(20, 36, grid)
+        x0, y0, x1, y1 = rf.theoretical
+        ys, xs = np.nonzero(rf.erf > 0)
+        assert xs.min() >= np.floor(x0) and xs.max() < np.ceil(x1) and ys.min() >= np.floor(y0) and ys.max() < np.ceil(y1)
+        r, c = divmod(rf.token, grid[1])
+        stride = SIZE / grid[1]
+        peak_y, peak_x = np.unravel_index(rf.erf.argmax(), rf.erf.shape)
+        assert abs(peak_x - (c + 0.5) * stride) <= 2 * stride and abs(peak_y - (r + 0.5) * stride) <= 2 * stride
+        assert 0 < rf.radius_90 <= rf.theoretical_size / 2 * 2 ** 0.5
+    assert (x1 - x0, y1 - y0) == (64, 64)  # stage 2 already sees the whole 64 px crop
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_rollout_rows_are_distributions_and_pca_is_rgb(small_analysis):
+    r = E.attention_rollout(small_analysis)
+    assert r.matrix.shape == (4, 16) and r.grid3 == (4, 4) and r.grid4 == (2, 2)
+    np.testing.assert_allclose(r.matrix.sum(1), 1, atol=1e-6)
+    assert r.class_map.shape == (4, 4) and r.token_map(3).shape == (4, 4)
+    assert len(r.layers) == 11
+    for rgb, f in zip(E.stage_pca(small_analysis), small_analysis.features):
+        assert rgb.shape == (*f.shape[1:], 3) and rgb.min() >= 0 and rgb.max() <= 1
+    rank1 = np.outer(np.arange(4.0), np.linspace(-1, 1, 16)).reshape(4, 4, 4)
+    rgb = E.pca_rgb(rank1)
+    np.testing.assert_allclose(rgb[..., 0].ravel(), np.linspace(0, 1, 16), atol=1e-9)  # 1st component
+    np.testing.assert_allclose(rgb[..., 1:], 0, atol=1e-6)  # nothing else varies
+
+
+@pytest.mark.parametrize("method", CAM_REQUIRED + ("XGradCAM", "HiResCAM"))
+def test_grad_cam_returns_an_image_sized_map_in_0_1(small, small_analysis, method):
+    a = small_analysis
+    cam = E.class_activation_map(small, a, method, stage=3)
+    W, H = a.image_size
+    assert cam.map.shape == (H, W) and cam.map.dtype == np.float32
+    assert cam.map.min() >= 0 and cam.map.max() <= 1 and cam.map.max() > 0.5
+    assert cam.input_map.shape == (SIZE, SIZE)
+    assert cam.class_index == int(np.argmax(a.logits))
+    x0, y0, x1, y1 = a.geometry.crop_box()
+    assert cam.map[:, : int(x0)].max(initial=0) == 0 and cam.map[:, int(np.ceil(x1)):].max(initial=0) == 0
+    assert all(p.grad is None and p.requires_grad for p in small.parameters())  # shared model untouched
+    assert not any(m._forward_hooks for m in small.modules())
+
+
+def test_shared_weights_twin_shares_storage_and_carries_no_hooks(small):
+    with E.capture_attention(small):  # hooks on the shared model while the twin is made
+        twin = E.shared_weights_twin(small)
+        assert any(m._forward_pre_hooks for m in small.modules())
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in twin.modules())
+    pairs = list(zip(small.parameters(), twin.parameters()))
+    assert len(pairs) == len(list(small.parameters()))
+    assert all(a.data_ptr() == b.data_ptr() and b.requires_grad is False and a.requires_grad for a, b in pairs)
+
+
+def test_grad_cam_for_a_chosen_class_and_stage_and_bad_arguments(small, small_analysis):
+    cam = E.class_activation_map(small, small_analysis, "GradCAM++", stage=2, class_index=7)
+    assert cam.class_index == 7 and cam.stage == 2 and cam.label == uniformer.data.get_labels("imagenet-1k")[7]
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        E.class_activation_map(small, small_analysis, "NoSuchCAM")
+    with pytest.raises(ValueError, match="class index"):
+        E.class_activation_map(small, small_analysis, "GradCAM", class_index=1000)
+
+
+def test_light_model_local_views_work_and_hourglass_attention_is_skipped_clearly():
+    torch.manual_seed(0)
+    model = uniformer.create_model("uniformer_xxs_160_in1k")
+    a = E.analyze(model, _photo(90, 70, 6), pretrained_cfg=dataclasses.replace(model.pretrained_cfg,
+                                                                                input_size=(3, SIZE, SIZE)))
+    with torch.no_grad():
+        assert torch.equal(torch.from_numpy(a.logits), model(a.input)[0])
+    hourglass = [i for i in a.layers if i.stage >= 2]
+    assert hourglass and all(i.kind == E.NOT_CAPTURED for i in hourglass)
+    assert all("hourglass" in a.skipped[i.name] for i in hourglass)
+    with pytest.raises(ValueError, match="hourglass"):
+        E.query_map(a, hourglass[0], 45, 35)
+    with pytest.raises(ValueError, match="hourglass"):
+        E.attention_rollout(a)
+    assert [m.layer.kind for m in E.local_vs_global(a, 45, 35).panels] == ["local"]
+    assert len(E.mean_attention_distance(a).layers) == sum(model.cfg.depths[:2])
+    cam = E.class_activation_map(model, a, "GradCAM", stage=3)  # hourglass block output (map, state)
+    assert cam.map.shape == (70, 90) and 0 < cam.map.max() <= 1
+    assert E.effective_receptive_field(model, a, 45, 35, stage=1).erf.max() == 1
+
+
+def test_capture_is_thread_safe_each_request_sees_only_its_own_maps(small):
+    images = [_photo(80, 64, 10), _photo(64, 96, 11)]
+    expected = [E.analyze(small, im, pretrained_cfg=CFG) for im in images]
+    cam_expected = E.class_activation_map(small, expected[0], "GradCAM", stage=2)
+    results: dict = {}
+    barrier = threading.Barrier(3)
+
+    def run(key, fn):
+        barrier.wait()
+        for k in range(3):
+            results[key, k] = fn()
+
+    threads = [threading.Thread(target=run, args=(i, lambda im=im: E.analyze(small, im, pretrained_cfg=CFG)))
+               for i, im in enumerate(images)]
+    threads.append(threading.Thread(target=run, args=("cam", lambda: E.class_activation_map(
+        small, expected[0], "GradCAM", stage=2))))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, exp in enumerate(expected):
+        for k in range(3):
+            got = results[i, k]
+            assert got.attention.keys() == exp.attention.keys()
+            for name in exp.attention:
+                np.testing.assert_allclose(got.attention[name], exp.attention[name], atol=1e-5)
+            np.testing.assert_allclose(got.logits, exp.logits, atol=1e-4)
+    for k in range(3):
+        np.testing.assert_allclose(results["cam", k].map, cam_expected.map, atol=1e-4)
+
+
+def test_overlay_and_contact_sheet_are_images(small_analysis):
+    a = small_analysis
+    q = E.query_map(a, a.layers_of(E.GLOBAL)[0], 48, 40)
+    box = a.geometry.token_box(q.token, q.layer.grid)
+    size = E.display_size(a.image_size, 48)
+    assert size == (48, 40)
+    im = E.overlay(a.image, q.mean, a.geometry, size=size, boxes=[(box, "cyan")])
+    assert im.size == size and im.mode == "RGB"
+    full = np.asarray(E.overlay(a.image, None, a.geometry))
+    x0 = int(np.ceil(a.geometry.crop_box()[0]))
+    assert full[:, x0 + 2:x0 + 4].std() > 0  # inside the crop: the photo; outside greyed
+    outside = full[:, : int(a.geometry.crop_box()[0])]
+    assert outside.size == 0 or np.abs(outside.astype(int) - outside.mean(-1, keepdims=True)).max() <= 1
+    sheet = E.contact_sheet([("a", im), ("b", im)], height=50, title="t")
+    assert sheet.mode == "RGB" and sheet.height > 50
+    lut = E.colorize(np.array([0.0, 1.0]))
+    assert lut.shape == (2, 3) and tuple(lut[0]) == (0, 0, 4)  # Inferno from plotly
+
+
+def test_figures_are_valid_plotly_with_hover_values(small_analysis):
+    import plotly.graph_objects as go
+
+    a = small_analysis
+    g = a.layers_of(E.GLOBAL)[0]
+    local = a.layers_of(E.LOCAL)[-1]
+    figures = [E.query_figure(E.query_map(a, g, 48, 40), head=2), E.query_figure(E.query_map(a, local, 48, 40)),
+               E.kernels_figure(E.local_affinity(a, local)), E.kernels_figure(E.local_affinity(a, local), head=1),
+               E.distance_figure(E.mean_attention_distance(a), selected=g.name),
+               E.heatmap_figure(np.eye(3), "t", zmid=0.0)]
+    for fig in figures:
+        go.Figure(fig.to_dict())  # plotly's validation: raises ValueError on any invalid property
+        assert all("hovertemplate" in t for t in fig.to_dict()["data"])
+    kernels = figures[3].data[0]
+    np.testing.assert_array_equal(np.asarray(kernels.z)[:5, :5], a.kernels[local.name][64])  # group 2: channel 64..
+    assert np.asarray(kernels.customdata)[0, 0, 0] == 64
+    distance = figures[4].to_dict()
+    assert distance["layout"]["shapes"][0]["y0"] == 16.0  # the local reach line

@@ -1,0 +1,95 @@
+"""Query-token maps: where one token of the image takes its information from, layer by layer.
+
+A click at pixel (x, y) of the original image selects, in every layer, the token whose cell
+covers that pixel (through the resize + centre crop of the eval transform, see
+:mod:`uniformer.explain.geometry`). Its row of the token affinity is a map over the layer's token
+grid:
+
+* global MHRA (Eq. 7): row i of A_n = softmax_j(Q_n(X_i)^T K_n(X_j) / sqrt(d)), per head n, a
+  probability distribution over all N tokens, different for every image;
+* local MHRA (Eq. 6): A_n(X_i, X_j) = a_n^{i-j} inside the k x k neighbourhood, the learned
+  depthwise kernel placed around token i, the same for every image (see
+  :mod:`uniformer.explain.affinity`; shown as normalized |a_n| per channel group).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .analysis import GLOBAL, LOCAL, Analysis, LayerInfo
+
+__all__ = ["QueryMap", "query_token", "query_map", "query_maps"]
+
+
+@dataclass(frozen=True)
+class QueryMap:
+    """The affinity row of one query token in one layer.
+
+    layer: the layer; token: row-major index of the query in ``layer.grid``; per_head: (heads, h, w)
+    float32, each head's row on the token grid; for a global layer row i of A_n (Eq. 7, sums to 1
+    per head), for a local layer the normalized magnitude |a_n| of each channel group placed
+    around the token (sums to 1 per group, zero outside the k x k neighbourhood).
+    """
+
+    layer: LayerInfo
+    token: int
+    per_head: np.ndarray
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(h, w) average over heads (still a distribution: sums to 1)."""
+        return self.per_head.mean(0)
+
+    def head(self, head: int | None = None) -> np.ndarray:
+        """(h, w) map of ``head`` (0-based), or the mean over heads for None.
+        Raises IndexError for a head the layer does not have."""
+        if head is None:
+            return self.mean
+        if not 0 <= head < self.per_head.shape[0]:
+            raise IndexError(f"{self.layer.label} has {self.per_head.shape[0]} heads; head {head} does not exist")
+        return self.per_head[head]
+
+    @property
+    def token_rc(self) -> tuple[int, int]:
+        """(row, col) of the query token in the grid."""
+        return divmod(self.token, self.layer.grid[1])
+
+    def to_dict(self, head: int | None = None) -> dict:
+        """JSON-ready: layer, query token (index, row, col), grid and the shown map (head or mean)."""
+        row, col = self.token_rc
+        return {"layer": self.layer.name, "label": self.layer.label, "kind": self.layer.kind,
+                "grid": list(self.layer.grid), "token": self.token, "token_row": row, "token_col": col,
+                "head": "mean" if head is None else head,
+                "map": np.round(self.head(head), 6).tolist()}
+
+
+def query_token(analysis: Analysis, x: float, y: float, layer: LayerInfo | int | str) -> int:
+    """Token index (row-major) of ``layer``'s grid under original-image pixel (x, y).
+    Raises ValueError when the pixel lies outside the centre crop the model sees."""
+    info = layer if isinstance(layer, LayerInfo) else analysis.layer(layer)
+    return analysis.geometry.token_at(x, y, info.grid)
+
+
+def query_map(analysis: Analysis, layer: LayerInfo | int | str, x: float, y: float) -> QueryMap:
+    """The affinity row of the token under original pixel (x, y) in ``layer`` (see module doc).
+
+    Raises ValueError for a pixel outside the crop or a layer whose attention was not captured
+    (``analysis.skipped`` says why)."""
+    from .affinity import local_affinity  # affinity builds on this module's QueryMap
+
+    info = layer if isinstance(layer, LayerInfo) else analysis.layer(layer)
+    token = query_token(analysis, x, y, info)
+    if info.kind == GLOBAL:
+        h, w = info.grid
+        return QueryMap(info, token, analysis.attention[info.name][:, token].reshape(-1, h, w))
+    if info.kind == LOCAL:
+        return local_affinity(analysis, info).query_map(token)
+    raise ValueError(f"{info.label}: {analysis.skipped.get(info.name, 'attention was not captured')}")
+
+
+def query_maps(analysis: Analysis, x: float, y: float, kind: str | None = None) -> list[QueryMap]:
+    """:func:`query_map` for every layer of ``kind`` ('local', 'global' or None for both) that has
+    one, in forward order."""
+    kinds = (LOCAL, GLOBAL) if kind is None else (kind,)
+    return [query_map(analysis, info, x, y) for info in analysis.layers if info.kind in kinds]
