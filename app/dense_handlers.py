@@ -1,0 +1,374 @@
+"""What the "Segmentation" and "Pose" tabs do, as plain functions: input values in, display values out.
+
+The work is the library's (:func:`uniformer.tasks.segment_image`, :func:`uniformer.tasks.estimate_pose`,
+:mod:`uniformer.tasks.visualize`); here it is turned into what the components show: overlays,
+legends, tables, downloadable files. Nothing here builds components, so every function runs (and
+is tested) without a browser. Errors users can fix (no image, a bad file, a bad box, an unloadable
+checkpoint) raise ``gr.Error`` with a message in words; Gradio shows it and keeps serving.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from uniformer.data import ImageDecodeError, load_image
+from uniformer.tasks import estimate_pose, segment_image
+from uniformer.tasks.pose import PoseResult, validate_box
+from uniformer.tasks.segmentation import SegmentationResult
+from uniformer.tasks.visualize import draw_boxes, draw_pose, mask_to_png_image, overlay_segmentation
+
+from .dense_models import Stage3Twins
+from .handlers import default_device, device_label
+from .models import get_model
+
+__all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "MAX_DISPLAY_SIDE", "SegView", "SegOutputs", "segment",
+           "compare_modes", "rerender", "empty_segmentation", "legend_html", "PoseOutputs", "BoxPick", "pick_corner",
+           "parse_box", "clear_box", "estimate", "empty_pose"]
+
+#: Stage-3 attention modes (§4.3) as (label, value).
+MODES = [("global", "global"), ("window", "window"), ("hybrid (every 4th block global)", "hybrid")]
+#: Window sizes offered: 14 (the trained hybrid models) and 32 (the official w32 / h32 test configs).
+WINDOW_SIZES = [14, 32]
+#: Short sides of the test resize offered: 512 is the official (2048, 512) keep-ratio rule.
+SHORT_SIDES = [("512 (official)", 512), ("384", 384), ("256 (fast)", 256)]
+#: Longest side (pixels) of the pictures shown in the browser (downloads keep the full size).
+MAX_DISPLAY_SIDE = 1024
+#: Classes listed in the legend (the rest are summed up in one line).
+LEGEND_ROWS = 20
+
+
+def _need_image(image) -> None:
+    if image is None:
+        raise gr.Error("No image yet: upload a photo, paste one or pick an example.", title="No image")
+
+
+def _decode(image) -> Image.Image:
+    try:
+        return load_image(image)
+    except ImageDecodeError as e:
+        raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
+                       print_exception=False) from None
+
+
+def _display_size(size: tuple[int, int]) -> tuple[int, int]:
+    w, h = size
+    f = min(1.0, MAX_DISPLAY_SIDE / max(w, h))
+    return max(1, round(w * f)), max(1, round(h * f))
+
+
+def _out_dir(prefix: str) -> Path:
+    """A fresh folder in the system temp directory (where Gradio serves files from)."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+# --- segmentation --------------------------------------------------------------------------------
+
+@dataclass
+class SegView:
+    """What the segmentation tab keeps between events (in a ``gr.State``): the photo and class map at
+    full size, the last result's summary, and the time each stage-3 mode took on this input."""
+
+    image: Image.Image
+    result: SegmentationResult
+    key: tuple
+    timings: dict = field(default_factory=dict)  # (mode, window) -> (ms, agreement with global or None)
+    global_mask: np.ndarray | None = None
+
+
+class SegOutputs(NamedTuple):
+    """Outputs of a segmentation run, in the order of the tab's output components."""
+
+    overlay: Image.Image | None
+    classes: dict  # gr.CheckboxGroup update
+    legend: str
+    details: str
+    timings: pd.DataFrame
+    files: list[str] | None
+    state: SegView | None
+
+
+def legend_html(result: SegmentationResult, visible: set[int] | None = None) -> str:
+    """HTML legend: colour swatch, class name and area (% of the image) of each class present,
+    largest first; hidden classes are struck through."""
+    areas = result.class_areas()
+    rows = []
+    for a in areas[:LEGEND_ROWS]:
+        r, g, b = result.palette[a.index]
+        name = html.escape(a.name.strip())
+        style = "text-decoration:line-through;opacity:.45" if visible is not None and a.index not in visible else ""
+        rows.append(f"<div style='display:flex;align-items:center;gap:8px;margin:2px 0;{style}'>"
+                    f"<span style='display:inline-block;width:18px;height:14px;border:1px solid #555;"
+                    f"background:rgb({r},{g},{b})'></span><span style='flex:1'>{name}</span>"
+                    f"<span style='font-variant-numeric:tabular-nums'>{100 * a.fraction:.1f}%</span></div>")
+    if len(areas) > LEGEND_ROWS:
+        rest = sum(a.fraction for a in areas[LEGEND_ROWS:])
+        rows.append(f"<div style='color:#777'>\u2026 {len(areas) - LEGEND_ROWS} more classes, "
+                    f"{100 * rest:.1f}% together</div>")
+    return f"<div class='seg-legend' style='font-size:14px'>{''.join(rows)}</div>"
+
+
+def _class_choices(result: SegmentationResult) -> list[tuple[str, int]]:
+    return [(f"{a.name.strip()} ({100 * a.fraction:.1f}%)", a.index) for a in result.class_areas()]
+
+
+def _windows_caption(result: SegmentationResult) -> str:
+    if result.stage3_attention == "global":
+        return "global: every stage-3 token attends to all others"
+    n = len(result.window_boxes())
+    ws = result.window_size
+    extra = "; blocks 4 and 8 of stage 3 stay global" if result.stage3_attention == "hybrid" else ""
+    return (f"{result.stage3_attention}: {n} window{'s' * (n != 1)} of {ws}\u00d7{ws} stage-3 tokens "
+            f"({16 * ws}\u00d7{16 * ws} input pixels, zero-padded at the right/bottom){extra}")
+
+
+def _seg_details(result: SegmentationResult) -> str:
+    w, h = result.input_size
+    return (f"**Model:** {result.model_name} \u00b7 **Weights:** {result.weights.describe()}  \n"
+            f"**Stage 3:** {_windows_caption(result)}  \n"
+            f"**Device:** {device_label(torch.device(result.device))} \u00b7 "
+            f"**Inference:** {result.inference_ms:.0f} ms "
+            f"(+ {result.preprocess_ms:.0f} ms preprocessing, {result.postprocess_ms:.0f} ms resizing) \u00b7 "
+            f"**Input:** {w}\u00d7{h} (image {result.image_size[0]}\u00d7{result.image_size[1]})")
+
+
+def _timings_table(view: SegView | None) -> pd.DataFrame:
+    columns = ["stage 3", "window", "inference (ms)", "vs global", "same class as global (%)"]
+    if view is None or not view.timings:
+        return pd.DataFrame(columns=columns)
+    base = view.timings.get(("global", None), (None, None))[0]
+    rows = []
+    order = {"global": 0, "window": 1, "hybrid": 2}
+    for (mode, ws), (ms, agree) in sorted(view.timings.items(), key=lambda kv: (order[kv[0][0]], kv[0][1] or 0)):
+        rows.append([mode, "-" if ws is None else f"{ws}\u00d7{ws}", round(ms),
+                     f"{ms / base:.2f}\u00d7" if base else "", "" if agree is None else round(100 * agree, 2)])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _seg_files(view: SegView, overlay_full: Image.Image) -> list[str]:
+    folder = _out_dir("uniformer_seg_")
+    overlay_path, mask_path, json_path = folder / "overlay.png", folder / "mask.png", folder / "classes.json"
+    overlay_full.save(overlay_path)
+    mask_to_png_image(view.result.mask, view.result.palette).save(mask_path)
+    json_path.write_text(json.dumps(view.result.to_dict(), indent=2))
+    return [str(overlay_path), str(mask_path), str(json_path)]
+
+
+def _render(view: SegView, opacity: float, visible, show_windows: bool) -> tuple[Image.Image, Image.Image]:
+    """(display-size overlay, full-size overlay) of ``view`` with the stage-3 windows if asked."""
+    result = view.result
+    visible = None if visible is None else [int(v) for v in visible]
+    full = overlay_segmentation(view.image, result.mask, result.palette, float(opacity), visible)
+    if show_windows and result.stage3_attention != "global":
+        full = draw_boxes(full, result.window_boxes(), color=(255, 255, 255), width=max(2, round(max(full.size) / 300)))
+    return full.resize(_display_size(full.size), Image.BILINEAR), full
+
+
+def _scale(short_side) -> tuple[int, int]:
+    s = int(short_side)
+    return 4 * s, s
+
+
+def _run(twins: Stage3Twins, image: Image.Image, model_name: str, mode: str, window_size: int, short_side,
+         ) -> SegmentationResult:
+    try:
+        loaded, model = twins.get(model_name, mode, int(window_size))
+    except ValueError as e:
+        raise gr.Error(str(e), title="Not available for this model") from None
+    if model is None:
+        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+    try:
+        return segment_image(model, image, scale=_scale(short_side), device=default_device())
+    except ValueError as e:
+        raise gr.Error(str(e), title="Invalid setting") from None
+
+
+def _record(view: SegView, result: SegmentationResult) -> None:
+    key = (result.stage3_attention, None if result.stage3_attention == "global" else result.window_size)
+    if result.stage3_attention == "global":
+        view.global_mask = result.mask
+    agree = None if view.global_mask is None else float((result.mask == view.global_mask).mean())
+    view.timings[key] = (result.inference_ms, agree)
+
+
+def _outputs(view: SegView, opacity: float, show_windows: bool) -> SegOutputs:
+    shown, full = _render(view, opacity, None, show_windows)
+    choices = _class_choices(view.result)
+    return SegOutputs(shown, gr.update(choices=choices, value=[v for _, v in choices]), legend_html(view.result),
+                      _seg_details(view.result), _timings_table(view), _seg_files(view, full), view)
+
+
+def segment(image, model_name: str, mode: str, window_size: int, short_side, opacity: float, show_windows: bool,
+            state: SegView | None, twins: Stage3Twins) -> SegOutputs:
+    """Segment ``image`` with ``model_name``, stage 3 in ``mode`` with ``window_size`` windows, the
+    keep-ratio test resize bounded by (4 x short_side, short_side). Records the time in the view's
+    table (kept while image, model and resolution stay the same).
+
+    Raises gr.Error: no image, unreadable image, model not loaded, mode not available."""
+    _need_image(image)
+    img = _decode(image)
+    result = _run(twins, img, model_name, mode, window_size, short_side)
+    key = (str(image), model_name, int(short_side))
+    view = state if isinstance(state, SegView) and state.key == key else SegView(img, result, key)
+    view.image, view.result = img, result
+    _record(view, result)
+    return _outputs(view, opacity, show_windows)
+
+
+def compare_modes(image, model_name: str, mode: str, window_size: int, short_side, opacity: float,
+                  show_windows: bool, state: SegView | None, twins: Stage3Twins) -> SegOutputs:
+    """Run global, window and hybrid (with ``window_size``) on ``image``, fill the time table (with
+    each mode's agreement with global) and show ``mode``'s result. One untimed warm-up run comes
+    first, so that the first mode timed does not pay one-time costs (kernel set-up for this input
+    size). Raises gr.Error as :func:`segment`."""
+    _need_image(image)
+    img = _decode(image)
+    key = (str(image), model_name, int(short_side))
+    view = None
+    shown = None
+    _run(twins, img, model_name, "global", window_size, short_side)  # warm-up
+    for m in ("global", "window", "hybrid"):
+        result = _run(twins, img, model_name, m, window_size, short_side)
+        if view is None:
+            view = state if isinstance(state, SegView) and state.key == key else SegView(img, result, key)
+            view.image = img
+        view.result = result
+        _record(view, result)
+        if m == mode:
+            shown = result
+    view.result = shown
+    return _outputs(view, opacity, show_windows)
+
+
+def rerender(state: SegView | None, opacity: float, visible, show_windows: bool):
+    """Re-draw the overlay for a new opacity, class selection or window display, without running
+    the model -> (overlay, legend, files); nothing when there is no result yet."""
+    if not isinstance(state, SegView):
+        return None, "", None
+    shown, full = _render(state, opacity, visible or [], show_windows)
+    return shown, legend_html(state.result, {int(v) for v in (visible or [])}), _seg_files(state, full)
+
+
+def empty_segmentation() -> SegOutputs:
+    """No result (the image, model or resolution changed)."""
+    return SegOutputs(None, gr.update(choices=[], value=[]), "", "", _timings_table(None), None, None)
+
+
+# --- pose ----------------------------------------------------------------------------------------
+
+class PoseOutputs(NamedTuple):
+    """Outputs of a pose run, in the order of the tab's output components."""
+
+    overlay: Image.Image | None
+    table: pd.DataFrame
+    details: str
+    files: list[str] | None
+
+
+@dataclass(frozen=True)
+class BoxPick:
+    """Corners clicked so far on the photo: None, or the first corner (x, y) in image pixels."""
+
+    first: tuple[float, float] | None = None
+
+
+def _box_text(box) -> str:
+    return ", ".join(f"{v:.0f}" for v in box)
+
+
+def parse_box(text: str | None, image_size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """'x, y, w, h' (pixels; commas or spaces) -> a checked box, or None for an empty text (the
+    whole image). Raises gr.Error saying what is wrong."""
+    if text is None or not text.strip():
+        return None
+    parts = [p for p in re.split(r"[,\s;]+", text.strip()) if p]
+    try:
+        values = [float(p) for p in parts]
+        if len(values) != 4:
+            raise ValueError(f"a person box is four numbers 'x, y, width, height', got {len(values)}")
+        return validate_box(values, image_size)
+    except ValueError as e:
+        raise gr.Error(f"{e}. Click two opposite corners on the photo, type 'x, y, width, height', or clear the box "
+                       f"to use the whole image.", title="Invalid person box") from None
+
+
+def pick_corner(image, pick: BoxPick | None, evt: gr.SelectData):
+    """A click on the photo: the first click sets one corner, the second the opposite corner and
+    makes the box -> (new pick state, box text (unchanged after the first click), preview with the
+    box or the corner drawn)."""
+    _need_image(image)
+    img = _decode(image)
+    x, y = (float(v) for v in evt.index[:2])
+    pick = pick if isinstance(pick, BoxPick) else BoxPick()
+    if pick.first is None:
+        r = max(3, round(max(img.size) / 150))
+        preview = draw_boxes(img, [(x - r, y - r, x + r + 1, y + r + 1)], color=(255, 64, 64), width=max(2, r // 2))
+        return BoxPick((x, y)), gr.update(), preview
+    (x0, y0), (x1, y1) = pick.first, (x, y)
+    box = (min(x0, x1), min(y0, y1), abs(x1 - x0) + 1, abs(y1 - y0) + 1)
+    preview = draw_boxes(img, [(box[0], box[1], box[0] + box[2], box[1] + box[3])], color=(255, 64, 64),
+                         width=max(2, round(max(img.size) / 250)))
+    return BoxPick(None), _box_text(box), preview
+
+
+def clear_box():
+    """Forget the box: the whole image is the person box -> (pick state, box text, preview)."""
+    return BoxPick(), "", None
+
+
+def _pose_table(result: PoseResult) -> pd.DataFrame:
+    rows = []
+    for i, person in enumerate(result.persons):
+        for name, (x, y), s in zip(result.keypoint_info.names, person.keypoints, person.scores):
+            rows.append([i + 1, name, round(float(x), 1), round(float(y), 1), round(float(s), 3)])
+    return pd.DataFrame(rows, columns=["person", "joint", "x", "y", "score"])
+
+
+def _pose_details(result: PoseResult) -> str:
+    person = result.persons[0]
+    w, h = result.input_size
+    return (f"**Model:** {result.model_name} \u00b7 **Weights:** {result.weights.describe()}  \n"
+            f"**Person box:** {_box_text(person.box)} (x, y, w, h) \u2192 crop {w}\u00d7{h} around "
+            f"({person.center[0]:.0f}, {person.center[1]:.0f}), {person.scale[0] * 200:.0f}\u00d7"
+            f"{person.scale[1] * 200:.0f} px (aspect fixed, \u00d71.25) \u00b7 **Flip test:** "
+            f"{'on' if result.flip_test else 'off'} \u00b7 **Mean score:** {person.score:.3f}  \n"
+            f"**Device:** {device_label(torch.device(result.device))} \u00b7 "
+            f"**Inference:** {result.inference_ms:.0f} ms "
+            f"(+ {result.preprocess_ms:.0f} ms preprocessing, {result.postprocess_ms:.0f} ms decoding)")
+
+
+def estimate(image, model_name: str, box_text: str | None, flip_test: bool, threshold: float) -> PoseOutputs:
+    """Keypoints of the person in the box (the whole image when the box is empty), drawn with
+    scores (joints below ``threshold`` hidden), a table, details and downloads (overlay PNG,
+    keypoints JSON). Raises gr.Error: no image, unreadable image, bad box, model not loaded."""
+    _need_image(image)
+    img = _decode(image)
+    box = parse_box(box_text, img.size)
+    loaded = get_model(model_name)
+    if loaded.model is None:
+        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+    result = estimate_pose(loaded.model, img, boxes=[box] if box else None, flip_test=bool(flip_test),
+                           device=default_device())
+    info = result.keypoint_info
+    full = draw_pose(img, result.persons, info.names, info.skeleton, score_threshold=float(threshold))
+    folder = _out_dir("uniformer_pose_")
+    overlay_path, json_path = folder / "pose.png", folder / "keypoints.json"
+    full.save(overlay_path)
+    json_path.write_text(result.to_json())
+    shown = full.resize(_display_size(full.size), Image.BILINEAR)
+    return PoseOutputs(shown, _pose_table(result), _pose_details(result), [str(overlay_path), str(json_path)])
+
+
+def empty_pose() -> PoseOutputs:
+    """No result (the image or the model changed)."""
+    return PoseOutputs(None, pd.DataFrame(columns=["person", "joint", "x", "y", "score"]), "", None)

@@ -1,0 +1,77 @@
+"""Models of the dense-prediction tabs: which ones the dropdowns offer, and the stage-3 attention
+twins (global / window / hybrid) of the loaded segmentors.
+
+Weights come from :func:`app.models.get_model` (local folder, Hub, or the untrained fallback with
+its warning). A stage-3 twin shares every weight with the loaded model
+(:func:`uniformer.models.dense.with_stage3_attention`), so switching modes costs no memory; building
+one takes a moment, so each :class:`Stage3Twins` keeps the twins it made (one instance per tab,
+created when the tab is built: no module-level state).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from torch import nn
+
+import uniformer
+from uniformer.models.dense import with_stage3_attention
+
+from .models import LoadedModel, get_model
+
+__all__ = ["DEFAULT_SEG_MODEL", "DEFAULT_POSE_MODEL", "seg_model_choices", "pose_model_choices", "Stage3Twins"]
+
+#: Segmentation model selected when the tab opens: the one official dense checkpoint on the Hub
+#: (ControlNet's segmentation annotator).
+DEFAULT_SEG_MODEL = "upernet_global_small"
+#: Pose model selected when the tab opens.
+DEFAULT_POSE_MODEL = "top_down_256x192_global_small"
+
+
+def _choices(task: str) -> list[tuple[str, str]]:
+    names = uniformer.list_models(task=task)
+    hub_first = sorted(names, key=lambda n: (uniformer.get_entry(n).pretrained.hub is None, n))
+    return [(f"{n} \u2014 {uniformer.get_entry(n).description}", n) for n in hub_first]
+
+
+def seg_model_choices() -> list[tuple[str, str]]:
+    """(label shown, model name) of every registered segmentation model, the Hub one first."""
+    return _choices("semantic-segmentation")
+
+
+def pose_model_choices() -> list[tuple[str, str]]:
+    """(label shown, model name) of every registered pose model."""
+    return _choices("pose-estimation")
+
+
+class Stage3Twins:
+    """Thread-safe, bounded cache of stage-3 twins: ``get(name, mode, window_size)`` -> (the
+    :class:`LoadedModel` of ``name``, the model running stage 3 that way (the loaded model itself for
+    its own setting), or None when loading failed)."""
+
+    def __init__(self, maxsize: int = 8):
+        self.maxsize = maxsize
+        self._twins: OrderedDict[tuple, nn.Module] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, mode: str, window_size: int) -> tuple[LoadedModel, nn.Module | None]:
+        """Raises ValueError for a mode the model cannot run (windows on a light backbone)."""
+        loaded = get_model(name)
+        if loaded.model is None:
+            return loaded, None
+        key = (name, id(loaded.model), mode, int(window_size))
+        with self._lock:
+            twin = self._twins.get(key)
+            if twin is not None:
+                self._twins.move_to_end(key)
+                return loaded, twin
+        twin = with_stage3_attention(loaded.model, mode, int(window_size))
+        with self._lock:
+            self._twins[key] = twin
+            while len(self._twins) > self.maxsize:
+                self._twins.popitem(last=False)
+        return loaded, twin
+
+    def clear(self) -> None:
+        with self._lock:
+            self._twins.clear()

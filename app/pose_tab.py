@@ -1,0 +1,62 @@
+"""The "Pose" tab: components and their wiring only (logic in :mod:`app.dense_handlers`)."""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import dense_handlers as dh
+from . import handlers
+from .components import RawImage
+from .dense_models import DEFAULT_POSE_MODEL, pose_model_choices
+from .examples import EXAMPLES_CREDIT, write_examples
+
+__all__ = ["build_pose_tab"]
+
+_INTRO = ("Top-down human pose estimation on COCO's 17 keypoints (paper \u00a74.3) with the official test pipeline: "
+          "the person box is widened to the input's aspect ratio and padded by 1.25, cropped, run together with its "
+          "mirror image (flip test), and each joint is read off its heatmap. **Click two opposite corners** of the "
+          "person on the photo to draw the box (or type it); with no box the whole image is the box.")
+
+
+def build_pose_tab(demo: gr.Blocks) -> None:
+    """Add the pose estimation tab to ``demo`` (call inside its ``with`` block)."""
+    with gr.Tab("Pose", id="pose"):
+        gr.Markdown(_INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2):
+                image = RawImage(label="Image (click two corners of the person box)", type="filepath",
+                                 sources=["upload", "webcam", "clipboard"], height=320, elem_id="pose-image")
+                with gr.Row():
+                    box = gr.Textbox(label="Person box: x, y, width, height (pixels)", placeholder="whole image",
+                                     elem_id="pose-box", scale=3)
+                    clear = gr.Button("Use the whole image", elem_id="pose-clear-box", scale=1)
+                preview = gr.Image(label="Box", type="pil", interactive=False, height=200, elem_id="pose-box-preview",
+                                   format="png")
+                model = gr.Dropdown(pose_model_choices(), value=DEFAULT_POSE_MODEL, label="Model", elem_id="pose-model")
+                with gr.Row():
+                    flip = gr.Checkbox(value=True, label="Flip test (official)", elem_id="pose-flip")
+                    threshold = gr.Slider(0, 1, value=0.0, step=0.05, label="Hide joints scoring below",
+                                          elem_id="pose-threshold")
+                run = gr.Button("Estimate pose", variant="primary", elem_id="pose-run")
+                examples = write_examples()
+                gr.Examples([[str(examples[k])] for k in ("astronaut", "coffee", "chelsea") if k in examples],
+                            inputs=image, cache_examples=False, label="Examples (click one, then Estimate pose)")
+                gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
+            with gr.Column(scale=3):
+                weights = gr.Markdown(elem_id="pose-weights")
+                banner = gr.HTML(elem_id="pose-weights-banner")
+                overlay = gr.Image(label="Keypoints and scores", type="pil", interactive=False, height=480,
+                                   elem_id="pose-overlay", format="png")
+                details = gr.Markdown(elem_id="pose-details")
+                table = gr.Dataframe(label="Keypoints (image pixels)", interactive=False, elem_id="pose-table")
+                files = gr.File(label="Downloads: drawing (PNG), keypoints (JSON)", file_count="multiple",
+                                interactive=False, elem_id="pose-files")
+        pick = gr.State(dh.BoxPick())
+
+    outputs = [overlay, table, details, files]
+    run.click(dh.estimate, [image, model, box, flip, threshold], outputs, api_name="pose")
+    image.select(dh.pick_corner, [image, pick], [pick, box, preview], api_visibility="private")
+    clear.click(dh.clear_box, None, [pick, box, preview], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    image.change(dh.clear_box, None, [pick, box, preview], api_visibility="private", show_progress="hidden")
+    gr.on([image.change, model.change], dh.empty_pose, None, outputs, api_visibility="private",
+          show_progress="hidden")

@@ -1,0 +1,201 @@
+"""The segmentation and pose tabs' handlers (app/dense_handlers.py), without a browser.
+
+Tiny models (one block per stage, 16-128 channels) stand in for the registered ones through
+``get_model``, so every handler runs in well under a second; the real models, weights and the
+browser are covered by test_dense.py and test_dense_e2e.py.
+"""
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app import dense_handlers as dh
+from app import dense_models
+from app.dense_models import Stage3Twins, pose_model_choices, seg_model_choices
+from app.models import LoadedModel
+from uniformer.hub import WeightsInfo
+from uniformer.models.dense import PoseConfig, SegmentorConfig, UniFormerPose, UniFormerSegmentor
+from uniformer.models.light import UniFormerLightConfig
+from uniformer.models.uniformer import UniFormerConfig
+from uniformer.registry import get_entry
+
+TINY = UniFormerConfig(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), head_dim=16, out_indices=(0, 1, 2, 3))
+
+
+def _dress(model, name):
+    torch.manual_seed(0)
+    model.pretrained_cfg = get_entry(name).pretrained
+    model.model_name = name
+    model.weights_info = WeightsInfo("untrained")
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    torch.manual_seed(0)
+    seg = _dress(UniFormerSegmentor(SegmentorConfig(TINY, "upernet", channels=16, aux_channels=8)),
+                 "upernet_global_small")
+    pose = _dress(UniFormerPose(PoseConfig(TINY.replace(out_indices=(3,)), deconv_channels=16)),
+                  "top_down_256x192_global_small")
+    light = UniFormerLightConfig(depths=(1, 1, 2, 1), dims=(16, 32, 64, 128), head_dim=16, stem="conv",
+                                 keep_ratios=((1.0, 0.5), (0.5,)), trade_offs=((1.0, 0.5), (0.5,)),
+                                 out_indices=(0, 1, 2, 3))
+    fpn_light = _dress(UniFormerSegmentor(SegmentorConfig(light, "fpn", channels=8, neck_channels=8, aux_head=False,
+                                                          test_size_divisor=32)), "fpn_xxs")
+    return {"upernet_global_small": seg, "top_down_256x192_global_small": pose, "fpn_xxs": fpn_light}
+
+
+@pytest.fixture(autouse=True)
+def fake_get_model(monkeypatch, tiny_models):
+    def get_model(name):
+        if name not in tiny_models:
+            return LoadedModel(name, None, error="InvalidCheckpointError: broken file")
+        return LoadedModel(name, tiny_models[name], fallback_reason="offline")
+
+    monkeypatch.setattr(dense_models, "get_model", get_model)
+    monkeypatch.setattr(dh, "get_model", get_model)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def test_model_choices():
+    seg = [v for _, v in seg_model_choices()]
+    assert seg[0] == "upernet_global_small" and "fpn_xxs" in seg and len(seg) == 10
+    assert "top_down_256x192_global_small" in [v for _, v in pose_model_choices()]
+
+
+def test_segment_outputs_and_downloads(photo):
+    out = dh.segment(photo, "upernet_global_small", "window", 2, 64, 0.6, True, None, twins=Stage3Twins())
+    assert out.overlay.size == (120, 90)
+    choices = out.classes["choices"]
+    assert choices and out.classes["value"] == [v for _, v in choices]
+    assert "%" in out.legend and "Inference:" in out.details
+    assert "window: 6 windows of 2\u00d72" in out.details  # input 85x64: 5x4 stage-3 tokens
+    assert list(out.timings["stage 3"]) == ["window"]
+    overlay, mask_png, classes_json = out.files
+    mask = Image.open(mask_png)
+    assert mask.mode == "P" and mask.size == (120, 90)
+    assert np.array_equal(np.asarray(mask), out.state.result.mask)
+    data = json.loads(open(classes_json).read())
+    assert data["stage3_attention"] == "window" and sum(c["pixels"] for c in data["classes"]) == 120 * 90
+    assert Image.open(overlay).size == (120, 90)
+
+
+def test_windows_drawn_only_when_asked(photo):
+    twins = Stage3Twins()
+    with_windows = dh.segment(photo, "upernet_global_small", "window", 2, 64, 0.0, True, None, twins=twins)
+    without = dh.rerender(with_windows.state, 0.0, None, False)[0]
+    assert np.array_equal(np.asarray(without), np.asarray(Image.open(photo).convert("RGB")))
+    assert not np.array_equal(np.asarray(with_windows.overlay), np.asarray(without))
+
+
+def test_compare_modes_fills_the_time_table(photo):
+    twins = Stage3Twins()
+    out = dh.compare_modes(photo, "upernet_global_small", "hybrid", 2, 64, 0.5, True, None, twins=twins)
+    table = out.timings
+    assert list(table["stage 3"]) == ["global", "window", "hybrid"]
+    assert table["vs global"][0] == "1.00\u00d7" and table["same class as global (%)"][0] == 100
+    assert out.state.result.stage3_attention == "hybrid"
+    # a single run later on the same input adds to the table
+    again = dh.segment(photo, "upernet_global_small", "global", 2, 64, 0.5, True, out.state, twins=twins)
+    assert len(again.timings) == 3
+    # another resolution starts a new table
+    other = dh.segment(photo, "upernet_global_small", "global", 2, 96, 0.5, True, again.state, twins=twins)
+    assert len(other.timings) == 1
+
+
+def test_rerender_hides_classes_without_running(photo):
+    out = dh.segment(photo, "upernet_global_small", "global", 2, 64, 1.0, False, None, twins=Stage3Twins())
+    shown, legend, files = dh.rerender(out.state, 1.0, [], False)
+    assert np.array_equal(np.asarray(shown), np.asarray(Image.open(photo).convert("RGB")))
+    assert legend.count("line-through") == len(out.classes["choices"]) or "line-through" in legend
+    assert len(files) == 3
+    assert dh.rerender(None, 0.5, [], True) == (None, "", None)
+
+
+def test_segmentation_errors(photo, tmp_path):
+    twins = Stage3Twins()
+    with pytest.raises(gr.Error, match="No image"):
+        dh.segment(None, "upernet_global_small", "global", 2, 64, 0.5, True, None, twins=twins)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    with pytest.raises(gr.Error, match="cannot be used as an image"):
+        dh.segment(str(bad), "upernet_global_small", "global", 2, 64, 0.5, True, None, twins=twins)
+    with pytest.raises(gr.Error, match="hourglass"):
+        dh.segment(photo, "fpn_xxs", "window", 2, 64, 0.5, True, None, twins=twins)
+    with pytest.raises(gr.Error, match="could not be loaded"):
+        dh.segment(photo, "fpn_global_base", "global", 2, 64, 0.5, True, None, twins=twins)
+    light = dh.segment(photo, "fpn_xxs", "global", 2, 64, 0.5, True, None, twins=twins)
+    assert light.state.result.stage3_attention == "global"
+    empty = dh.empty_segmentation()
+    assert empty.overlay is None and empty.files is None and empty.state is None
+
+
+def test_stage3_twins_are_cached_and_share_weights(tiny_models):
+    twins = Stage3Twins(maxsize=2)
+    loaded, a = twins.get("upernet_global_small", "window", 2)
+    _, b = twins.get("upernet_global_small", "window", 2)
+    assert a is b and a is not loaded.model
+    assert a.decode_head is loaded.model.decode_head
+    assert twins.get("upernet_global_small", "global", 32)[1] is loaded.model
+    twins.get("upernet_global_small", "hybrid", 14)
+    twins.get("upernet_global_small", "hybrid", 32)
+    assert twins.get("upernet_global_small", "window", 2)[1] is not a  # evicted (bounded cache)
+
+
+def test_parse_box():
+    assert dh.parse_box("", (100, 80)) is None and dh.parse_box(None, (100, 80)) is None
+    assert dh.parse_box("10, 20, 30, 40", (100, 80)) == (10, 20, 30, 40)
+    assert dh.parse_box("10 20 30.5 40", (100, 80)) == (10, 20, 30.5, 40)
+    for text in ("10, 20, 30", "a, b, c, d", "0, 0, 0, 5", "200, 0, 10, 10"):
+        with pytest.raises(gr.Error, match="box"):
+            dh.parse_box(text, (100, 80))
+
+
+def test_pick_two_corners(photo):
+    first = gr.SelectData(None, {"index": [50, 60], "value": None, "selected": True})
+    pick, box, preview = dh.pick_corner(photo, dh.BoxPick(), first)
+    assert pick.first == (50.0, 60.0) and box == gr.update() and preview.size == (120, 90)
+    second = gr.SelectData(None, {"index": [10, 20], "value": None, "selected": True})
+    pick, box, preview = dh.pick_corner(photo, pick, second)
+    assert pick.first is None and box == "10, 20, 41, 41"
+    assert dh.parse_box(box, (120, 90)) == (10, 20, 41, 41)
+    assert dh.clear_box()[1] == ""
+
+
+def test_estimate_pose_outputs(photo):
+    out = dh.estimate(photo, "top_down_256x192_global_small", "10, 5, 60, 80", True, 0.0)
+    assert out.overlay.size == (120, 90)
+    assert len(out.table) == 17 and list(out.table.columns) == ["person", "joint", "x", "y", "score"]
+    assert "Flip test:** on" in out.details and "10, 5, 60, 80" in out.details
+    drawing, keypoints = out.files
+    data = json.loads(open(keypoints).read())
+    assert data["persons"][0]["box_xywh"] == [10, 5, 60, 80] and len(data["persons"][0]["joints"]) == 17
+    assert Image.open(drawing).size == (120, 90)
+    whole = dh.estimate(photo, "top_down_256x192_global_small", "", False, 0.5)
+    assert "0, 0, 120, 90" in whole.details and "Flip test:** off" in whole.details
+
+
+def test_pose_errors(photo, tmp_path):
+    with pytest.raises(gr.Error, match="No image"):
+        dh.estimate(None, "top_down_256x192_global_small", "", True, 0.0)
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    with pytest.raises(gr.Error, match="cannot be used as an image"):
+        dh.estimate(str(bad), "top_down_256x192_global_small", "", True, 0.0)
+    with pytest.raises(gr.Error, match="Invalid person box|box"):
+        dh.estimate(photo, "top_down_256x192_global_small", "500, 500, 10, 10", True, 0.0)
+    with pytest.raises(gr.Error, match="could not be loaded"):
+        dh.estimate(photo, "top_down_256x192_global_base", "", True, 0.0)
+    assert dh.empty_pose().overlay is None

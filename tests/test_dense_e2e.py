@@ -1,0 +1,231 @@
+"""The segmentation and pose tabs as a user meets them: ``python app.py`` in a subprocess, offline, driven by
+Chromium (Playwright).
+
+The server's offline Hub cache holds ``Andy1621/uniformer/upernet_global_small.pth`` in the mmseg
+format (synthetic weights), so segmentation runs with "official" weights and no warning; the pose
+checkpoints are Google-Drive-only, so the pose tab runs untrained weights and must say so. Needs
+``/usr/bin/chromium`` (Debian package ``chromium``); without it the tests fail, they do not skip.
+Screenshots: /tmp/uniformer_seg_screenshot.png and /tmp/uniformer_pose_screenshot.png.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from app.examples import write_examples
+from hubcache import add_to_hub_cache, load_spec, load_synth
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SEG_SCREENSHOT = Path("/tmp/uniformer_seg_screenshot.png")
+POSE_SCREENSHOT = Path("/tmp/uniformer_pose_screenshot.png")
+START_TIMEOUT_S = 300  # four tabs on a shared 2-core machine
+RUN_TIMEOUT_MS = 600_000  # a UperNet-S forward on a busy CPU takes tens of seconds
+KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+             "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee",
+             "left_ankle", "right_ankle")
+HUB_DESCRIPTION = "official Hub checkpoint Andy1621/uniformer/upernet_global_small.pth"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """URL of ``python app.py`` running offline with an HF_HOME holding the UperNet-S checkpoint."""
+    tmp = tmp_path_factory.mktemp("dense_e2e")
+    hf_home = tmp / "hf_home"
+    state_dict = load_synth().synthesize(load_spec("upernet_global_small")["keys"])
+    add_to_hub_cache(hf_home, "Andy1621/uniformer", "upernet_global_small.pth",
+                     {"meta": {"mmseg_version": "0.13.0"}, "state_dict": state_dict})
+    del state_dict
+    port = _free_port()
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    env.pop("UNIFORMER_CHECKPOINT_DIR", None)
+    env.pop("HF_HUB_CACHE", None)
+    log = tmp / "app.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not answer at {url} within {START_TIMEOUT_S} s:\n"
+                                f"{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def _upload(page, component: str, path: Path) -> None:
+    remove = page.locator(f"#{component} button[aria-label='Remove Image']")
+    if remove.count():
+        remove.click()
+    page.locator(f"#{component} input[type=file]").set_input_files(str(path))
+    page.locator(f"#{component} img[src*='{path.name}']").wait_for(state="attached")
+
+
+def _choose(page, component: str, text: str) -> None:
+    page.locator(f"#{component} label", has_text=text).first.click()
+
+
+def _expect_column(page, component: str, column: int, values: list[str], timeout: float = 30_000) -> None:
+    """Wait until column ``column`` (0-based) of the table ``component`` reads ``values``, top to bottom
+    (Gradio 6 renders the body as a virtual grid of ``div[role=gridcell]``; short tables are fully rendered)."""
+    cells = page.locator(f"#{component} [role=gridcell][data-col='{column}']")
+    expect(cells).to_have_text(values, timeout=timeout)
+
+
+def _cell(page, component: str, row: int, column: int):
+    return page.locator(f"#{component} [data-testid='cell-{row}-{column}']")
+
+
+def test_segmentation_tab(server, page, tmp_path):
+    photo = write_examples()["coffee"]
+    page.goto(server)
+    page.get_by_role("tab", name="Segmentation").click()
+    page.locator("#seg-weights").get_by_text(HUB_DESCRIPTION).wait_for()
+    assert not page.locator("#seg-weights-banner").inner_text().strip()  # trained weights: no warning
+
+    _upload(page, "seg-image", photo)
+    _choose(page, "seg-scale", "256 (fast)")
+    _choose(page, "seg-mode", "window")
+    page.click("#seg-run")
+    page.locator("#seg-details").get_by_text("Inference:").wait_for(timeout=RUN_TIMEOUT_MS)
+    details = page.locator("#seg-details").inner_text()
+    assert HUB_DESCRIPTION in details and "window: 1 window of 32\u00d732" in details and "384\u00d7256" in details
+    legend = page.locator("#seg-legend .seg-legend > div")
+    assert legend.count() >= 1 and "%" in legend.first.inner_text()
+    assert page.locator("#seg-classes input[type=checkbox]").count() >= 1
+    _expect_column(page, "seg-timings", 0, ["window"])
+    for name in ("overlay.png", "mask.png", "classes.json"):
+        expect(page.locator(f"#seg-files a[href$='/{name}']")).to_have_count(1)
+
+    page.click("#seg-compare")  # time all three modes
+    _expect_column(page, "seg-timings", 0, ["global", "window", "hybrid"], timeout=RUN_TIMEOUT_MS)
+    expect(_cell(page, "seg-timings", 0, 3)).to_have_text("1.00\u00d7")
+    expect(_cell(page, "seg-timings", 0, 4)).to_have_text("100")
+
+    first_class = page.locator("#seg-classes label").first
+    first_class.click()  # hide the largest class: re-drawn without running the model
+    expect(page.locator("#seg-legend .seg-legend > div").first).to_have_attribute("style", re.compile("line-through"))
+    page.locator("#seg-overlay img").wait_for(state="attached")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(tmp_path / "seg.png"), full_page=True)
+    shutil.copyfile(tmp_path / "seg.png", SEG_SCREENSHOT)
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("these are my notes, not a photo\n" * 20)
+    _upload_raw(page, "seg-image", bad)
+    page.click("#seg-run")
+    expect(page.get_by_text("This file cannot be used as an image: notes.jpg is not an image file")).to_be_visible()
+
+    _upload(page, "seg-image", photo)  # the app keeps serving
+    _choose(page, "seg-mode", "hybrid")
+    page.click("#seg-run")
+    page.locator("#seg-details").get_by_text("hybrid: 1 window of 32").wait_for(timeout=RUN_TIMEOUT_MS)
+
+
+def _upload_raw(page, component: str, path: Path) -> None:
+    """Upload a file that the browser cannot show as an image (waits for the upload, not the picture)."""
+    remove = page.locator(f"#{component} button[aria-label='Remove Image']")
+    if remove.count():
+        remove.click()
+    with page.expect_response(lambda r: "/upload" in r.url):
+        page.locator(f"#{component} input[type=file]").set_input_files(str(path))
+    page.wait_for_timeout(500)
+
+
+def test_pose_tab(server, page, tmp_path):
+    photo = write_examples()["astronaut"]  # 512 x 512
+    page.goto(server)
+    page.get_by_role("tab", name="Pose").click()
+    banner = page.locator("#pose-weights-banner")
+    banner.get_by_text("untrained random weights: its predictions are meaningless").wait_for()
+    assert "Google Drive" in banner.inner_text() and "UNIFORMER_CHECKPOINT_DIR" in banner.inner_text()
+
+    _upload(page, "pose-image", photo)
+    picture = page.locator("#pose-image img").first
+    box = picture.bounding_box()
+    picture.click(position={"x": box["width"] * 0.2, "y": box["height"] * 0.05})  # two corners of the person
+    page.wait_for_timeout(800)
+    picture.click(position={"x": box["width"] * 0.7, "y": box["height"] * 0.95})
+    expect(page.locator("#pose-box textarea, #pose-box input").first).not_to_have_value("", timeout=30_000)
+    x, y, w, h = (float(v) for v in page.locator("#pose-box textarea, #pose-box input").first.input_value().split(","))
+    assert 80 < x < 125 and 10 < y < 40 and 230 < w < 280 and 440 < h < 480, (x, y, w, h)
+    page.locator("#pose-box-preview img").wait_for(state="attached")
+
+    page.click("#pose-run")
+    page.locator("#pose-details").get_by_text("Inference:").wait_for(timeout=RUN_TIMEOUT_MS)
+    details = page.locator("#pose-details").inner_text()
+    assert "Flip test: on" in details and f"{x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}" in details
+    for row, name in enumerate(KEYPOINTS[:5]):  # the first rows (a long table is rendered as you scroll)
+        expect(_cell(page, "pose-table", row, 1)).to_have_text(name)
+    for name in ("pose.png", "keypoints.json"):
+        expect(page.locator(f"#pose-files a[href$='/{name}']")).to_have_count(1)
+    link = page.locator("#pose-files a[href$='/keypoints.json']").first
+    with page.expect_download() as download_info:
+        link.click()
+    data = json.loads(Path(download_info.value.path()).read_text())
+    assert len(data["persons"][0]["joints"]) == 17 and data["keypoint_names"][0] == "nose"
+    page.locator("#pose-overlay img").wait_for(state="attached")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(tmp_path / "pose.png"), full_page=True)
+    shutil.copyfile(tmp_path / "pose.png", POSE_SCREENSHOT)
+
+    page.locator("#pose-box textarea, #pose-box input").first.fill("5000, 0, 10, 10")
+    page.click("#pose-run")
+    expect(page.get_by_text("lies outside the 512x512 image").first).to_be_visible()

@@ -1,0 +1,301 @@
+"""Semantic segmentation with the official mmseg 0.13 test-time pipeline, as pure functions.
+
+Pipeline (DENSE_NOTES §5; paper §4.3, ADE20K single-scale mIoU):
+
+1. decode the image to 8-bit RGB (:func:`uniformer.data.load_image`);
+2. resize keep-ratio to fit ``test_scale`` = (2048, 512): factor = min(2048 / long side,
+   512 / short side), new size ``int(x * factor + 0.5)`` (mmcv ``imrescale``), bilinear, result
+   rounded to 8 bits (mmcv resizes the uint8 image); no padding;
+   FPN models only (``test_size_divisor=32``, AlignResize): a second resize that *stretches* to the
+   next multiples of 32;
+3. normalize with the ImageNet mean/std (mmseg's 0-255 values /255);
+4. logits at 1/4 resolution -> bilinear (align_corners False) to the network-input size -> bilinear
+   again to the original image size -> softmax -> argmax.
+
+``segment_image(model, image)`` runs it and returns a :class:`SegmentationResult`. Differences from
+the official code: OpenCV's fixed-point bilinear resize (1/32-pixel coordinate and weight
+quantization) is computed in float here, so a few input values may differ by one grey level.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..data import get_labels, load_image
+from ..data.labels import get_palette
+from ..hub import WeightsInfo
+from ..inference import autocast, select_device
+
+__all__ = ["rescale_size", "test_input_size", "resize_uint8", "SegmentationInput", "preprocess_segmentation",
+           "resize_logits", "logits_to_mask", "stage3_grid", "stage3_window_boxes", "ClassArea",
+           "SegmentationResult", "segment_image"]
+
+
+def rescale_size(size: tuple[int, int], scale: tuple[int, int] = (2048, 512)) -> tuple[int, int]:
+    """mmcv ``rescale_size``: the (width, height) of an image of ``size`` (w, h) resized, keeping its
+    aspect ratio, to the largest size whose long side <= max(scale) and short side <= min(scale).
+
+    factor = min(max(scale) / max(w, h), min(scale) / min(w, h)); each side -> int(side * factor + 0.5).
+    Raises ValueError for a non-positive size or scale.
+    """
+    w, h = size
+    if w <= 0 or h <= 0 or min(scale) <= 0:
+        raise ValueError(f"sizes must be positive, got size {size} and scale {scale}")
+    factor = min(max(scale) / max(w, h), min(scale) / min(w, h))
+    return int(w * factor + 0.5), int(h * factor + 0.5)
+
+
+def test_input_size(size: tuple[int, int], scale: tuple[int, int] = (2048, 512),
+                    size_divisor: int | None = None) -> tuple[int, int]:
+    """Network-input (width, height) of an image of ``size`` (w, h) under the official test resize:
+    :func:`rescale_size`, then, with ``size_divisor`` (FPN's AlignResize), each side rounded *up*
+    to a multiple of it (a stretch, no padding)."""
+    w, h = rescale_size(size, scale)
+    if size_divisor:
+        w, h = (int(math.ceil(s / size_divisor)) * size_divisor for s in (w, h))
+    return w, h
+
+
+def resize_uint8(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of an 8-bit image, as OpenCV's INTER_LINEAR (half-pixel centres, no
+    antialiasing, edge replication), rounded back to 0-255. (3, H, W) float with integer values ->
+    (3, size[1], size[0]) float with integer values. An image already of ``size`` is returned as is."""
+    if (image.shape[-1], image.shape[-2]) == tuple(size):
+        return image
+    out = F.interpolate(image[None], size=(size[1], size[0]), mode="bilinear", align_corners=False)[0]
+    return out.round().clamp(0, 255)
+
+
+@dataclass(frozen=True)
+class SegmentationInput:
+    """A preprocessed image: ``tensor`` (1, 3, h, w) normalized float32; ``image_size`` (W, H) of
+    the original, ``input_size`` (w, h) of the network input."""
+
+    tensor: torch.Tensor
+    image_size: tuple[int, int]
+    input_size: tuple[int, int]
+
+
+def preprocess_segmentation(image: Image.Image, pretrained_cfg, scale: tuple[int, int] = (2048, 512),
+                            size_divisor: int | None = None) -> SegmentationInput:
+    """Resize (keep-ratio to ``scale``; then align to ``size_divisor`` if given) and normalize an
+    RGB PIL image with ``pretrained_cfg.mean/std`` (of [0, 1] values) -> :class:`SegmentationInput`."""
+    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32).copy()).permute(2, 0, 1)  # (3, H, W)
+    w, h = image.size
+    x = resize_uint8(rgb, rescale_size((w, h), scale))
+    if size_divisor:
+        x = resize_uint8(x, test_input_size((w, h), scale, size_divisor))
+    mean = torch.tensor(pretrained_cfg.mean).view(3, 1, 1) * 255
+    std = torch.tensor(pretrained_cfg.std).view(3, 1, 1) * 255
+    x = (x - mean) / std
+    return SegmentationInput(x[None].contiguous(), (w, h), (x.shape[-1], x.shape[-2]))
+
+
+def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (align_corners False) resize of logits (B, C, h, w) to ``size`` = (H, W), as mmseg's
+    ``resize``."""
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def _strip_grid(out_hw: tuple[int, int], in_hw: tuple[int, int], rows: range, device) -> torch.Tensor:
+    """grid_sample grid for output rows ``rows`` of a bilinear align_corners=False resize in_hw -> out_hw."""
+    (H, W), (h, w) = out_hw, in_hw
+    ys = (torch.arange(rows.start, rows.stop, device=device, dtype=torch.float64) + 0.5) * (h / H) - 0.5
+    xs = (torch.arange(W, device=device, dtype=torch.float64) + 0.5) * (w / W) - 0.5
+    ys, xs = ys.clamp(0, h - 1), xs.clamp(0, w - 1)  # interpolate clamps the source coordinate
+    gy = (2 * ys + 1) / h - 1
+    gx = (2 * xs + 1) / w - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)  # (rows, W, 2) as (x, y)
+    return grid[None].float()
+
+
+def logits_to_mask(logits: torch.Tensor, input_hw: tuple[int, int], image_hw: tuple[int, int],
+                   max_elements: int = 2 ** 26) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official two resizes then softmax / argmax: logits (1, C, h/4, w/4) -> bilinear to
+    ``input_hw`` -> bilinear to ``image_hw`` -> (class map (H, W) int64, max probability (H, W) float32).
+
+    When the full-size (C, H, W) probability volume would exceed ``max_elements`` values, the second
+    resize is computed in horizontal strips with ``grid_sample`` (the same bilinear formula), so
+    large photos need no gigabytes.
+    """
+    logits = resize_logits(logits.float(), input_hw)
+    if logits.shape[-2:] == tuple(image_hw):
+        probs = logits.softmax(1)[0]
+        conf, mask = probs.max(0)
+        return mask, conf
+    C = logits.shape[1]
+    H, W = image_hw
+    if C * H * W <= max_elements:
+        probs = resize_logits(logits, image_hw).softmax(1)[0]
+        conf, mask = probs.max(0)
+        return mask, conf
+    rows_per_strip = max(1, max_elements // (C * W))
+    masks, confs = [], []
+    for r0 in range(0, H, rows_per_strip):
+        rows = range(r0, min(H, r0 + rows_per_strip))
+        grid = _strip_grid((H, W), tuple(logits.shape[-2:]), rows, logits.device)
+        strip = F.grid_sample(logits, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        conf, mask = strip.softmax(1)[0].max(0)
+        masks.append(mask)
+        confs.append(conf)
+    return torch.cat(masks), torch.cat(confs)
+
+
+def stage3_grid(input_size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) in tokens of stage 3 (stride 16) for a network input of ``input_size`` (w, h):
+    the kernel=stride patch embeddings floor at each stage (OFFICIAL_NOTES §3.5)."""
+    return tuple((s // 4) // 2 // 2 for s in input_size)
+
+
+def stage3_window_boxes(input_size: tuple[int, int], image_size: tuple[int, int] | None = None,
+                        window_size: int = 14) -> list[tuple[float, float, float, float]]:
+    """Where the stage-3 attention windows lie: one (x0, y0, x1, y1) box per window, in pixels of
+    the original image of ``image_size`` (w, h) (default: of the network input), for a network
+    input of ``input_size`` (w, h).
+
+    The stage-3 token grid (stride 16) is zero-padded right/bottom to multiples of ``window_size``
+    (§4.3, OFFICIAL_NOTES §3.4); boxes are clipped to the real tokens, so the last row / column of
+    windows is narrower when padding was needed. Raises ValueError for a non-positive window.
+    """
+    if window_size <= 0:
+        raise ValueError(f"window_size must be positive, got {window_size}")
+    image_size = image_size or input_size
+    gw, gh = stage3_grid(input_size)
+    sx, sy = 16 * image_size[0] / input_size[0], 16 * image_size[1] / input_size[1]
+    boxes = []
+    for r in range(0, gh, window_size):
+        for c in range(0, gw, window_size):
+            boxes.append((c * sx, r * sy, min(c + window_size, gw) * sx, min(r + window_size, gh) * sy))
+    return boxes
+
+
+@dataclass(frozen=True)
+class ClassArea:
+    """One class present in a segmentation: index (output channel), name, pixel count, fraction of the image."""
+
+    index: int
+    name: str
+    pixels: int
+    fraction: float
+
+
+@dataclass
+class SegmentationResult:
+    """The segmentation of one image and what produced it.
+
+    mask: (H, W) class indices (uint8 for <= 256 classes) at the original image size; confidence:
+    (H, W) float32 max softmax probability; labels / palette: class names and RGB colours (0-255);
+    image_size / input_size: (w, h) of the original and of the network input; stage3_attention /
+    window_size: the stage-3 setting used; times in milliseconds.
+    """
+
+    mask: np.ndarray
+    confidence: np.ndarray
+    labels: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    image_size: tuple[int, int]
+    input_size: tuple[int, int]
+    stage3_attention: str
+    window_size: int
+    model_name: str
+    weights: WeightsInfo
+    device: str
+    precision: str
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    extra: dict = field(default_factory=dict)
+
+    def class_areas(self) -> list[ClassArea]:
+        """Classes present, largest area first."""
+        counts = np.bincount(self.mask.ravel(), minlength=len(self.labels))
+        total = int(self.mask.size)
+        order = np.argsort(-counts, kind="stable")
+        return [ClassArea(int(i), self.labels[i], int(counts[i]), counts[i] / total) for i in order if counts[i]]
+
+    def window_boxes(self) -> list[tuple[float, float, float, float]]:
+        """The stage-3 windows used, in original-image pixels (empty for global attention)."""
+        if self.stage3_attention == "global":
+            return []
+        return stage3_window_boxes(self.input_size, self.image_size, self.window_size)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no pixel arrays): settings, timings, weights and class areas."""
+        return {
+            "model_name": self.model_name, "weights": self.weights.describe(), "device": self.device,
+            "precision": self.precision, "image_size": list(self.image_size), "input_size": list(self.input_size),
+            "stage3_attention": self.stage3_attention, "window_size": self.window_size,
+            "preprocess_ms": self.preprocess_ms, "inference_ms": self.inference_ms,
+            "postprocess_ms": self.postprocess_ms,
+            "classes": [{"index": a.index, "name": a.name, "pixels": a.pixels, "fraction": a.fraction}
+                        for a in self.class_areas()],
+        }
+
+
+def _pretrained_cfg(model: torch.nn.Module):
+    """The model's ``pretrained_cfg`` (set by ``create_model``), else ADE20K-150 with ImageNet statistics."""
+    from ..registry import PretrainedCfg
+
+    return getattr(model, "pretrained_cfg", None) or PretrainedCfg(label_set="ade20k-150", num_classes=150)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def segment_image(model: torch.nn.Module, image, stage3_attention: str | None = None, window_size: int | None = None,
+                  scale: Sequence[int] | None = None, device: str | torch.device | None = None,
+                  precision: str = "fp32") -> SegmentationResult:
+    """Segment one image with a segmentor from ``create_model`` (e.g. 'upernet_global_small').
+
+    image: path, bytes, PIL image or array (decoded by ``load_image``). stage3_attention /
+    window_size: run stage 3 'global', 'window' or 'hybrid' (default: the model's own setting),
+    on a twin sharing the weights (``with_stage3_attention``). scale: (long, short) bound of the
+    keep-ratio resize (default: the model's official (2048, 512)); a smaller one runs faster,
+    off the official protocol. The model is moved to ``device`` (default: where it is).
+
+    Raises ImageDecodeError (bad image), ValueError (bad mode, window, scale, precision, device).
+    """
+    from ..models.dense import UniFormerSegmentor, with_stage3_attention
+
+    if not isinstance(model, UniFormerSegmentor):
+        raise ValueError(f"segment_image needs a segmentation model (e.g. 'upernet_global_small'), got "
+                         f"{type(model).__name__}")
+    cfg = model.cfg
+    scale = tuple(int(s) for s in (scale or cfg.test_scale))
+    if len(scale) != 2 or min(scale) < 32:
+        raise ValueError(f"scale must be (long, short) with both sides >= 32 pixels, got {scale}")
+    pcfg = _pretrained_cfg(model)
+    run = with_stage3_attention(model, stage3_attention or cfg.backbone.stage3_attention, window_size)
+    dev = select_device(device) if device is not None else next(model.parameters()).device
+    run.to(dev)
+    t0 = time.perf_counter()
+    img = load_image(image)
+    inp = preprocess_segmentation(img, pcfg, scale, cfg.test_size_divisor)
+    x = inp.tensor.to(dev)
+    t1 = time.perf_counter()
+    with autocast(dev, precision):
+        logits = run(x)
+    _sync(dev)
+    t2 = time.perf_counter()
+    mask, conf = logits_to_mask(logits, x.shape[-2:], (inp.image_size[1], inp.image_size[0]))
+    t3 = time.perf_counter()
+    labels = get_labels(pcfg.label_set)
+    dtype = np.uint8 if len(labels) <= 256 else np.int32
+    bcfg = run.cfg.backbone
+    return SegmentationResult(
+        mask=mask.cpu().numpy().astype(dtype), confidence=conf.float().cpu().numpy(), labels=labels,
+        palette=get_palette(pcfg.label_set), image_size=inp.image_size, input_size=inp.input_size,
+        stage3_attention=bcfg.stage3_attention, window_size=bcfg.window_size,
+        model_name=getattr(model, "model_name", type(model).__name__),
+        weights=getattr(model, "weights_info", WeightsInfo("untrained")), device=str(dev), precision=precision,
+        preprocess_ms=(t1 - t0) * 1000, inference_ms=(t2 - t1) * 1000, postprocess_ms=(t3 - t2) * 1000)
