@@ -8,7 +8,10 @@ import uniformer
 from .handlers import default_device, device_label
 from .explain_tab import build_explain_tab
 from .image_tab import build_image_tab
+from .pose_tab import build_pose_tab
+from .segmentation_tab import build_segmentation_tab
 from .shrinking_tab import build_shrinking_tab
+from .video_tab import build_video_tab
 
 __all__ = ["TITLE", "build_app"]
 
@@ -16,7 +19,8 @@ TITLE = "UniFormer"
 
 _INTRO = (f"# {TITLE}\n"
           "UniFormer (Li et al., *UniFormer: Unifying Convolution and Self-attention for Visual Recognition*, "
-          "TPAMI 2023): ImageNet-1k classification with the official checkpoints. "
+          "TPAMI 2023), run with the official checkpoints: image and video classification, what the network "
+          "looks at, token shrinking, segmentation and pose. "
           f"`uniformer` {uniformer.__version__} \u00b7 **Device:** {{device}}")
 
 
@@ -29,4 +33,7 @@ def build_app() -> gr.Blocks:
             build_image_tab(demo)
             build_explain_tab(demo)
             build_shrinking_tab(demo)
+            build_segmentation_tab(demo)
+            build_pose_tab(demo)
+            build_video_tab(demo)
     return demo

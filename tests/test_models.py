@@ -104,7 +104,7 @@ def test_registry():
     assert {"uniformer_small_in1k", "uniformer_small_plus_in1k", "uniformer_base_in1k"} <= set(names)
     assert uniformer.list_models("*_tl_384") == ["uniformer_base_tl_384", "uniformer_large_ls_tl_384",
                                                  "uniformer_small_plus_tl_384", "uniformer_small_tl_384"]
-    assert set(uniformer.list_models(pretrained_on_hub=True)) == {
+    assert set(uniformer.list_models(task="image-classification", pretrained_on_hub=True)) == {
         "uniformer_small_in1k", "uniformer_small_plus_in1k", "uniformer_base_in1k", "uniformer_xxs_160_in1k"}
     with pytest.raises(KeyError, match="did you mean"):
         uniformer.create_model("uniformer_smal_in1k")

@@ -24,7 +24,7 @@ CELL_TIMEOUT_S = 300
 # Names a notebook may declare in its "parameters" cell, and their values for CI. INTERACTIVE:
 # no ipywidgets, since nbclient can block until its timeout on cells that open widgets
 # (jupyter/nbclient#312).
-SMALL_PARAMETERS = {"IMAGE_SIZE": 64, "INTERACTIVE": False}
+SMALL_PARAMETERS = {"IMAGE_SIZE": 64, "INTERACTIVE": False, "TRAIN_STEPS": 3}
 KERNEL_ENV = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 

@@ -1,8 +1,11 @@
-"""Command line: ``python -m uniformer {predict,list,convert} ...``.
+"""Command line: ``python -m uniformer {predict,list,convert,train} ...``.
 
     python -m uniformer predict photo.jpg [more.jpg ...] [--model NAME] [--topk 5] [--json]
+    python -m uniformer predict clip.mp4 [--model uniformer_small_k400_16x8] [--views 4x1] [--json]
     python -m uniformer list [PATTERN]
     python -m uniformer convert TRAINING_CKPT.pth OUT.pth --trust-source
+    python -m uniformer train --data digits --epochs 30 --output runs/digits --export
+    torchrun --nproc_per_node 2 -m uniformer train ...      (the same run on 2 processes)
 """
 from __future__ import annotations
 
@@ -13,15 +16,21 @@ import sys
 __all__ = ["main"]
 
 DEFAULT_MODEL = "uniformer_small_in1k"
+DEFAULT_VIDEO_MODEL = "uniformer_small_k400_16x8"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m uniformer", description="UniFormer models from the command line.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    pr = sub.add_parser("predict", help="classify images (ImageNet-1k top-k)")
-    pr.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, TIFF, ...)")
-    pr.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    pr = sub.add_parser("predict", help="classify images (ImageNet-1k) or videos (Kinetics, Something-Something)")
+    pr.add_argument("images", nargs="+", metavar="FILE",
+                    help="image files (JPEG, PNG, WebP, TIFF, ...) and/or video files (MP4, MKV, WebM, MOV, AVI, ...)")
+    pr.add_argument("--model", default=None,
+                    help=f"registered model name; it serves the inputs of its kind, the others get the default "
+                         f"(images {DEFAULT_MODEL}, videos {DEFAULT_VIDEO_MODEL})")
+    pr.add_argument("--views", default=None, metavar="CLIPSxCROPS",
+                    help="video test views, e.g. 4x1 (4 clips, 1 crop) or 1x3 (default: the model's official views)")
     pr.add_argument("--topk", type=int, default=5, help="number of classes to print (default 5)")
     pr.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     pr.add_argument("--checkpoint", default=None, help="local checkpoint file instead of the Hub download")
@@ -39,44 +48,203 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("dst")
     cv.add_argument("--trust-source", action="store_true", required=True,
                     help="required: the file is unpickled unsafely (it can run code), so only for files you trust")
+
+    tr = sub.add_parser("train", help="train / fine-tune a model (also under torchrun --nproc_per_node N)",
+                        description="Train a registered model on an image folder, a CSV video list or a built-in "
+                                    "dataset (digits, moving_digits). Defaults follow the paper's recipe (§6.1).")
+    _add_train_arguments(tr)
     return p
 
 
-def _predict(args) -> int:
-    from . import create_model
-    from .inference import predict_images
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field (``--field-name``), defaults and help from the config."""
+    import dataclasses
 
-    if args.checkpoint:
-        model = create_model(args.model, checkpoint_path=args.checkpoint)
+    from .train.config import TrainConfig
+
+    helps = {
+        "model": "registered model name (python -m uniformer list)", "data": "digits, moving_digits, an image "
+        "folder (one sub-folder per class) or a CSV video list (path,label)", "val_data": "held-out folder / CSV",
+        "output_dir": "folder for checkpoint-last.pt, metrics.jsonl and export/",
+        "resume": "a training checkpoint, or 'auto' (OUTPUT/checkpoint-last.pt if present)",
+        "freeze": "backbone: train the classifier only (linear probe)", "batch_size": "global batch per step",
+        "input_size": "square input side in pixels (default: the model's)", "export": "write OUTPUT/export "
+        "(safetensors + config.json + README.md model card)", "max_steps": "stop after this many steps "
+        "(the schedule spans them)", "precision": "auto: bf16 on GPU, fp32 on CPU",
+    }
+    types = {"int": int, "float": float, "str": str}
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        text = helps.get(f.name, "") + (f" (default {default})" if default not in (None, "") else "")
+        if f.name == "model_args":
+            p.add_argument("--model-arg", dest="model_args", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a model config field; VALUE is JSON (e.g. spatial_dims=3, "
+                                "depths=[1,1,2,1]); repeatable")
+        elif f.name == "betas":
+            p.add_argument(flag, type=float, nargs=2, default=default, help="AdamW betas" + text)
+        elif f.type == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+        else:
+            kind = types[f.type.split(" | ")[0]]
+            names = [flag, "--output"] if f.name == "output_dir" else [flag]
+            p.add_argument(*names, dest=f.name, type=kind, default=default, help=text)
+    p.add_argument("--push-to-hub", metavar="USER/NAME", default=None,
+                   help="upload the export to this Hugging Face model repo (needs --export, a network and a token)")
+    p.add_argument("--hub-private", action="store_true", help="create the Hub repo as private")
+
+
+def _train(args, argv: list[str]) -> int:
+    import dataclasses
+    import os
+    import shlex
+
+    from .train import TrainConfig, fit, push_to_hub
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    model_args = {}
+    for item in values["model_args"]:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--model-arg needs KEY=VALUE, got {item!r}")
+        try:
+            model_args[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            model_args[key] = raw
+    values["model_args"] = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                            for k, v in model_args.items()}
+    values["betas"] = tuple(values["betas"])
+    if args.push_to_hub and not values["export"]:
+        raise ValueError("--push-to-hub needs --export")
+    cfg = TrainConfig(**values)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    launcher = f"torchrun --nproc_per_node {world} -m uniformer" if world > 1 else "python -m uniformer"
+    result = fit(cfg, command=f"{launcher} {shlex.join(argv)}")
+    if int(os.environ.get("RANK", 0)) == 0:
+        m = result.metrics
+        if "val_top1" in m:
+            print(f"held-out top-1 {m['val_top1']:.2f}% top-5 {m['val_top5']:.2f}% on {m['val_samples']} samples "
+                  f"after {result.state.step} steps")
+        if result.export_dir is not None:
+            print(f"exported to {result.export_dir}")
+            if args.push_to_hub:
+                url = push_to_hub(result.export_dir, args.push_to_hub, private=args.hub_private)
+                print(f"pushed to {url}")
+    return 0
+
+
+def _is_video(path: str) -> bool:
+    """Video by extension; for unknown extensions, a file PyAV reads as a multi-frame video."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from .data.video import VIDEO_EXTENSIONS, is_video_file
+
+    suffix = Path(path).suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return True
+    if suffix in Image.registered_extensions():
+        return False
+    return is_video_file(path)
+
+
+def _load(name: str, args, own: bool):
+    """The model ``name``; ``own``: the one --model / --checkpoint / --untrained talk about."""
+    from . import create_model
+
+    if own and args.checkpoint:
+        model = create_model(name, checkpoint_path=args.checkpoint)
     elif args.untrained:
-        model = create_model(args.model)
+        model = create_model(name)
     else:
-        model = create_model(args.model, pretrained=True)
+        model = create_model(name, pretrained=True)
     if not model.weights_info.trained:
-        print(f"WARNING: {args.model} runs with untrained random weights: predictions are meaningless. "
+        print(f"WARNING: {name} runs with untrained random weights: predictions are meaningless. "
               f"Pass --checkpoint PATH or allow the Hub download.", file=sys.stderr)
+    return model
+
+
+def _predict(args) -> int:
+    from . import get_entry
     from .inference import select_device
 
-    device = select_device(args.device)
-    results, failures = [], 0
-    from .data import ImageDecodeError
+    videos = [p for p in args.images if _is_video(p)]
+    images = [p for p in args.images if p not in videos]
+    image_model, video_model = DEFAULT_MODEL, DEFAULT_VIDEO_MODEL
+    if args.model is not None:
+        if get_entry(args.model).task == "video-classification":
+            video_model = args.model
+        else:
+            image_model = args.model
+    # --checkpoint belongs to --model, or (without --model) to the default of the only kind given
+    own_video = args.model == video_model or (args.model is None and not images)
+    views = None
+    if videos and args.views:
+        from .inference_video import Views
 
-    for path in args.images:
+        views = Views.parse(args.views)
+    device = select_device(args.device)
+    results, lines, failures = [], [], 0
+    if images:
+        failures += _predict_images(args, images, _load(image_model, args, not own_video), device, results, lines)
+    if videos:
+        failures += _predict_videos(args, videos, _load(video_model, args, own_video), views, device, results, lines)
+    print(json.dumps(results, indent=2) if args.json else "\n".join(lines))
+    return 1 if failures else 0
+
+
+def _predict_images(args, paths, model, device, results, lines) -> int:
+    from .data import ImageDecodeError
+    from .inference import predict_images
+
+    failures = 0
+    out = []
+    for path in paths:
         try:
-            results.append(predict_images(model, [path], topk=args.topk, device=device, precision=args.precision,
-                                          sources=[path])[0])
+            out.append(predict_images(model, [path], topk=args.topk, device=device, precision=args.precision,
+                                      sources=[path])[0])
         except ImageDecodeError as e:
             failures += 1
             print(f"error: {path}: {e}", file=sys.stderr)
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
-    else:
-        print(f"model: {args.model}  weights: {model.weights_info.describe()}  device: {device}")
-        for r in results:
-            print(f"\n{r.source}  ({r.inference_ms:.1f} ms)")
-            for c in r.topk:
-                print(f"  {c.probability * 100:6.2f}%  {c.label}  [{c.index}]")
-    return 1 if failures else 0
+    results += [r.to_dict() for r in out]
+    lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
+    for r in out:
+        lines.append(f"\n{r.source}  ({r.inference_ms:.1f} ms)")
+        lines += [f"  {c.probability * 100:6.2f}%  {c.label}  [{c.index}]" for c in r.topk]
+    return failures
+
+
+def _predict_videos(args, paths, model, views, device, results, lines) -> int:
+    from .data.video import VideoDecodeError
+    from .inference_video import official_views, predict_video
+
+    cfg = model.pretrained_cfg
+    views = views or official_views(cfg)
+    failures = 0
+    out = []
+    for path in paths:
+        try:
+            out.append(predict_video(model, path, views, topk=args.topk, device=device, precision=args.precision))
+        except VideoDecodeError as e:
+            failures += 1
+            print(f"error: {path}: {e}", file=sys.stderr)
+    results += [r.to_dict() for r in out]
+    if lines:
+        lines.append("")
+    lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
+    lines.append(f"sampling: {cfg.describe_sampling()}; views: {views.label()} ({views.paper(cfg.num_frames)}); "
+                 f"short side {cfg.test_short_side(views.crops)} px, crop {cfg.crop_size} px; "
+                 f"normalization mean {cfg.mean[0]} std {cfg.std[0]} (the training statistics)")
+    for r in out:
+        v = r.video
+        lines.append(f"\n{r.source}  ({v['num_frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.1f} s, "
+                     f"{v['width']}x{v['height']})  decode {r.decode_ms:.1f} ms, inference {r.inference_ms:.1f} ms")
+        lines += [f"  {c.probability * 100:6.2f}%  {c.label}  [{c.index}]" for c in r.topk]
+        for view in r.views:
+            lines.append(f"    clip {view.clip + 1} crop {view.crop + 1}: frames {list(view.frame_indices)} -> "
+                         f"{view.top1.label} {view.top1.probability * 100:.1f}%")
+    return failures
 
 
 def _convert(args) -> int:
@@ -93,6 +261,7 @@ def _convert(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 some input failed, 2 usage or loading error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command == "list":
         from . import get_entry, list_models
@@ -105,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     from .hub import CheckpointError
 
     try:
+        if args.command == "train":
+            return _train(args, argv)
         return _predict(args) if args.command == "predict" else _convert(args)
     except (CheckpointError, KeyError, ValueError) as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)

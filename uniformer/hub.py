@@ -2,13 +2,19 @@
 
 One code path serves the Hub, local files and the tests:
 ``resolve_checkpoint`` (Hub or local path) -> ``read_state_dict`` (``torch.load(weights_only=True)``,
-unwrap the official container formats) -> ``load_weights`` (map official names to ours, check every
-key and shape, ``load_state_dict(strict=True)``). Nothing falls back silently: each failure raises
-one of the errors below, whose message says what to do.
+unwrap the official container formats; or ``safetensors`` for this project's exports) -> ``load_weights``
+(map official names to ours, check every key and shape, ``load_state_dict(strict=True)``). Nothing
+falls back silently: each failure raises one of the errors below, whose message says what to do.
+
+This project's exports (``uniformer.train.checkpoint.export_model``) are a folder holding
+``model.safetensors`` and ``config.json`` (the model name, config fields, labels and preprocessing);
+:func:`read_export_config` reads that JSON (embedded in the safetensors metadata as well, so the
+file alone is enough).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 from dataclasses import dataclass
@@ -29,7 +35,25 @@ __all__ = [
     "read_state_dict",
     "unwrap_state_dict",
     "load_weights",
+    "EXPORT_FORMAT",
+    "EXPORT_WEIGHTS_NAME",
+    "EXPORT_CONFIG_NAME",
+    "EXPORT_METADATA_KEY",
+    "PROJECT",
+    "resolve_checkpoint_path",
+    "is_safetensors_file",
+    "read_export_config",
 ]
+
+#: ``format`` value of this project's export config (``config.json``).
+EXPORT_FORMAT = "uniformer-export"
+#: File names inside an export folder.
+EXPORT_WEIGHTS_NAME = "model.safetensors"
+EXPORT_CONFIG_NAME = "config.json"
+#: Key of the export config (JSON text) in the safetensors header metadata.
+EXPORT_METADATA_KEY = "uniformer_export"
+#: ``trained_by`` value of checkpoints trained by this project's fine-tuning code (WeightsInfo 'project').
+PROJECT = "uniformer"
 
 
 class CheckpointError(Exception):
@@ -145,19 +169,94 @@ def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torc
     return state_dict
 
 
+def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
+    """The checkpoint file ``path`` names: the file itself, or ``model.safetensors`` inside an export
+    folder. Raises CheckpointNotAvailableError when there is no such file (or the folder holds none)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / EXPORT_WEIGHTS_NAME).is_file():
+            raise CheckpointNotAvailableError(
+                f"{path} is a folder without {EXPORT_WEIGHTS_NAME}; pass a checkpoint file or an export folder")
+        return path / EXPORT_WEIGHTS_NAME
+    if not path.is_file():
+        raise CheckpointNotAvailableError(f"checkpoint file {path} does not exist")
+    return path
+
+
+def is_safetensors_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` starts like a safetensors file: an 8-byte little-endian header length
+    (smaller than the file) followed by a JSON object. PyTorch files start with ``PK`` (zip) or
+    ``0x80`` (legacy pickle), so the two formats cannot be confused."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return 0 < int.from_bytes(head[:8], "little") <= os.path.getsize(path) - 8
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise InvalidCheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt: "
+                                     f"{type(e).__name__}: {str(e)[:120]}); export or download it again") from e
+
+
+def read_export_config(path: str | os.PathLike) -> dict | None:
+    """The export config of a checkpoint written by this project's ``export_model``, else None.
+
+    ``path``: an export folder or a file. For a safetensors file the config embedded in its header
+    metadata (key ``uniformer_export``) is used, else a ``config.json`` next to the file whose
+    ``format`` is ``'uniformer-export'``. Plain checkpoints (official ``.pth``, foreign safetensors)
+    give None. Returns the parsed JSON dict (keys: format, format_version, model_name, config,
+    num_classes, labels, pretrained_cfg, trained_by, ...; see ``uniformer.train.checkpoint``).
+    Raises CheckpointNotAvailableError (no such file), InvalidCheckpointError (unreadable JSON, or an
+    export config without model_name/config).
+    """
+    path = resolve_checkpoint_path(path)
+    text = None
+    if is_safetensors_file(path):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                text = (f.metadata() or {}).get(EXPORT_METADATA_KEY)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise InvalidCheckpointError(f"{path} is not a readable safetensors file ({type(e).__name__}: "
+                                         f"{str(e)[:120]})") from e
+    sibling = path.parent / EXPORT_CONFIG_NAME
+    if text is None and sibling.is_file():
+        text = sibling.read_text(encoding="utf-8")
+    if text is None:
+        return None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidCheckpointError(f"the export config of {path} is not valid JSON ({e})") from e
+    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
+        return None
+    if not isinstance(config.get("model_name"), str) or not isinstance(config.get("config"), dict):
+        raise InvalidCheckpointError(f"the export config of {path} lacks 'model_name' or 'config'")
+    return config
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a checkpoint file safely (``torch.load(weights_only=True)``, map to CPU) and unwrap it.
 
-    ``argparse.Namespace`` (the ``args`` entry of the official training checkpoints) is the only
+    Safetensors files (this project's exports; ``path`` may also be an export folder) are read
+    with ``safetensors``; everything else with ``torch.load``. ``argparse.Namespace`` (the ``args`` entry of the official training checkpoints) is the only
     non-tensor class allowed. Raises CheckpointNotAvailableError (no such file),
     InvalidCheckpointError (empty, truncated or not a checkpoint), UnsafeCheckpointError (would
     need unsafe unpickling).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotAvailableError(f"checkpoint file {path} does not exist")
+    path = resolve_checkpoint_path(path)
     if path.stat().st_size == 0:
         raise InvalidCheckpointError(f"checkpoint file {path} is empty (0 bytes); download it again")
+    if is_safetensors_file(path):
+        return unwrap_state_dict(_read_safetensors(path), str(path))
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .data import eval_transform, get_labels, load_image
+from .data import eval_transform, load_image
 from .hub import WeightsInfo
 
 __all__ = ["ClassScore", "ImagePrediction", "select_device", "autocast", "preprocess_images",
@@ -101,7 +101,7 @@ def predict_images(model: nn.Module, images: Sequence, topk: int = 5, device: st
     if not images:
         raise ValueError("no images given")
     cfg = model.pretrained_cfg
-    labels = get_labels(cfg.label_set)
+    labels = cfg.class_names()
     if not 1 <= topk <= len(labels):
         raise ValueError(f"topk must be between 1 and {len(labels)}, got {topk}")
     dev = select_device(device) if device is not None else next(model.parameters()).device

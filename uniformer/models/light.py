@@ -184,7 +184,7 @@ class UniFormerLight(UniFormer):
                 HourglassBlock(dims[stage], ratios[i], offs[i], pool_scores=(stage == 2 and i == cfg.depths[2] - 1),
                                spatial_dims=cfg.spatial_dims, head_dim=cfg.head_dim, mlp_ratio=cfg.mlp_ratio,
                                qkv_bias=cfg.qkv_bias, drop=cfg.drop_rate, attn_drop=cfg.attn_drop_rate,
-                               drop_path=dpr[start + i])
+                               drop_path=dpr[start + i], layer_scale_init=cfg.layer_scale_init)
                 for i in range(cfg.depths[stage])])
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dims[2]))
         self.cls_upsample = nn.Linear(dims[2], dims[3])
