@@ -1,10 +1,18 @@
-"""Files for the app tests: an offline Hub cache with synthetic official weights, and bad image
-files of the kinds users upload (plain functions; each test module wraps them in fixtures)."""
+"""Files and processes for the app tests: an offline Hub cache with synthetic official weights,
+bad image files of the kinds users upload, and ``python app.py`` servers and Chromium for the
+browser tests (plain functions; each test module wraps them in fixtures)."""
 from __future__ import annotations
 
 import io
+import os
+import socket
 import struct
+import subprocess
+import sys
+import time
+import urllib.request
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 from hubcache import add_to_hub_cache, official_state_dict
@@ -55,3 +63,64 @@ def make_bad_images(directory: Path, photo: Path) -> dict[str, Path]:
     files["huge"] = write_bilevel_png(directory / "huge.png", 20000, 20000)
     files["bomb"] = write_bilevel_png(directory / "bomb.png", 200_000, 200_000, stored_rows=4)
     return files
+
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def app_server(hf_home: Path, log: Path):
+    """Run ``python app.py`` offline with ``hf_home`` as HF_HOME (output to ``log``); yields
+    (process, url) as soon as it is started. The process is always terminated."""
+    port = free_port()
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    env.pop("UNIFORMER_CHECKPOINT_DIR", None)
+    env.pop("HF_HUB_CACHE", None)
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process, f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until_up(process: subprocess.Popen, url: str, log: Path, timeout_s: float) -> None:
+    """Return once ``url`` answers 200; fail the test (with the log's tail) if the server exits or
+    does not answer within ``timeout_s`` seconds."""
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"app.py did not answer at {url} within {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def require_chromium() -> None:
+    """Fail (never skip) when the browser the end-to-end tests drive is missing."""
+    import pytest
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")

@@ -6,70 +6,19 @@ one with an empty cache (untrained fallback). Needs ``/usr/bin/chromium`` (Debia
 """
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from appfiles import SMALL_HUB_DESCRIPTION, make_bad_images, make_hub_home
+from appfiles import (CHROMIUM, CHROMIUM_ARGS, SMALL_HUB_DESCRIPTION, app_server, make_bad_images, make_hub_home,
+                      require_chromium, wait_until_up)
 from playwright.sync_api import expect, sync_playwright
 
 from app.examples import write_examples
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path("/tmp/uniformer_app_screenshot.png")
 START_TIMEOUT_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _app_server(hf_home: Path, log: Path):
-    """Run ``python app.py`` offline with ``hf_home`` as HF_HOME; yields its URL once it answers.
-    The process is always terminated."""
-    port = _free_port()
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    env.pop("UNIFORMER_CHECKPOINT_DIR", None)
-    env.pop("HF_HUB_CACHE", None)
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process, f"http://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_up(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"app.py did not answer at {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +27,16 @@ def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     homes = {"hub": make_hub_home(tmp / "hf_home_hub"), "untrained": tmp / "hf_home_empty"}
     with ExitStack() as stack:
-        started = {kind: (*stack.enter_context(_app_server(home, tmp / f"{kind}.log")), tmp / f"{kind}.log")
+        started = {kind: (*stack.enter_context(app_server(home, tmp / f"{kind}.log")), tmp / f"{kind}.log")
                    for kind, home in homes.items()}
         for process, url, log in started.values():
-            _wait_until_up(process, url, log)
+            wait_until_up(process, url, log, START_TIMEOUT_S)
         yield {kind: url for kind, (_, url, _) in started.items()}
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
+    require_chromium()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from appfiles import CHROMIUM, CHROMIUM_ARGS, free_port
 from playwright.sync_api import expect, sync_playwright
 
 from app.examples import write_examples
 from hubcache import add_to_hub_cache, load_spec, load_synth
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SEG_SCREENSHOT = Path("/tmp/uniformer_seg_screenshot.png")
 POSE_SCREENSHOT = Path("/tmp/uniformer_pose_screenshot.png")
 START_TIMEOUT_S = 300  # four tabs on a shared 2-core machine
@@ -38,12 +35,6 @@ KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_sho
              "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee",
              "left_ankle", "right_ankle")
 HUB_DESCRIPTION = "official Hub checkpoint Andy1621/uniformer/upernet_global_small.pth"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +46,7 @@ def server(tmp_path_factory):
     add_to_hub_cache(hf_home, "Andy1621/uniformer", "upernet_global_small.pth",
                      {"meta": {"mmseg_version": "0.13.0"}, "state_dict": state_dict})
     del state_dict
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
     env.pop("UNIFORMER_CHECKPOINT_DIR", None)

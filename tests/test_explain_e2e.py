@@ -8,7 +8,6 @@ A full-page screenshot is saved to /tmp/uniformer_explain_screenshot.png.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,31 +15,22 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from appfiles import make_hub_home
+from appfiles import CHROMIUM, CHROMIUM_ARGS, free_port, make_hub_home
 from playwright.sync_api import expect, sync_playwright
 
 from app.examples import write_examples
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path("/tmp/uniformer_explain_screenshot.png")
 START_TIMEOUT_S = 180
 TIMEOUT_MS = 120_000  # the first click runs the captured forward on a (possibly busy) CPU
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """URL of ``python app.py`` running offline with synthetic official weights; terminated after."""
     tmp = tmp_path_factory.mktemp("explain_e2e")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HOME": str(make_hub_home(tmp / "hf_home")), "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
     for key in ("UNIFORMER_CHECKPOINT_DIR", "HF_HUB_CACHE"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,26 +15,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from appfiles import make_bad_images
+from appfiles import CHROMIUM, CHROMIUM_ARGS, free_port, make_bad_images
 from hubcache import add_to_hub_cache, official_state_dict
 from playwright.sync_api import expect, sync_playwright
 
 from app.examples import write_examples
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path("/tmp/uniformer_shrinking_screenshot.png")
 START_TIMEOUT_S = 120
 RUN_TIMEOUT_MS = 240_000  # a run traces six keep ratios three times each; slow on a busy shared CPU
 LIGHT_HUB = "Andy1621/uniformer_light/uniformer_xxs_160_in1k.pth"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +34,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shrinking_e2e")
     hf_home = tmp / "hf_home"
     add_to_hub_cache(hf_home, *LIGHT_HUB.rsplit("/", 1), official_state_dict("light_xxs"))
-    port, log = _free_port(), tmp / "app.log"
+    port, log = free_port(), tmp / "app.log"
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "OMP_NUM_THREADS": "1"}  # two torch threads on a CPU shared with other jobs are many times slower

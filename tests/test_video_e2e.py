@@ -8,54 +8,17 @@ without it the test fails, it does not skip.
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from appfiles import CHROMIUM, CHROMIUM_ARGS, app_server, require_chromium, wait_until_up
 from hubcache import add_to_hub_cache, official_state_dict
 from playwright.sync_api import expect, sync_playwright
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path("/tmp/uniformer_video_screenshot.png")
 START_TIMEOUT_S = 120
 RUN_TIMEOUT_MS = 240_000  # UniFormer-S on 16 x 224 x 224 on a shared CPU
 HUB_DESCRIPTION = "official Hub checkpoint Sense-X/uniformer_video/uniformer_small_k400_16x8.pth"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _app_server(hf_home: Path, log: Path):
-    """``python app.py`` offline with ``hf_home`` as HF_HOME; yields (process, url). Always terminated."""
-    port = _free_port()
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    env.pop("UNIFORMER_CHECKPOINT_DIR", None)
-    env.pop("HF_HUB_CACHE", None)
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process, f"http://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -64,27 +27,14 @@ def server(tmp_path_factory):
     home = tmp / "hf_home"
     add_to_hub_cache(home, "Sense-X/uniformer_video", "uniformer_small_k400_16x8.pth", official_state_dict("video_s16"))
     log = tmp / "app.log"
-    with _app_server(home, log) as (process, url):
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer at {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with app_server(home, log) as (process, url):
+        wait_until_up(process, url, log, START_TIMEOUT_S)
         yield url
 
 
 @pytest.fixture(scope="module")
 def page():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
+    require_chromium()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
