@@ -268,25 +268,222 @@ def test_grad_cam_for_a_chosen_class_and_stage_and_bad_arguments(small, small_an
         E.class_activation_map(small, small_analysis, "GradCAM", class_index=1000)
 
 
-def test_light_model_local_views_work_and_hourglass_attention_is_skipped_clearly():
+def _light(name: str = "uniformer_xxs_160_in1k", **kw):
     torch.manual_seed(0)
-    model = uniformer.create_model("uniformer_xxs_160_in1k")
-    a = E.analyze(model, _photo(90, 70, 6), pretrained_cfg=dataclasses.replace(model.pretrained_cfg,
-                                                                                input_size=(3, SIZE, SIZE)))
+    return uniformer.create_model(name, **kw).eval()
+
+
+def _run_cfg(model, size: int = SIZE):
+    return dataclasses.replace(model.pretrained_cfg, input_size=(3, size, size))
+
+
+def _manual_attention(mhra, tokens: torch.Tensor) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d)) written out from the qkv weights: (B, M, C) -> (B, heads, M, M) float64."""
+    B, M, C = tokens.shape
+    qkv = tokens.double() @ mhra.qkv.weight.double().T + mhra.qkv.bias.double()
+    qkv = qkv.view(B, M, 3, mhra.num_heads, C // mhra.num_heads)
+    q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)  # (B, heads, M, d)
+    return (q @ k.transpose(-1, -2) / (C // mhra.num_heads) ** 0.5).softmax(-1)
+
+
+def _record_outputs(modules: dict) -> tuple[dict, list]:
+    """Forward hooks keeping the output of each named module (the MHRA input for ``norm1``)."""
+    seen: dict = {}
+    handles = [m.register_forward_hook(lambda mod, args, out, n=n: seen.__setitem__(n, out.detach()))
+               for n, m in modules.items()]
+    return seen, handles
+
+
+def test_light_model_hourglass_attention_is_captured_and_every_view_works():
+    model = _light()
+    a = E.analyze(model, _photo(90, 70, 6), pretrained_cfg=_run_cfg(model))
     with torch.no_grad():
-        assert torch.equal(torch.from_numpy(a.logits), model(a.input)[0])
+        assert torch.equal(torch.from_numpy(a.logits), model(a.input)[0])  # capture changes nothing
     hourglass = [i for i in a.layers if i.stage >= 2]
-    assert hourglass and all(i.kind == E.NOT_CAPTURED for i in hourglass)
-    assert all("hourglass" in a.skipped[i.name] for i in hourglass)
-    with pytest.raises(ValueError, match="hourglass"):
-        E.query_map(a, hourglass[0], 45, 35)
-    with pytest.raises(ValueError, match="hourglass"):
-        E.attention_rollout(a)
-    assert [m.layer.kind for m in E.local_vs_global(a, 45, 35).panels] == ["local"]
-    assert len(E.mean_attention_distance(a).layers) == sum(model.cfg.depths[:2])
+    assert len(hourglass) == 10 and not a.skipped
+    assert all(i.kind == E.GLOBAL and i.variant == E.HOURGLASS and "hourglass" in i.label for i in hourglass)
+    assert [i.grid for i in hourglass] == [(4, 4)] * 8 + [(2, 2)] * 2
+    assert a.kept_tokens[hourglass[0].name].shape == (16,) and a.kept_tokens[hourglass[1].name].shape == (8,)
+    for info in hourglass:
+        A = a.attention[info.name]
+        N = info.grid[0] * info.grid[1]
+        assert A.shape == (info.heads, N, N) and (A >= 0).all()
+        assert (A.sum(-1) < 1).all() and (A.sum(-1) > 0.3).all()  # the rest went to the score token
+        q = E.query_map(a, info, 45, 35)
+        assert q.per_head.shape == (info.heads, *info.grid) and q.mean.shape == info.grid
+        np.testing.assert_allclose(q.per_head.reshape(info.heads, -1), A[:, q.token], rtol=0, atol=0)
+    assert [m.layer.kind for m in E.local_vs_global(a, 45, 35).panels] == ["local", "global", "global"]
+    r = E.attention_rollout(a)
+    assert r.grid3 == (4, 4) and r.grid4 == (2, 2) and len(r.layers) == 10
+    np.testing.assert_allclose(r.matrix.sum(1), 1, atol=1e-9)
+    d = E.mean_attention_distance(a)
+    assert len(d.layers) == len(a.layers) and all(np.isfinite(x).all() and (x > 0).all() for x in d.per_head)
     cam = E.class_activation_map(model, a, "GradCAM", stage=3)  # hourglass block output (map, state)
     assert cam.map.shape == (70, 90) and 0 < cam.map.max() <= 1
     assert E.effective_receptive_field(model, a, 45, 35, stage=1).erf.max() == 1
+
+
+def test_light_capture_rows_equal_a_direct_recomputation_of_the_shrunk_attention():
+    model = _light()
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
+    blocks = {f"stages.{s}.blocks.{b}.mhra": model.stages[s].blocks[b] for s, b in ((2, 0), (2, 1), (2, 5), (3, 0))}
+    seen, handles = _record_outputs({n: blk.norm1 for n, blk in blocks.items()})  # the MHRA inputs
+    try:
+        with torch.no_grad(), E.capture_attention(model) as cap:
+            logits, trace = model.forward_trace(x)
+    finally:
+        for h in handles:
+            h.remove()
+    with torch.no_grad():
+        assert torch.equal(logits, model(x))
+    traces = {f"stages.{t.stage}.blocks.{t.block}.mhra": t for t in trace}
+    for name in blocks:
+        t, shrunk, A = traces[name], cap.shrunk[name], cap.maps[name]
+        assert cap.kinds[name] == "hourglass" and cap.spatial[name] == t.grid == shrunk.grid
+        assert torch.equal(shrunk.kept, t.kept) and torch.equal(shrunk.fused, t.fused)
+        P = _manual_attention(blocks[name].mhra, seen[name])  # (B, heads, M, M)
+        assert P.shape[-1] == t.tokens_processed
+        torch.testing.assert_close(shrunk.probs.double(), P, rtol=1e-4, atol=1e-6)
+        M, K, N = P.shape[-1], t.kept.shape[1], A.shape[-1]
+        for b in range(2):
+            expected = torch.zeros(P.shape[1], M, N, dtype=torch.float64)  # shrunk row -> grid columns
+            expected[:, :, t.kept[b]] = P[b, :, :, 1:K + 1]
+            if t.fused.shape[1]:
+                expected[:, :, t.fused[b]] = P[b, :, :, M - 1:] * t.fuse_weights[b].double()  # split
+            for rank, token in enumerate(t.kept[b].tolist()):  # a kept token: its own row
+                torch.testing.assert_close(A[b, :, token].double(), expected[:, 1 + rank], rtol=1e-4, atol=1e-6)
+            for token in t.fused[b].tolist():  # a fused token: the representative's row
+                torch.testing.assert_close(A[b, :, token].double(), expected[:, M - 1], rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(A[b].sum(-1).double() + shrunk.score_token_share()[b].double(),
+                                       torch.ones(P.shape[1], N, dtype=torch.float64), atol=1e-5, rtol=0)
+    assert traces["stages.2.blocks.0.mhra"].fused.shape[1] == 0  # the first block keeps all: M = N + 1
+    assert traces["stages.2.blocks.1.mhra"].fused.shape[1] == 8  # then half of the 4 x 4 grid is fused
+
+
+def test_light_capture_without_shrinking_is_the_plain_attention_over_the_grid():
+    model = _light()
+    x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad(), E.capture_attention(model) as cap:
+        model(x, keep_ratio=1.0)
+    for name, A in cap.maps.items():
+        P = cap.shrunk[name].probs  # [score token, all N tokens in grid order]
+        assert not cap.shrunk[name].shrinks and P.shape[-1] == A.shape[-1] + 1
+        torch.testing.assert_close(A, P[:, :, 1:, 1:], rtol=0, atol=0)
+
+
+def test_light_video_capture_keeps_the_space_time_grid_and_matches_token_attention():
+    from uniformer.explain import video as V
+
+    torch.manual_seed(0)
+    model = uniformer.create_model("uniformer_xxs4_128_k400", depths=(1, 1, 1, 1), dims=(16, 32, 64, 64), head_dim=16,
+                                   keep_ratios=((1.0,), (0.5,)), trade_offs=((1.0,), (0.5,))).eval()
+    clip = torch.randn(1, 3, 4, 64, 64, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        plain = model(clip)
+        with E.capture_attention(model) as cap:
+            captured = model(clip)
+    assert torch.equal(plain, captured)
+    assert cap.spatial == {"stages.2.blocks.0.mhra": (2, 4, 4), "stages.3.blocks.0.mhra": (2, 2, 2)}  # stem halves T
+    assert cap.shrunk["stages.3.blocks.0.mhra"].shrinks  # keep 2 of 4 tokens in stage 4
+    att = V.token_attention(model, clip, frame=1, x=40, y=20, block=(2, 0))  # an independent implementation
+    t, r, c = att.query
+    row = cap.maps["stages.2.blocks.0.mhra"][0, :, (t * 4 + r) * 4 + c].reshape(-1, 2, 4, 4)
+    np.testing.assert_allclose(row.numpy(), att.per_head, atol=1e-6)
+
+
+def _windowed_backbone(window: int = 4):
+    """UniFormer-S dense backbone with a hybrid stage 3 (blocks 1-3 windowed, block 4 global), tiny depths."""
+    torch.manual_seed(0)
+    return uniformer.create_model("uniformer_small_hybrid14_backbone", window_size=window, depths=(1, 1, 4, 1)).eval()
+
+
+def _brute_force_windows(mhra, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Per window: the window's tokens (zeros where it pads past the grid), their softmax, written
+    back for the real tokens only -> (B, heads, N, N) float64."""
+    B, N, C = tokens.shape
+    H, W = grid
+    ws = mhra.window_size
+    out = torch.zeros(B, mhra.num_heads, N, N, dtype=torch.float64)
+    for r0 in range(0, H, ws):
+        for c0 in range(0, W, ws):
+            cells = [(r, c) for r in range(r0, r0 + ws) for c in range(c0, c0 + ws)]
+            feats = torch.stack([tokens[:, r * W + c] if r < H and c < W else torch.zeros(B, C) for r, c in cells], 1)
+            P = _manual_attention(mhra, feats)
+            real = [(k, r * W + c) for k, (r, c) in enumerate(cells) if r < H and c < W]
+            for ki, i in real:
+                for kj, j in real:
+                    out[:, :, i, j] = P[:, :, ki, kj]
+    return out
+
+
+def test_windowed_capture_equals_a_brute_force_per_window_softmax():
+    model = _windowed_backbone()
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(10))  # stage 3: 6 x 6, windows 4 x 4
+    blocks = {f"stages.2.blocks.{b}.mhra": model.stages[2].blocks[b] for b in range(4)}
+    seen, handles = _record_outputs({n: blk.norm1 for n, blk in blocks.items()})
+    try:
+        with torch.no_grad(), E.capture_attention(model) as cap:
+            captured = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    with torch.no_grad():
+        plain = model(x)
+    assert len(plain) == 4 and all(torch.equal(p, q) for p, q in zip(plain, captured))  # bit-identical
+    assert [cap.kinds[n] for n in blocks] == ["window", "window", "window", "global"]
+    assert cap.kinds["stages.3.blocks.0.mhra"] == "global"
+    in_full_window = [r * 6 + c for r in range(4) for c in range(4)]  # window (0, 0): no padding
+    padded = [i for i in range(36) if i not in in_full_window]
+    for name in list(blocks)[:3]:
+        A = cap.maps[name]
+        assert A.shape == (2, 5, 36, 36) and cap.spatial[name] == (6, 6)
+        torch.testing.assert_close(A.double(), _brute_force_windows(blocks[name].mhra, seen[name], (6, 6)),
+                                   rtol=1e-4, atol=1e-6)
+        sums = A.sum(-1)
+        torch.testing.assert_close(sums[..., in_full_window], torch.ones(2, 5, 16), atol=1e-5, rtol=0)
+        assert (sums[..., padded] < 1 - 1e-3).all()  # edge windows: the rest went to the zero padding
+        assert (A[..., in_full_window, :][..., padded] == 0).all()  # nothing across windows
+    torch.testing.assert_close(cap.maps["stages.2.blocks.3.mhra"].sum(-1), torch.ones(2, 5, 36), atol=1e-5, rtol=0)
+
+
+def test_analyze_a_hybrid_dense_backbone_end_to_end():
+    model = _windowed_backbone()
+    a = E.analyze(model, _photo(120, 100, 12), pretrained_cfg=_run_cfg(model, 96))
+    assert a.logits is None and a.top_classes() == [] and not a.skipped
+    stage3 = a.layers_of(stage=2)
+    assert [i.variant for i in stage3] == ["window", "window", "window", None]
+    assert stage3[0].label == "stage 3 \u00b7 block 1 (global, window)" and stage3[3].label.endswith("(global)")
+    assert all(i.grid == (6, 6) for i in stage3)
+    x, y = a.geometry.token_centers((6, 6))[5 * 6 + 1]  # token (5, 1): window (1, 0), rows 4-5, cols 0-3
+    q = E.query_map(a, stage3[0], x, y)
+    assert q.token == 31 and q.per_head.shape == (5, 6, 6)
+    outside = np.ones((6, 6), bool)
+    outside[4:, :4] = False
+    assert (q.per_head[:, outside] == 0).all() and (q.per_head[:, ~outside] > 0).all()
+    assert 0.3 < q.mean.sum() < 1  # an edge window
+    assert E.query_map(a, stage3[3], x, y).mean.sum() == pytest.approx(1, abs=1e-5)
+    r = E.attention_rollout(a)
+    assert r.matrix.shape == (9, 36)
+    np.testing.assert_allclose(r.matrix.sum(1), 1, atol=1e-9)
+    d = E.mean_attention_distance(a)
+    assert len(d.layers) == len(a.layers) and all(np.isfinite(v).all() for v in d.per_head)
+    assert len(E.local_vs_global(a, x, y).panels) == 3
+
+
+def test_project_model_uses_its_own_class_names():
+    model = uniformer.create_model("uniformer_xxs_digits", pretrained=True).eval()
+    assert model.pretrained_cfg.class_names() == tuple("0123456789")
+    a = E.analyze(model, _photo(64, 64, 13))
+    assert a.class_names == tuple("0123456789") and not a.skipped
+    top = a.top_classes(3)
+    assert [label for _, label, _ in top] == [str(i) for i, _, _ in top]
+    assert [i.variant for i in a.layers if i.kind == E.GLOBAL] == [E.HOURGLASS] * 4  # light: captured too
+    cam = E.class_activation_map(model, a, "GradCAM", stage=3, class_index=7)
+    assert cam.label == "7"
+    unknown = dataclasses.replace(a, class_names=None, label_set="no-such-set")
+    assert unknown.class_label(3) == "class 3" and unknown.top_classes(1)[0][1].startswith("class ")
+    assert dataclasses.replace(a, class_names=None, label_set="imagenet-1k").class_label(1) == \
+        uniformer.data.get_labels("imagenet-1k")[1]
 
 
 def test_capture_is_thread_safe_each_request_sees_only_its_own_maps(small):

@@ -128,14 +128,16 @@ def test_cam_view_and_class_choices(photo, counted):
     assert f"class {choices[2][1]}" in xh.cam_view(state, "GradCAM", "stage 4", choices[2][1]).caption
 
 
-def test_light_model_hourglass_layers_are_explained_not_crashed(photo):
+def test_light_model_hourglass_layers_are_explained(photo):
     _, _, state = xh.prepare_image(photo, "uniformer_xxs_128_in1k")
     out = xh.click(state, 3, 0, _select(225, 150))
     state = out[0]
     view = xh.ExplainView(*xh.rerender(state, 10, 0))  # a stage-3 hourglass block
-    assert "hourglass" in view.info and len(view.local_vs_global) == 1 and len(view.rollout) == 4  # PCA only
+    assert "(global, hourglass)" in view.info
+    assert len(view.local_vs_global) == 3 and len(view.rollout) == 6  # stage 2 + stages 3, 4; rollout x2 + PCA
     png, js = xh.export(state, 10, 0)
-    assert "hourglass" in json.loads(open(js).read())["shown"]["unavailable"]
+    shown = json.loads(open(js).read())["shown"]
+    assert shown["kind"] == "global" and "hourglass" in shown["label"] and len(shown["map"]) == 8  # 8 x 8 grid at 128 px
 
 
 def test_bounded_cache_computes_each_key_once_across_threads():

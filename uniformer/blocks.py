@@ -144,9 +144,17 @@ class GlobalMHRA(nn.Module):
         x = x.transpose(1, 2).reshape(B, N, -1)  # heads concatenated: (B, N, C)
         return self.proj_drop(self.proj(x))
 
-    def forward(self, x: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+    def window_partition(self, x: torch.Tensor, grid: Sequence[int] | None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Windowed layout (§4.3): tokens (B, N, C) on the 2-D grid (H, W) -> (windows, (Hp, Wp)).
+
+        windows: (B * nH * nW, ws * ws, C), the grid zero-padded right/bottom to (Hp, Wp) = multiples
+        of ``window_size`` (nH = Hp / ws, nW = Wp / ws); window (b, wh, ww) is row
+        ``(b * nH + wh) * nW + ww``, its token (r, c) is slot ``r * ws + c``. The one place this
+        layout is defined: ``forward`` and :func:`uniformer.explain.capture_attention` both use it.
+        Raises ValueError when ``grid`` is not 2-D or the MHRA is not windowed.
+        """
         if self.window_size is None:
-            return self._aggregate(*self.qkv_heads(x))
+            raise ValueError("this MHRA is global (window_size None): it has no windows")
         if grid is None or len(grid) != 2:
             raise ValueError(f"windowed MHRA needs the 2-D token grid (H, W), got {grid}")
         B, N, C = x.shape
@@ -155,7 +163,16 @@ class GlobalMHRA(nn.Module):
         x = F.pad(x.view(B, H, W, C), (0, 0, 0, (-W) % ws, 0, (-H) % ws))  # zeros right/bottom
         Hp, Wp = x.shape[1:3]
         windows = x.view(B, Hp // ws, ws, Wp // ws, ws, C).permute(0, 1, 3, 2, 4, 5)  # (B, nH, nW, ws, ws, C)
-        out = self._aggregate(*self.qkv_heads(windows.reshape(-1, ws * ws, C)))  # (B * nH * nW, ws*ws, C)
+        return windows.reshape(-1, ws * ws, C), (Hp, Wp)
+
+    def forward(self, x: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+        if self.window_size is None:
+            return self._aggregate(*self.qkv_heads(x))
+        windows, (Hp, Wp) = self.window_partition(x, grid)  # (B * nH * nW, ws*ws, C); checks grid
+        B, N, C = x.shape
+        H, W = grid
+        ws = self.window_size
+        out = self._aggregate(*self.qkv_heads(windows))  # (B * nH * nW, ws*ws, C)
         out = out.view(B, Hp // ws, Wp // ws, ws, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(B, Hp, Wp, C)
         return out[:, :H, :W].reshape(B, N, C)  # crop the padding away
 

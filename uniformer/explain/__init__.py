@@ -1,13 +1,16 @@
 """Looking inside UniFormer: captured attention, token geometry, affinities, CAMs (library, no UI).
 
 Start with :func:`analyze` (one forward, kept as data); every view is a function of its result.
+Every 2-D UniFormer is covered, windowed / hybrid dense backbones and the light (hourglass) models
+included: see :mod:`uniformer.explain.capture` for how their attention is put on the token grid.
 Grad-CAM (:mod:`uniformer.explain.cam`) imports ``pytorch_grad_cam`` only when called.
 """
 from .affinity import LocalAffinity, ReceptiveField, effective_receptive_field, local_affinity, theoretical_receptive_field
-from .analysis import GLOBAL, LOCAL, NOT_CAPTURED, Analysis, LayerInfo, analyze
+from .analysis import GLOBAL, HOURGLASS, LOCAL, NOT_CAPTURED, WINDOW, Analysis, LayerInfo, analyze, class_names_of
 from .attention import QueryMap, query_map, query_maps, query_token
 from .cam import CAM_METHODS, CamResult, class_activation_map, shared_weights_twin
-from .capture import AttentionCapture, capture_attention, global_mhra_modules
+from .capture import (AttentionCapture, ShrunkAttention, capture_attention, global_mhra_modules,
+                      window_attention)
 from .compare import LocalVsGlobal, comparison_layers, local_vs_global
 from .distance import AttentionDistance, mean_attention_distance, token_distances
 from .features import pca_rgb, stage_pca
@@ -18,8 +21,9 @@ from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorize, contac
 from .rollout import HEAD_FUSIONS, Rollout, attention_rollout, downsample_matrix, rollout_matrix
 
 __all__ = [
-    "AttentionCapture", "capture_attention", "global_mhra_modules", "InputGeometry", "input_geometry",
-    "LOCAL", "GLOBAL", "NOT_CAPTURED", "LayerInfo", "Analysis", "analyze",
+    "AttentionCapture", "ShrunkAttention", "capture_attention", "global_mhra_modules", "window_attention",
+    "InputGeometry", "input_geometry",
+    "LOCAL", "GLOBAL", "NOT_CAPTURED", "WINDOW", "HOURGLASS", "LayerInfo", "Analysis", "analyze", "class_names_of",
     "QueryMap", "query_token", "query_map", "query_maps",
     "LocalAffinity", "local_affinity", "ReceptiveField", "theoretical_receptive_field", "effective_receptive_field",
     "LocalVsGlobal", "comparison_layers", "local_vs_global",

@@ -6,7 +6,12 @@ covers that pixel (through the resize + centre crop of the eval transform, see
 grid:
 
 * global MHRA (Eq. 7): row i of A_n = softmax_j(Q_n(X_i)^T K_n(X_j) / sqrt(d)), per head n, a
-  probability distribution over all N tokens, different for every image;
+  probability distribution over all N tokens, different for every image. Windowed layers (dense
+  backbones, §4.3) give a map that is zero outside the query's window (and sums to < 1 where the
+  window reaches into the zero padding); hourglass layers (light models, §5.1) give the row of the
+  token that represents the query in the shrunk set (itself if kept, else the fused
+  representative), the representative's weight split over the fused tokens by their fuse weights,
+  summing to 1 minus the attention to the score token (:mod:`uniformer.explain.capture`);
 * local MHRA (Eq. 6): A_n(X_i, X_j) = a_n^{i-j} inside the k x k neighbourhood, the learned
   depthwise kernel placed around token i, the same for every image (see
   :mod:`uniformer.explain.affinity`; shown as normalized |a_n| per channel group).
@@ -28,7 +33,8 @@ class QueryMap:
 
     layer: the layer; token: row-major index of the query in ``layer.grid``; per_head: (heads, h, w)
     float32, each head's row on the token grid; for a global layer row i of A_n (Eq. 7, sums to 1
-    per head), for a local layer the normalized magnitude |a_n| of each channel group placed
+    per head; at most 1 for ``layer.variant`` 'window' / 'hourglass', see the module doc), for a
+    local layer the normalized magnitude |a_n| of each channel group placed
     around the token (sums to 1 per group, zero outside the k x k neighbourhood).
     """
 
@@ -38,7 +44,8 @@ class QueryMap:
 
     @property
     def mean(self) -> np.ndarray:
-        """(h, w) average over heads (still a distribution: sums to 1)."""
+        """(h, w) average over heads (sums to what each head's row sums to on average: 1 for full
+        global and local layers)."""
         return self.per_head.mean(0)
 
     def head(self, head: int | None = None) -> np.ndarray:

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import get_labels
 from .analysis import Analysis
 from .overlay import to_image
 
@@ -34,7 +33,8 @@ class CamResult:
     """A class activation map.
 
     map: (H, W) float32 in [0, 1] on the original image (0 outside the centre crop); input_map:
-    (S_h, S_w) float32 in [0, 1] on the model input; method, stage (0-based), class_index, label.
+    (S_h, S_w) float32 in [0, 1] on the model input; method, stage (0-based), class_index, label (the
+    checkpoint's own class name, :meth:`Analysis.class_label`).
     """
 
     map: np.ndarray
@@ -112,4 +112,4 @@ def class_activation_map(model: nn.Module, analysis: Analysis, method: str = "Gr
         input_map = cam(input_tensor=x, targets=[ClassifierOutputTarget(class_index)])[0]
     input_map = np.clip(np.nan_to_num(input_map.astype(np.float32)), 0, 1)
     return CamResult(to_image(input_map, analysis.geometry, smooth=True), input_map, method, stage, class_index,
-                     get_labels(analysis.label_set)[class_index])
+                     analysis.class_label(class_index))

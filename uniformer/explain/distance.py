@@ -7,7 +7,10 @@ measures how far each head looks, in pixels of the **model input** (the S x S ce
 divide by ``analysis.geometry.scale`` to get original-image pixels):
 
 * global layer, head n: mean over query tokens i of sum_j A_n[i, j] * |c_i - c_j|, with c the
-  token centres (Dosovitskiy et al.'s "mean attention distance");
+  token centres (Dosovitskiy et al.'s "mean attention distance"). Windowed and hourglass layers
+  (§4.3, §5.1), whose rows on the grid may sum to < 1 (the rest went to zero padding or to the
+  score token, which have no position), use each row renormalized over the grid tokens: the
+  expected distance to the grid tokens a query attends to;
 * local layer, channel group: the same expectation under the kernel's normalized magnitude
   |a_n| / sum |a_n| over its k x k offsets (border truncation by zero padding ignored);
 * ``local_reach``: the farthest a stage-2 local kernel reaches, (k // 2) x stride pixels
@@ -73,8 +76,9 @@ def _local_distances(analysis: Analysis, info: LayerInfo) -> np.ndarray:
 
 
 def mean_attention_distance(analysis: Analysis) -> AttentionDistance:
-    """:class:`AttentionDistance` of every local and global layer of ``analysis`` (layers whose
-    attention was not captured are left out)."""
+    """:class:`AttentionDistance` of every local and global layer of ``analysis``, windowed and
+    hourglass layers included (see the module doc); layers whose attention was not captured are
+    left out."""
     layers, per_head = [], []
     cache: dict[tuple[int, int], np.ndarray] = {}
     for info in analysis.layers:
@@ -82,7 +86,8 @@ def mean_attention_distance(analysis: Analysis) -> AttentionDistance:
             if info.grid not in cache:
                 cache[info.grid] = token_distances(info.grid, analysis.stride(info.grid))
             A = analysis.attention[info.name]  # (heads, N, N)
-            per_head.append((A * cache[info.grid]).sum(-1).mean(-1))
+            rows = np.maximum(A.sum(-1), 1e-30)  # (heads, N): 1 for full global attention
+            per_head.append(((A * cache[info.grid]).sum(-1) / rows).mean(-1))
         elif info.kind == LOCAL:
             per_head.append(_local_distances(analysis, info))
         else:

@@ -17,6 +17,11 @@ residual) through all layers. UniFormer has four grids and attention only in sta
 * **Stage 4:** R4 likewise; the rollout is R = R4 D R3 (N4 x N3): row t = how stage-4 token t
   draws on the stage-3 input tokens.
 * DPE (Eq. 1) and the FFNs are ignored (per token or local), as in ViT rollout.
+* **Windowed and hourglass layers** (dense backbones §4.3, light models §5.1) enter with their
+  attention on the grid as captured (:mod:`uniformer.explain.capture`: block-sparse windows;
+  the shrunk set's rows and columns mapped back onto the tokens they stand for). Their rows may
+  sum to < 1 (mass on the zero padding or on the score token, neither a grid token): every fused
+  row is renormalized over the grid tokens, so the rollout stays a distribution over them.
 
 The classifier averages all stage-4 tokens, so :attr:`Rollout.class_map` is the mean of R's rows.
 """
@@ -61,7 +66,8 @@ class Rollout:
 
 def rollout_matrix(attentions: list[np.ndarray], residual: float = 0.5, head_fusion: str = "mean") -> np.ndarray:
     """prod_l (r I + (1 - r) fuse(A_l)) over ``attentions`` [(heads, N, N)] in forward order
-    (the last layer on the left) -> (N, N) float64; rows sum to 1 when each A_l's rows do."""
+    (the last layer on the left) -> (N, N) float64; each fuse(A_l) has its rows renormalized to
+    sum to 1 (they must not be all zero), so the result's rows sum to 1."""
     if head_fusion not in HEAD_FUSIONS:
         raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}")
     n = attentions[0].shape[-1]
@@ -70,7 +76,7 @@ def rollout_matrix(attentions: list[np.ndarray], residual: float = 0.5, head_fus
     for A in attentions:  # torch matmuls: they follow torch's thread setting
         a = torch.from_numpy(A).double()
         fused = a.mean(0) if head_fusion == "mean" else getattr(a, head_fusion)(0).values
-        fused = fused / fused.sum(-1, keepdim=True)  # max/min fusion: renormalize rows
+        fused = fused / fused.sum(-1, keepdim=True).clamp_min(1e-300)  # renormalize: max/min fusion, off-grid mass
         out = (residual * eye + (1 - residual) * fused) @ out
     return out.numpy()
 
@@ -89,8 +95,9 @@ def downsample_matrix(grid_in: tuple[int, int], grid_out: tuple[int, int]) -> np
 
 
 def attention_rollout(analysis: Analysis, residual: float = 0.5, head_fusion: str = "mean") -> Rollout:
-    """Rollout of stages 3-4 of ``analysis`` (see module doc). Raises ValueError when a block of
-    stage 3 or 4 has no captured attention (light models' hourglass blocks, windowed MHRA)."""
+    """Rollout of stages 3-4 of ``analysis`` (see module doc), plain, windowed / hybrid and light
+    (hourglass) models alike. Raises ValueError when a block of stage 3 or 4 has no captured
+    attention (``analysis.skipped`` says why) or the model has no such stage."""
     stages = {}
     for s in (2, 3):
         layers = analysis.layers_of(stage=s)

@@ -24,7 +24,7 @@ from torch import nn
 from ..blocks import UniFormerBlock
 from .uniformer import UniFormer, UniFormerConfig
 
-__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "UniFormerLightConfig", "UniFormerLight"]
+__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "ShrinkTap", "UniFormerLightConfig", "UniFormerLight"]
 
 
 @dataclass
@@ -59,6 +59,22 @@ class ShrinkState:
     trace: list[BlockTrace] | None = None
 
 
+class ShrinkTap(nn.Module):
+    """Hook point of an hourglass block, no parameters and no numerics: ``forward(tokens, trace)``
+    returns ``tokens`` itself.
+
+    ``HourglassBlock`` passes through it, once per forward, the normalized token sequence its MHRA
+    attends over, tokens (B, M, C) = [score token, kept tokens by decreasing score, representative]
+    (M = K + 2) or [score token, all N tokens in grid order] (no shrinking, M = N + 1), together
+    with the block's :class:`BlockTrace` (grid, kept / fused indices, fuse weights). Forward
+    (pre-)hooks on it see what the attention ran on without the model keeping a trace; this is how
+    :func:`uniformer.explain.capture_attention` records the light models' attention (§5.1).
+    """
+
+    def forward(self, tokens: torch.Tensor, trace: BlockTrace) -> torch.Tensor:
+        return tokens
+
+
 def _gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x (B, N, C), index (B, M) -> x[b, index[b]] (B, M, C)."""
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -71,7 +87,8 @@ class HourglassBlock(UniFormerBlock):
     trade_off: t of the running score update; pool_scores: 2x2-average-pool the scores after the
     block (last stage-3 block, to follow the stage-4 downsampling; sum preserved).
     ``forward(x, state, keep_ratio=None)``: (B, C, *S) map + ShrinkState -> same shapes.
-    Same parameters (and checkpoint keys) as a global ``UniFormerBlock``.
+    Same parameters (and checkpoint keys) as a global ``UniFormerBlock``; ``shrink_tap`` (a
+    :class:`ShrinkTap`, no parameters) is where hooks see the token set the MHRA attends over.
     """
 
     def __init__(self, dim: int, keep_ratio: float = 0.5, trade_off: float = 0.5, pool_scores: bool = False,
@@ -81,13 +98,15 @@ class HourglassBlock(UniFormerBlock):
         self.trade_off = trade_off
         self.pool_scores = pool_scores
         self.spatial_dims = spatial_dims
+        self.shrink_tap = ShrinkTap()
 
     def _update_scores(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
         return new if old is None else (1 - self.trade_off) * old + self.trade_off * new
 
-    def _attend(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Eq. 2-3 on tokens t (B, M, C): returns (new t, update of the last token, score row)."""
-        y, row = self.mhra.forward_with_query0_attention(self.norm1(t))
+    def _attend(self, t: torch.Tensor, record: BlockTrace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 2-3 on tokens t (B, M, C): returns (new t, update of the last token, score row).
+        The normalized tokens pass through ``shrink_tap`` (identity) with ``record``."""
+        y, row = self.mhra.forward_with_query0_attention(self.shrink_tap(self.norm1(t), record))
         y = self.ls1(y)
         t = t + self.drop_path(y)
         z = self.ls2(self.ffn(self.norm2(t)))
@@ -102,11 +121,9 @@ class HourglassBlock(UniFormerBlock):
         ratio = self.keep_ratio if keep_ratio is None or self.keep_ratio == 1 else keep_ratio
         keep = int(N * ratio)
         scores = state.scores
-        if scores is None or keep >= N:
+        shrink = not (scores is None or keep >= N)
+        if not shrink:
             # no shrinking: [score token, all tokens]
-            t, _, row = self._attend(torch.cat([state.cls, tokens], 1))
-            new_scores = self._update_scores(scores, row)
-            cls, tokens = t[:, :1], t[:, 1:]
             kept = torch.arange(N, device=x.device).expand(B, N)
             fused = kept[:, :0]
             weights = fused.float()
@@ -118,7 +135,15 @@ class HourglassBlock(UniFormerBlock):
             dropped = sorted_tokens[:, keep:]
             weights = sorted_scores[:, keep:] / sorted_scores[:, keep:].sum(1, keepdim=True)  # (B, N - K)
             rep = (weights.unsqueeze(-1).to(dropped.dtype) * dropped).sum(1, keepdim=True)  # (B, 1, C)
-            t, fast_update, row = self._attend(torch.cat([state.cls, sorted_tokens[:, :keep], rep], 1))
+            processed = keep + 2
+        record = BlockTrace(-1, -1, tuple(grid), ratio, None if scores is None else scores.detach(),
+                            kept.detach(), fused.detach(), weights.detach(), processed)
+        if not shrink:
+            t, _, row = self._attend(torch.cat([state.cls, tokens], 1), record)
+            new_scores = self._update_scores(scores, row)
+            cls, tokens = t[:, :1], t[:, 1:]
+        else:
+            t, fast_update, row = self._attend(torch.cat([state.cls, sorted_tokens[:, :keep], rep], 1), record)
             dropped = dropped + fast_update  # fused tokens receive the representative's update
             sorted_scores = torch.cat([self._update_scores(sorted_scores[:, :keep], row[:, :keep]),
                                        sorted_scores[:, keep:]], 1)
@@ -126,10 +151,8 @@ class HourglassBlock(UniFormerBlock):
             inverse = order.argsort(dim=1)  # token recovering: back to the original order
             tokens = _gather_tokens(torch.cat([t[:, 1:-1], dropped], 1), inverse)
             new_scores = sorted_scores.gather(1, inverse)
-            processed = keep + 2
         if state.trace is not None:
-            state.trace.append(BlockTrace(-1, -1, tuple(grid), ratio, None if scores is None else scores.detach(),
-                                          kept.detach(), fused.detach(), weights.detach(), processed))
+            state.trace.append(record)
         x = tokens.transpose(1, 2).reshape(B, C, *grid)  # (B, N, C) -> (B, C, *S)
         if self.pool_scores:
             new_scores = self._pool(new_scores, grid)
