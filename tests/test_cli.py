@@ -72,3 +72,29 @@ def test_list_and_unknown_model(tmp_path, photo):
     assert proc.returncode == 0 and "Sense-X/uniformer_image:uniformer_small_in1k.pth" in proc.stdout
     proc = _cli("predict", photo, "--model", "nope", hf_home=tmp_path)
     assert proc.returncode == 2 and "unknown model" in proc.stderr
+
+
+def test_detect_with_official_checkpoint_writes_drawing_and_coco_json(tmp_path, photo):
+    from hubcache import load_spec, load_synth
+
+    ckpt = tmp_path / "mask_rcnn_1x_xxs.pth"
+    torch.save({"meta": {"mmdet_version": "2.11.0"},
+                "state_dict": load_synth().synthesize(load_spec("mask_rcnn_1x_xxs")["keys"])}, ckpt)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    proc = _cli("detect", photo, bad, "--model", "mask_rcnn_1x_xxs", "--checkpoint", ckpt, "--score-thr", "0",
+                "--short-side", "128", "--out", tmp_path / "out")
+    assert proc.returncode == 1, proc.stderr  # one input failed
+    assert "bad.jpg" in proc.stderr and "Traceback" not in proc.stderr
+    assert "weights: local file" in proc.stdout or "local" in proc.stdout
+    drawing = Image.open(tmp_path / "out" / "chelsea_detections.png")
+    assert drawing.size == Image.open(photo).size
+    coco = json.loads((tmp_path / "out" / "chelsea_detections.json").read_text())
+    assert coco and {"image_id", "category_id", "bbox", "score", "segmentation"} <= set(coco[0])
+
+
+def test_detect_without_checkpoint_says_where_to_get_it(photo):
+    proc = _cli("detect", photo)
+    assert proc.returncode == 2 and "Google Drive" in proc.stderr and "--untrained" in proc.stderr
+    proc = _cli("detect", photo, "--model", "uniformer_small_in1k", "--untrained")
+    assert proc.returncode == 2 and "not a detection model" in proc.stderr

@@ -40,6 +40,22 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                     help="autocast precision (fp16 needs CUDA)")
 
+    dt = sub.add_parser("detect", help="detect and segment objects (COCO 80 classes) with Mask R-CNN / Cascade")
+    dt.add_argument("images", nargs="+", metavar="FILE", help="image files")
+    dt.add_argument("--model", default="mask_rcnn_1x_hybrid_small", help="registered detection model")
+    dt.add_argument("--checkpoint", default=None,
+                    help="official mmdet checkpoint file (the detection files are on Google Drive only)")
+    dt.add_argument("--untrained", action="store_true",
+                    help="run with random weights when no checkpoint is given (detections are meaningless)")
+    dt.add_argument("--score-thr", type=float, default=0.3, help="keep detections scoring at least this (0.3)")
+    dt.add_argument("--short-side", type=int, default=800,
+                    help="test resize: short side <= this, long side <= 5/3 of it (official 800, i.e. 1333x800)")
+    dt.add_argument("--out", default=None, metavar="DIR",
+                    help="write <name>_detections.png (drawing) and <name>_detections.json (COCO results) here")
+    dt.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    dt.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, ...")
+    dt.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="autocast precision")
+
     ls = sub.add_parser("list", help="list registered models")
     ls.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. 'uniformer_small*'")
 
@@ -247,6 +263,61 @@ def _predict_videos(args, paths, model, views, device, results, lines) -> int:
     return failures
 
 
+def _detect(args) -> int:
+    from pathlib import Path
+
+    from .data import ImageDecodeError, load_image
+    from .inference import select_device
+    from .tasks.detection import detect_objects, draw_detections
+
+    if args.model not in _detection_models():
+        raise ValueError(f"{args.model!r} is not a detection model; choose one of {sorted(_detection_models())}")
+    if args.checkpoint is None and not args.untrained:
+        from . import get_entry
+
+        raise ValueError(f"{args.model}: {get_entry(args.model).pretrained.download_hint} "
+                         f"(or pass --untrained to try the pipeline with random weights)")
+    model = _load(args.model, args, True)
+    device = select_device(args.device)
+    short = int(args.short_side)
+    scale = (round(short * 1333 / 800), short)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    results, lines, failures = [], [], 0
+    lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
+    for path in args.images:
+        try:
+            image = load_image(path)
+            res = detect_objects(model, image, score_thr=min(args.score_thr, 0.05), scale=scale, device=device,
+                                 precision=args.precision)
+        except ImageDecodeError as e:
+            failures += 1
+            print(f"error: {path}: {e}", file=sys.stderr)
+            continue
+        coco = res.to_coco(score_thr=args.score_thr, with_masks=out_dir is not None)
+        summary = {**res.to_dict(), "source": str(path),
+                   "detections": res.to_coco(score_thr=args.score_thr, with_masks=False)}
+        results.append(summary)
+        lines.append(f"\n{path}  ({res.input_size[0]}x{res.input_size[1]} input, {res.total_ms():.0f} ms, "
+                     f"{len(coco)} detections >= {args.score_thr})")
+        lines += [f"  {d['score']:.3f}  {d['category_name']:<16} box x={d['bbox'][0]:.1f} y={d['bbox'][1]:.1f} "
+                  f"w={d['bbox'][2]:.1f} h={d['bbox'][3]:.1f}" for d in summary["detections"]]
+        if out_dir:
+            stem = Path(path).stem
+            draw_detections(image, res, args.score_thr).save(out_dir / f"{stem}_detections.png")
+            (out_dir / f"{stem}_detections.json").write_text(json.dumps(coco))
+            lines.append(f"  wrote {out_dir / (stem + '_detections.png')} and {stem}_detections.json")
+    print(json.dumps(results, indent=2) if args.json else "\n".join(lines))
+    return 1 if failures else 0
+
+
+def _detection_models() -> list[str]:
+    from . import list_models
+
+    return list_models(task="object-detection")
+
+
 def _convert(args) -> int:
     import torch
 
@@ -276,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args, argv)
+        if args.command == "detect":
+            return _detect(args)
         return _predict(args) if args.command == "predict" else _convert(args)
     except (CheckpointError, KeyError, ValueError) as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
