@@ -86,7 +86,7 @@ class DetectorOutput(NamedTuple):
     rpn_deltas: per level (B, 3, H_l, W_l) objectness logits and (B, 12, H_l, W_l) deltas;
     proposals: per image (N, 5) ``(x1, y1, x2, y2, score)`` in network-input pixels; detections:
     per image :class:`Detections`; times: milliseconds per step ('backbone', 'neck', 'rpn',
-    'roi_boxes', 'roi_masks', 'paste').
+    'roi_heads' (boxes and masks), 'paste').
     """
 
     backbone_outputs: list[torch.Tensor]
@@ -175,8 +175,7 @@ class UniFormerDetector(_DenseModel):
 
 # --- registered checkpoints ----------------------------------------------------------------------
 
-_DET_DRIVE = ("The official file is on Google Drive / Baidu Cloud only (Sense-X/UniFormer, object_detection/README.md). "
-              "Download it and pass checkpoint_path=..., or put it in $UNIFORMER_CHECKPOINT_DIR as '{name}.pth'.")
+_DET_DRIVE = "The official file is on Google Drive / Baidu Cloud only (Sense-X/UniFormer, object_detection/README.md)."
 
 
 def _detectors() -> dict[str, tuple[DetectorConfig, str]]:
@@ -220,7 +219,7 @@ def _register() -> None:
     for name, (cfg, desc) in _detectors().items():
         register_model(ModelEntry(
             name=name, build=UniFormerDetector, config=cfg,
-            pretrained=PretrainedCfg(download_hint=_DET_DRIVE.format(name=name), input_size=(3, 800, 1333),
+            pretrained=PretrainedCfg(download_hint=_DET_DRIVE, input_size=(3, 800, 1333),
                                      crop_pct=1.0, interpolation="bilinear", label_set="coco-80", num_classes=80,
                                      reference_variant=name),
             filter_fn=dense_checkpoint_filter_fn, task="object-detection",

@@ -195,6 +195,9 @@ def detect_objects(model: torch.nn.Module, image, score_thr: float | None = None
     window_size: run stage 3 'global', 'window' or 'hybrid' on a twin sharing the weights. scale:
     (long, short) resize bound (default (1333, 800)). The model is moved to ``device``.
 
+    Masks are pasted at the original image size, one byte per pixel and detection (up to 100), so
+    shrink very large photos first if memory matters (the network never sees more than 1333x800).
+
     Raises ImageDecodeError (bad image), ValueError (not a detector; bad threshold, scale, mode,
     precision or device).
     """
