@@ -6,6 +6,8 @@ import gradio as gr
 import uniformer
 
 from .handlers import default_device, device_label
+from .detection_tab import build_detection_tab
+from .digits_tab import build_digits_tab
 from .explain_tab import build_explain_tab
 from .image_tab import build_image_tab
 from .pose_tab import build_pose_tab
@@ -20,7 +22,8 @@ TITLE = "UniFormer"
 _INTRO = (f"# {TITLE}\n"
           "UniFormer (Li et al., *UniFormer: Unifying Convolution and Self-attention for Visual Recognition*, "
           "TPAMI 2023), run with the official checkpoints: image and video classification, what the network "
-          "looks at, token shrinking, segmentation and pose. "
+          "looks at, token shrinking, segmentation, object detection and pose, and a digits sketchpad running a "
+          "small model this project trained (offline). "
           f"`uniformer` {uniformer.__version__} \u00b7 **Device:** {{device}}")
 
 
@@ -34,6 +37,8 @@ def build_app() -> gr.Blocks:
             build_explain_tab(demo)
             build_shrinking_tab(demo)
             build_segmentation_tab(demo)
+            build_detection_tab(demo)
             build_pose_tab(demo)
             build_video_tab(demo)
+            build_digits_tab(demo)
     return demo

@@ -34,7 +34,7 @@ from .models import get_model
 
 __all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "MAX_DISPLAY_SIDE", "SegView", "SegOutputs", "segment",
            "compare_modes", "rerender", "empty_segmentation", "legend_html", "PoseOutputs", "BoxPick", "pick_corner",
-           "parse_box", "clear_box", "estimate", "empty_pose"]
+           "parse_box", "parse_boxes", "clear_box", "estimate", "empty_pose"]
 
 #: Stage-3 attention modes (§4.3) as (label, value).
 MODES = [("global", "global"), ("window", "window"), ("hybrid (every 4th block global)", "hybrid")]
@@ -302,6 +302,23 @@ def parse_box(text: str | None, image_size: tuple[int, int]) -> tuple[float, flo
                        f"to use the whole image.", title="Invalid person box") from None
 
 
+def parse_boxes(text: str | None, image_size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    """Person boxes separated by ';' or new lines, each as :func:`parse_box` reads it -> checked
+    boxes; [] for an empty text (the whole image). Raises gr.Error saying which box is wrong."""
+    if text is None or not text.strip():
+        return []
+    parts = [p for p in re.split(r"[;\n]+", text) if p.strip()]
+    boxes = []
+    for n, part in enumerate(parts):
+        try:
+            boxes.append(parse_box(part, image_size))
+        except gr.Error as e:
+            if len(parts) == 1:
+                raise
+            raise gr.Error(f"Box {n + 1} of {len(parts)}: {e.message}", title="Invalid person box") from None
+    return boxes
+
+
 def pick_corner(image, pick: BoxPick | None, evt: gr.SelectData):
     """A click on the photo: the first click sets one corner, the second the opposite corner and
     makes the box -> (new pick state, box text (unchanged after the first click), preview with the
@@ -337,27 +354,36 @@ def _pose_table(result: PoseResult) -> pd.DataFrame:
 def _pose_details(result: PoseResult) -> str:
     person = result.persons[0]
     w, h = result.input_size
+    if len(result.persons) == 1:
+        boxes = (f"**Person box:** {_box_text(person.box)} (x, y, w, h) \u2192 crop {w}\u00d7{h} around "
+                 f"({person.center[0]:.0f}, {person.center[1]:.0f}), {person.scale[0] * 200:.0f}\u00d7"
+                 f"{person.scale[1] * 200:.0f} px (aspect fixed, \u00d71.25)")
+        score = f"{person.score:.3f}"
+    else:
+        boxes = (f"**Person boxes:** {len(result.persons)} ("
+                 + "; ".join(_box_text(p.box) for p in result.persons)
+                 + f"; x, y, w, h) \u2192 one {w}\u00d7{h} crop each (aspect fixed, \u00d71.25)")
+        score = ", ".join(f"{p.score:.3f}" for p in result.persons)
     return (f"**Model:** {result.model_name} \u00b7 **Weights:** {result.weights.describe()}  \n"
-            f"**Person box:** {_box_text(person.box)} (x, y, w, h) \u2192 crop {w}\u00d7{h} around "
-            f"({person.center[0]:.0f}, {person.center[1]:.0f}), {person.scale[0] * 200:.0f}\u00d7"
-            f"{person.scale[1] * 200:.0f} px (aspect fixed, \u00d71.25) \u00b7 **Flip test:** "
-            f"{'on' if result.flip_test else 'off'} \u00b7 **Mean score:** {person.score:.3f}  \n"
+            f"{boxes} \u00b7 **Flip test:** "
+            f"{'on' if result.flip_test else 'off'} \u00b7 **Mean score:** {score}  \n"
             f"**Device:** {device_label(torch.device(result.device))} \u00b7 "
             f"**Inference:** {result.inference_ms:.0f} ms "
             f"(+ {result.preprocess_ms:.0f} ms preprocessing, {result.postprocess_ms:.0f} ms decoding)")
 
 
 def estimate(image, model_name: str, box_text: str | None, flip_test: bool, threshold: float) -> PoseOutputs:
-    """Keypoints of the person in the box (the whole image when the box is empty), drawn with
-    scores (joints below ``threshold`` hidden), a table, details and downloads (overlay PNG,
-    keypoints JSON). Raises gr.Error: no image, unreadable image, bad box, model not loaded."""
+    """Keypoints of the person in each box (boxes separated by ';'; the whole image when there is
+    none), drawn with scores (joints below ``threshold`` hidden), a table, details and downloads
+    (overlay PNG, keypoints JSON). Raises gr.Error: no image, unreadable image, bad box, model not
+    loaded."""
     _need_image(image)
     img = _decode(image)
-    box = parse_box(box_text, img.size)
+    boxes = parse_boxes(box_text, img.size)
     loaded = get_model(model_name)
     if loaded.model is None:
         raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
-    result = estimate_pose(loaded.model, img, boxes=[box] if box else None, flip_test=bool(flip_test),
+    result = estimate_pose(loaded.model, img, boxes=boxes or None, flip_test=bool(flip_test),
                            device=default_device())
     info = result.keypoint_info
     full = draw_pose(img, result.persons, info.names, info.skeleton, score_threshold=float(threshold))

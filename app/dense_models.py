@@ -1,5 +1,5 @@
 """Models of the dense-prediction tabs: which ones the dropdowns offer, and the stage-3 attention
-twins (global / window / hybrid) of the loaded segmentors.
+twins (global / window / hybrid) of the loaded segmentors and detectors.
 
 Weights come from :func:`app.models.get_model` (local folder, Hub, or the untrained fallback with
 its warning). A stage-3 twin shares every weight with the loaded model
@@ -15,17 +15,22 @@ from collections import OrderedDict
 from torch import nn
 
 import uniformer
+import uniformer.models.detection  # noqa: F401  (registers the detectors)
 from uniformer.models.dense import with_stage3_attention
+from uniformer.models.light import UniFormerLightConfig
 
 from .models import LoadedModel, get_model
 
-__all__ = ["DEFAULT_SEG_MODEL", "DEFAULT_POSE_MODEL", "seg_model_choices", "pose_model_choices", "Stage3Twins"]
+__all__ = ["DEFAULT_SEG_MODEL", "DEFAULT_POSE_MODEL", "DEFAULT_DET_MODEL", "seg_model_choices", "pose_model_choices",
+           "det_model_choices", "is_light_detector", "Stage3Twins"]
 
 #: Segmentation model selected when the tab opens: the one official dense checkpoint on the Hub
 #: (ControlNet's segmentation annotator).
 DEFAULT_SEG_MODEL = "upernet_global_small"
 #: Pose model selected when the tab opens.
 DEFAULT_POSE_MODEL = "top_down_256x192_global_small"
+#: Detection model selected when the Detection tab opens (and the Pose tab's person detector).
+DEFAULT_DET_MODEL = "mask_rcnn_1x_hybrid_small"
 
 
 def _choices(task: str) -> list[tuple[str, str]]:
@@ -42,6 +47,20 @@ def seg_model_choices() -> list[tuple[str, str]]:
 def pose_model_choices() -> list[tuple[str, str]]:
     """(label shown, model name) of every registered pose model."""
     return _choices("pose-estimation")
+
+
+def is_light_detector(name: str) -> bool:
+    """Whether detector ``name`` has a light-weight (XXS / XS) backbone: hourglass stage-3 blocks,
+    so no windowed attention to switch."""
+    return isinstance(uniformer.get_entry(name).config.backbone, UniFormerLightConfig)
+
+
+def det_model_choices() -> list[tuple[str, str]]:
+    """(label shown, model name) of every registered detector: Mask R-CNN S then B (1x before 3x),
+    the cascades, then the light-weight ones."""
+    names = uniformer.list_models(task="object-detection")
+    order = sorted(names, key=lambda n: (is_light_detector(n), n.startswith("cascade"), "base" in n, "3x" in n, n))
+    return [(f"{n} \u2014 {uniformer.get_entry(n).description}", n) for n in order]
 
 
 class Stage3Twins:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import gradio as gr
 
 from . import dense_handlers as dh
+from . import detection_handlers as xd
 from . import handlers
 from .components import RawImage
-from .dense_models import DEFAULT_POSE_MODEL, pose_model_choices
+from .dense_models import DEFAULT_DET_MODEL, DEFAULT_POSE_MODEL, det_model_choices, pose_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
 __all__ = ["build_pose_tab"]
@@ -14,7 +15,8 @@ __all__ = ["build_pose_tab"]
 _INTRO = ("Top-down human pose estimation on COCO's 17 keypoints (paper \u00a74.3) with the official test pipeline: "
           "the person box is widened to the input's aspect ratio and padded by 1.25, cropped, run together with its "
           "mirror image (flip test), and each joint is read off its heatmap. **Click two opposite corners** of the "
-          "person on the photo to draw the box (or type it); with no box the whole image is the box.")
+          "person on the photo to draw the box (or type it; several boxes: separate them with ';'), or let a "
+          "detector find the people (it needs trained detection weights); with no box the whole image is the box.")
 
 
 def build_pose_tab(demo: gr.Blocks) -> None:
@@ -26,9 +28,14 @@ def build_pose_tab(demo: gr.Blocks) -> None:
                 image = RawImage(label="Image (click two corners of the person box)", type="filepath",
                                  sources=["upload", "webcam", "clipboard"], height=320, elem_id="pose-image")
                 with gr.Row():
-                    box = gr.Textbox(label="Person box: x, y, width, height (pixels)", placeholder="whole image",
-                                     elem_id="pose-box", scale=3)
+                    box = gr.Textbox(label="Person box: x, y, width, height (pixels; several: separate with ';')",
+                                     placeholder="whole image", elem_id="pose-box", scale=3)
                     clear = gr.Button("Use the whole image", elem_id="pose-clear-box", scale=1)
+                with gr.Row():
+                    detector = gr.Dropdown(det_model_choices(), value=DEFAULT_DET_MODEL, label="Person detector",
+                                           elem_id="pose-detector", scale=3)
+                    find = gr.Button("Find people with the detector", elem_id="pose-find-people", scale=1)
+                detector_note = gr.Markdown(elem_id="pose-detector-note")
                 preview = gr.Image(label="Box", type="pil", interactive=False, height=200, elem_id="pose-box-preview",
                                    format="png")
                 model = gr.Dropdown(pose_model_choices(), value=DEFAULT_POSE_MODEL, label="Model", elem_id="pose-model")
@@ -56,6 +63,9 @@ def build_pose_tab(demo: gr.Blocks) -> None:
     run.click(dh.estimate, [image, model, box, flip, threshold], outputs, api_name="pose")
     image.select(dh.pick_corner, [image, pick], [pick, box, preview], api_visibility="private")
     clear.click(dh.clear_box, None, [pick, box, preview], api_visibility="private")
+    find.click(xd.find_people, [image, detector], [pick, box, preview, detector_note], api_visibility="private")
+    gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, api_visibility="private",
+          show_progress="hidden")
     gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
     image.change(dh.clear_box, None, [pick, box, preview], api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change], dh.empty_pose, None, outputs, api_visibility="private",

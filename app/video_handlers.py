@@ -8,6 +8,13 @@ every function runs (and is tested) without a browser.
 
 Errors users can fix (no video, a bad file, an unloadable checkpoint, explaining before
 classifying) raise ``gr.Error`` with a message in words; Gradio shows it and keeps serving.
+
+Offline default (:func:`startup_video_model`): when the official default checkpoint cannot be had
+(no local file, not in the Hugging Face cache and ``HF_HUB_OFFLINE`` set), the tab opens with the
+project-trained moving-digits model instead (``uniformer_xxs_moving_digits``, shipped in the
+package) and offers generated moving-digits clips (:func:`write_moving_digits_examples`); if the
+default's weights turn out to be unavailable when the page loads (:func:`opening_status`), it
+switches then. The weights line always names the weights that run.
 """
 from __future__ import annotations
 
@@ -31,18 +38,25 @@ from uniformer.data.video import VideoDecodeError
 from uniformer.explain.video import (SpaceTimeAttention, frame_strip, grad_cam, overlay_frames, sampling_timeline,
                                      token_attention, write_overlay)
 from uniformer.inference_video import VIEW_CHOICES, VideoClips, VideoPrediction, Views, load_clips, predict_clips
+from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES, MOVING_DIGITS_MODEL, MOVING_DIGITS_SIZE
 from uniformer.models.light import UniFormerLight
 
-from .handlers import TOPK, default_device, device_label, label_scores
-from .models import get_model
+from .digits_handlers import project_weights_text
+from .handlers import TOPK, ModelStatus, default_device, device_label, label_scores, render_status
+from .models import find_local_checkpoint, get_model
 
-__all__ = ["DEFAULT_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT", "write_video_examples",
+__all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT",
+           "write_video_examples", "MOVING_DIGITS_EXAMPLES_CREDIT", "write_moving_digits_examples",
+           "weights_available", "startup_video_model", "video_model_status", "opening_status", "display_scale",
            "video_model_choices", "view_choices", "default_views", "model_info", "VideoSession", "VideoResult",
            "classify_video", "empty_result", "block_choices", "block_update", "show_frame", "attend", "explain_gradcam",
            "views_table", "details_markdown", "strip_image", "timeline_image"]
 
 #: Model selected when the tab opens: the checkpoint of the official video demo, done right.
 DEFAULT_VIDEO_MODEL = "uniformer_small_k400_16x8"
+#: Model selected instead when the default's weights cannot be had offline: trained by this
+#: project on moving digits and shipped in the package.
+OFFLINE_VIDEO_MODEL = MOVING_DIGITS_MODEL
 
 #: (name, package, file inside the package) of every example clip, in gallery order.
 VIDEO_EXAMPLE_FILES = (
@@ -64,6 +78,13 @@ _DEMO_NOTE = {DEFAULT_VIDEO_MODEL: (
     " The official Hub demo of this checkpoint normalizes with ImageNet statistics, takes every 16th frame "
     "(the model was trained on every 8th) and wraps frame indices around on short videos, which scrambles their "
     "order; this tab follows the training and test pipeline instead.")}
+
+#: Caption of the generated examples.
+MOVING_DIGITS_EXAMPLES_CREDIT = (
+    "Moving-digits examples: generated here, one clip per motion, from held-out digits (scikit-learn's validation "
+    "split, never trained on) with `uniformer.train.MovingDigitsDataset`; each clip holds "
+    f"{MOVING_DIGITS_FRAMES} positions of one digit, shown half a second each. The label is the motion "
+    f"({', '.join(MOVING_DIGITS_CLASSES)}): only the order of the frames tells it.")
 
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_examples"
 _OUT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_explain"
@@ -88,13 +109,131 @@ def write_video_examples(directory: str | Path = DEFAULT_DIR) -> dict[str, Path]
     return written
 
 
+#: Display scale of the generated moving-digits clips (nearest-neighbour, so resizing back to the
+#: model's size gives the rendered frames exactly) and frames each position is held.
+_MOVING_SCALE, _MOVING_REPEAT, _MOVING_FPS = 4, 4, 8.0
+
+
+def write_moving_digits_examples(directory: str | Path = DEFAULT_DIR) -> dict[str, Path]:
+    """Write one moving-digits clip per motion class into ``directory`` (created if needed;
+    existing files are reused) -> {motion: path}, in label order.
+
+    Clip i is validation clip i of :class:`uniformer.train.MovingDigitsDataset` (8 frames, 32x32,
+    digit 12 px: the model's training setting; val clips are a fixed function of the index, their
+    digits from the held-out split), so its label is motion i. Frames are enlarged 4x with
+    nearest-neighbour (128x128) and each is held for 4 frames at 8 fps (a 4 s MP4, H.264 via PyAV):
+    the model's segment sampling takes exactly one frame of each position, and the bilinear resize
+    back to 32x32 gives the rendered pixels."""
+    from uniformer.explain.video import write_overlay
+    from uniformer.train.data import MovingDigitsDataset
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    n = len(MOVING_DIGITS_CLASSES)
+    paths = {m: directory / f"moving_digits_{i}_{m}.mp4" for i, m in enumerate(MOVING_DIGITS_CLASSES)}
+    if not all(p.is_file() and p.stat().st_size > 0 for p in paths.values()):
+        size = MOVING_DIGITS_SIZE
+        data = MovingDigitsDataset("val", length=n, num_frames=MOVING_DIGITS_FRAMES, size=size,
+                                   digit_size=max(4, round(size * 3 / 8)), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        for i, (motion, path) in enumerate(paths.items()):
+            clip, label = data[i]  # (3, T, S, S) in [0, 1]
+            assert data.classes[label] == motion, (data.classes[label], motion)
+            frames = (clip.permute(1, 2, 3, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()  # (T, S, S, 3)
+            frames = frames.repeat(_MOVING_SCALE, 1).repeat(_MOVING_SCALE, 2).repeat(_MOVING_REPEAT, 0)
+            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.mp4")
+            write_overlay(frames, tmp, fps=_MOVING_FPS)
+            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    return paths
+
+
+def _hub_offline() -> bool:
+    import huggingface_hub.constants
+
+    return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+
+
+def weights_available(model_name: str, cache_dir: str | Path | None = None) -> bool:
+    """Whether ``model_name``'s trained weights can be loaded, judged without loading or
+    downloading anything: a file in ``$UNIFORMER_CHECKPOINT_DIR``, a checkpoint shipped in the
+    package, the Hub file (or a mirror) in the Hugging Face cache (``cache_dir``: that cache's
+    folder, default huggingface_hub's), or a Hub file while ``HF_HUB_OFFLINE`` is not set (it can
+    be downloaded)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if find_local_checkpoint(model_name) is not None:
+        return True
+    p = uniformer.get_entry(model_name).pretrained
+    if p.package_file:
+        return True
+    if not p.hub:
+        return False
+    for spec in (p.hub, *p.mirrors):
+        repo_id, filename = spec.split(":", 1)
+        if isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir), str):
+            return True
+    return not _hub_offline()
+
+
+def _offline_note(model_name: str, why: str) -> str:
+    return (f"\u2139\ufe0f **Offline default:** the official checkpoint of {model_name} {why}, so this tab opened "
+            f"with **{OFFLINE_VIDEO_MODEL}**, a small video model this project trained on moving digits and ships "
+            f"in the package. Try it on the moving-digits examples below; pick another model to use the official "
+            f"checkpoints once they can be downloaded.")
+
+
+def startup_video_model(cache_dir: str | Path | None = None) -> tuple[str, str]:
+    """(model the tab opens with, Markdown note): :data:`DEFAULT_VIDEO_MODEL` and '' when its
+    weights are available (:func:`weights_available`), else :data:`OFFLINE_VIDEO_MODEL` and a note
+    saying why."""
+    if weights_available(DEFAULT_VIDEO_MODEL, cache_dir):
+        return DEFAULT_VIDEO_MODEL, ""
+    return OFFLINE_VIDEO_MODEL, _offline_note(DEFAULT_VIDEO_MODEL, "is not in the local Hugging Face cache and the "
+                                                                   "Hub is offline (HF_HUB_OFFLINE)")
+
+
+def video_model_status(model_name: str) -> ModelStatus:
+    """The weights line and banner of ``model_name`` (loaded once per process): the app's usual
+    status, with project-trained checkpoints named with what their model card reports."""
+    loaded = get_model(model_name)
+    text = project_weights_text(loaded.model) if loaded.model is not None else None
+    if text is None:
+        return render_status(loaded)
+    return ModelStatus(f"**Weights:** {html.escape(text)} \u00b7 shipped inside the `uniformer` package: runs "
+                       f"offline", "")
+
+
+def opening_status(model_name: str) -> tuple[dict, str, str, str]:
+    """Page load: (model dropdown update, weights line, banner, note). When the selected model is
+    :data:`DEFAULT_VIDEO_MODEL` and its weights could not be had after all (the untrained fallback:
+    the Hub unreachable without HF_HUB_OFFLINE set), switch to :data:`OFFLINE_VIDEO_MODEL` and say
+    why; otherwise keep the selection."""
+    loaded = get_model(model_name)
+    if model_name == DEFAULT_VIDEO_MODEL and loaded.model is not None and loaded.fallback_reason is not None:
+        status = video_model_status(OFFLINE_VIDEO_MODEL)
+        note = _offline_note(model_name, "could not be downloaded or found in the cache")
+        return gr.update(value=OFFLINE_VIDEO_MODEL), status.weights, status.banner, note
+    status = video_model_status(model_name)
+    return gr.update(), status.weights, status.banner, gr.skip()
+
+
+def _where_weights(entry) -> str:
+    p = entry.pretrained
+    if p.hub:
+        return ""
+    return " (trained by this project, offline)" if p.package_file else " (Google Drive)"
+
+
 def video_model_choices() -> list[tuple[str, str]]:
-    """(label shown, model name) of every registered video classifier, those with a Hub checkpoint
-    first."""
+    """(label shown, model name) of every registered video classifier: those with a Hub
+    checkpoint first, then the project-trained ones shipped in the package, then the others."""
     names = uniformer.list_models(task="video-classification")
-    names = sorted(names, key=lambda n: (uniformer.get_entry(n).pretrained.hub is None, n))
-    return [(f"{n} \u2014 {uniformer.get_entry(n).description}"
-             + ("" if uniformer.get_entry(n).pretrained.hub else " (Google Drive)"), n) for n in names]
+
+    def rank(n: str) -> tuple:
+        p = uniformer.get_entry(n).pretrained
+        return (0 if p.hub else 1 if p.package_file else 2, n)
+
+    return [(f"{n} \u2014 {uniformer.get_entry(n).description}{_where_weights(uniformer.get_entry(n))}", n)
+            for n in sorted(names, key=rank)]
 
 
 def view_choices() -> list[tuple[str, str]]:
@@ -111,6 +250,8 @@ def model_info(model_name: str) -> str:
     """Markdown: how ``model_name`` samples and normalizes frames and what it was tested with."""
     e = uniformer.get_entry(model_name)
     p = e.pretrained
+    if p.package_file:
+        return _project_model_info(model_name)
     official = Views(p.test_clips, p.test_crops)
     dataset = {"kinetics-400": "Kinetics-400", "kinetics-600": "Kinetics-600", "something-something-v1":
                "Something-Something V1", "something-something-v2": "Something-Something V2"}.get(p.label_set, p.label_set)
@@ -123,6 +264,24 @@ def model_info(model_name: str) -> str:
             f"**Resize:** short side {short}, bilinear, then {p.crop_size}\u00d7{p.crop_size} crops.  \n"
             f"**Normalization:** mean {p.mean[0]}, std {p.std[0]} on every RGB channel: the statistics the official "
             f"video models were *trained* with (slowfast defaults), not ImageNet's." + _DEMO_NOTE.get(model_name, ""))
+
+
+def _project_model_info(model_name: str) -> str:
+    """:func:`model_info` of a model this project trained and ships (read from the registry, the
+    held-out accuracy from its export config when it loads)."""
+    p = uniformer.get_entry(model_name).pretrained
+    views = Views(p.test_clips, p.test_crops)
+    loaded = get_model(model_name)
+    trained = project_weights_text(loaded.model) if loaded.model is not None else None
+    classes = ", ".join(p.class_names())
+    return (f"**Sampling:** {p.describe_sampling()}.  \n"
+            f"**Test views:** {views.label()} ({views.paper(p.num_frames)})"
+            + (f" \u2014 {html.escape(trained)}" if trained else "") + ".  \n"
+            f"**Resize:** short side {p.test_short_side(1)} px, bilinear, then {p.crop_size}\u00d7{p.crop_size} "
+            f"crops.  \n"
+            f"**Normalization:** mean {p.mean[0]}, std {p.std[0]} on every RGB channel (as it was trained).  \n"
+            f"**Classes ({len(p.class_names())}):** {classes}: the motion of a digit hopping across a black "
+            f"canvas, which only the order of the frames reveals.")
 
 
 @dataclass
@@ -229,9 +388,27 @@ def timeline_image(clips: VideoClips) -> Image.Image:
                              title=f"{kind} \u00b7 {len(clips.clip_indices)} clip(s) \u00b7 {n} frames in the video")
 
 
+#: Frames of clips smaller than this (pixels; the moving-digits model's 32) are enlarged for display.
+_SMALL_FRAME, _DISPLAY_SIDE = 64, 224
+
+
+def display_scale(session: VideoSession) -> int:
+    """Integer factor the explained clip's frames are enlarged by for display (nearest-neighbour):
+    1 for frames of at least 64 px, else about 224 px / the frame side. Clicks on the enlarged frame
+    are divided by it."""
+    side = session.frames.shape[1]
+    return 1 if side >= _SMALL_FRAME else max(1, round(_DISPLAY_SIDE / side))
+
+
+def _enlarge(img: Image.Image, session: VideoSession) -> Image.Image:
+    k = display_scale(session)
+    return img if k == 1 else img.resize((img.width * k, img.height * k), Image.NEAREST)
+
+
 def _frame_image(session: VideoSession, frame: int) -> Image.Image:
-    """Frame ``frame`` (0-based) of the explained clip, the query token outlined when it is in it."""
-    return _outline_query(Image.fromarray(session.frames[frame]), session, frame)
+    """Frame ``frame`` (0-based) of the explained clip (enlarged when tiny, :func:`display_scale`),
+    the query token outlined when it is in it."""
+    return _outline_query(_enlarge(Image.fromarray(session.frames[frame]), session), session, frame)
 
 
 def _attention_image(session: VideoSession, frame: int) -> Image.Image | None:
@@ -241,7 +418,7 @@ def _attention_image(session: VideoSession, frame: int) -> Image.Image | None:
     peak = float(att.maps.max()) or 1.0  # one scale for every frame: frames stay comparable
     over = overlay_frames(session.frames[frame:frame + 1], att.maps[frame:frame + 1] / peak, alpha=0.55,
                           cmap="inferno", normalize=False)[0]
-    return _outline_query(Image.fromarray(over), session, frame)
+    return _outline_query(_enlarge(Image.fromarray(over), session), session, frame)
 
 
 def _outline_query(img: Image.Image, session: VideoSession, frame: int) -> Image.Image:
@@ -361,7 +538,8 @@ def attend(session: VideoSession | None, frame: int, block: str | None, evt: gr.
     model = get_model(session.model_name).model
     if model is None:
         raise gr.Error(f"The model {session.model_name} is not loaded any more; classify again.")
-    x, y = evt.index[:2]
+    k = display_scale(session)
+    x, y = (v / k for v in evt.index[:2])  # displayed-frame pixels -> clip pixels
     f = int(min(max(frame, 1), len(session.frames))) - 1
     stage_block = tuple(int(v) for v in block.split(",")) if block else None
     try:
@@ -382,6 +560,8 @@ def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tup
     cam = grad_cam(model, session.clip, target=session.target)
     progress(0.6, desc="writing the GIF and MP4 overlays")
     over = overlay_frames(session.frames, cam.cam, alpha=0.45)
+    k = display_scale(session)
+    over = over.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else over  # tiny clips: enlarged as shown
     _OUT_DIR.mkdir(parents=True, exist_ok=True)
     stem = _OUT_DIR / f"gradcam_{session.model_name}_{uuid.uuid4().hex[:8]}"
     gif = write_overlay(over, stem.with_suffix(".gif"), fps=session.fps)

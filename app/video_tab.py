@@ -17,24 +17,29 @@ _INTRO = ("UniFormer for video (paper \u00a74.2, \u00a76.2): the same blocks in 
 
 def build_video_tab(demo: gr.Blocks) -> None:
     """Add the video classification tab to ``demo`` (call inside its ``with`` block)."""
+    start, note = vh.startup_video_model()
     with gr.Tab("Video", id="video"):
         gr.Markdown(_INTRO)
+        offline_note = gr.Markdown(note, elem_id="video-offline-note")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
                 video = gr.Video(label="Video", sources=["upload", "webcam"], include_audio=True, height=300,
                                  elem_id="video-input")
-                model = gr.Dropdown(vh.video_model_choices(), value=vh.DEFAULT_VIDEO_MODEL, label="Model",
-                                    elem_id="video-model")
-                views = gr.Radio(vh.view_choices(), value=vh.default_views(vh.DEFAULT_VIDEO_MODEL),
+                model = gr.Dropdown(vh.video_model_choices(), value=start, label="Model", elem_id="video-model")
+                views = gr.Radio(vh.view_choices(), value=vh.default_views(start),
                                  label="Test views (clips \u00d7 crops)", elem_id="video-views",
                                  info="every view is one forward pass; the paper tests Kinetics with 4 clips \u00d7 1 "
                                       "crop and Something-Something with 1 clip \u00d7 3 crops")
                 button = gr.Button("Classify video", variant="primary", elem_id="video-classify")
-                info = gr.Markdown(vh.model_info(vh.DEFAULT_VIDEO_MODEL), elem_id="video-model-info")
-                examples = vh.write_video_examples()
-                gr.Examples([[str(p)] for p in examples.values()], inputs=video, cache_examples=False,
+                info = gr.Markdown(vh.model_info(start), elem_id="video-model-info")
+                moving = list(vh.write_moving_digits_examples().values())
+                real = list(vh.write_video_examples().values())
+                clips = moving + real if start == vh.OFFLINE_VIDEO_MODEL else real + moving
+                gr.Examples([[str(p)] for p in clips], inputs=video, cache_examples=False, examples_per_page=10,
                             label="Examples (click one, then Classify video)")
-                gr.Markdown(f"<small>{vh.VIDEO_EXAMPLES_CREDIT}</small>")
+                credits = [vh.MOVING_DIGITS_EXAMPLES_CREDIT, vh.VIDEO_EXAMPLES_CREDIT]
+                gr.Markdown("<small>" + " ".join(credits if start == vh.OFFLINE_VIDEO_MODEL else credits[::-1])
+                            + "</small>")
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="video-weights")
                 banner = gr.HTML(elem_id="video-weights-banner")
@@ -55,7 +60,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
                     frame = gr.Image(label="Click a token on this frame", type="pil", interactive=False,
                                      elem_id="video-attn-frame", format="png", height=300)
                     slider = gr.Slider(1, 16, value=1, step=1, label="Frame of the clip", elem_id="video-frame")
-                    blocks = vh.block_choices(vh.DEFAULT_VIDEO_MODEL)
+                    blocks = vh.block_choices(start)
                     block = gr.Dropdown(blocks, value=blocks[0][1], label="Attention block (global MHRA)",
                                         elem_id="video-attn-block")
                 with gr.Column():
@@ -80,7 +85,8 @@ def build_video_tab(demo: gr.Blocks) -> None:
     frame.select(vh.attend, [state, slider, block], [frame, attention, attention_caption, state],
                  api_visibility="private")
     cam_button.click(vh.explain_gradcam, state, [cam_gif, cam_mp4, cam_files, cam_caption], api_visibility="private")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    demo.load(vh.opening_status, model, [model, weights, banner, offline_note], api_visibility="private")
+    model.change(vh.video_model_status, model, [weights, banner], api_visibility="private")
     model.change(vh.model_info, model, info, api_visibility="private", show_progress="hidden")
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
     gr.on([video.change, model.change], vh.empty_result, None, outputs, api_visibility="private",

@@ -163,6 +163,15 @@ def test_parse_box():
             dh.parse_box(text, (100, 80))
 
 
+def test_parse_boxes():
+    assert dh.parse_boxes("", (100, 80)) == [] and dh.parse_boxes(None, (100, 80)) == []
+    assert dh.parse_boxes("10, 20, 30, 40", (100, 80)) == [(10, 20, 30, 40)]
+    assert dh.parse_boxes("10, 20, 30, 40; 0 0 50 50\n5, 5, 5, 5;", (100, 80)) == [(10, 20, 30, 40), (0, 0, 50, 50),
+                                                                                 (5, 5, 5, 5)]
+    with pytest.raises(gr.Error, match="Box 2 of 2: .*four numbers"):
+        dh.parse_boxes("10, 20, 30, 40; 1, 2, 3", (100, 80))
+
+
 def test_pick_two_corners(photo):
     first = gr.SelectData(None, {"index": [50, 60], "value": None, "selected": True})
     pick, box, preview = dh.pick_corner(photo, dh.BoxPick(), first)
@@ -185,6 +194,14 @@ def test_estimate_pose_outputs(photo):
     assert Image.open(drawing).size == (120, 90)
     whole = dh.estimate(photo, "top_down_256x192_global_small", "", False, 0.5)
     assert "0, 0, 120, 90" in whole.details and "Flip test:** off" in whole.details
+
+
+def test_estimate_pose_in_several_boxes(photo):
+    out = dh.estimate(photo, "top_down_256x192_global_small", "10, 5, 60, 80; 70, 10, 40, 70", True, 0.0)
+    assert len(out.table) == 34 and list(out.table["person"].unique()) == [1, 2]
+    assert "Person boxes:** 2 (10, 5, 60, 80; 70, 10, 40, 70; x, y, w, h)" in out.details
+    data = json.loads(open(out.files[1]).read())
+    assert [p["box_xywh"] for p in data["persons"]] == [[10, 5, 60, 80], [70, 10, 40, 70]]
 
 
 def test_pose_errors(photo, tmp_path):

@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in list_models(args.pattern):
             e = get_entry(name)
-            where = e.pretrained.hub or "local file (Google Drive / Baidu)"
+            where = e.pretrained.hub or ("in the package (project-trained)" if e.pretrained.package_file
+                                         else "local file (Google Drive / Baidu)")
             print(f"{name:36s} {e.description:55s} {where}")
         return 0
     from .hub import CheckpointError

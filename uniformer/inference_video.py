@@ -214,7 +214,7 @@ def predict_clips(model: nn.Module, clips: VideoClips, topk: int = 5, device: st
     """Classify the views of ``clips`` with ``model`` (from ``create_model``): one forward per view,
     logits averaged over views, softmax in float32. Raises ValueError (bad topk / precision / device)."""
     cfg = model.pretrained_cfg
-    labels = get_labels(cfg.label_set)
+    labels = cfg.class_names() if hasattr(cfg, "class_names") else get_labels(cfg.label_set)  # project labels too
     if not 1 <= topk <= len(labels):
         raise ValueError(f"topk must be between 1 and {len(labels)}, got {topk}")
     dev = select_device(device) if device is not None else next(model.parameters()).device

@@ -1,0 +1,80 @@
+"""The "Detection" tab: components and their wiring only (logic in :mod:`app.detection_handlers`)."""
+from __future__ import annotations
+
+import functools
+
+import gradio as gr
+
+from . import detection_handlers as xd
+from . import handlers
+from .components import RawImage
+from .dense_models import DEFAULT_DET_MODEL, Stage3Twins, det_model_choices
+from .examples import EXAMPLES_CREDIT, write_examples
+
+__all__ = ["build_detection_tab"]
+
+_INTRO = ("Object detection and instance segmentation on COCO's 80 classes (paper \u00a74.3) with Mask R-CNN or "
+          "Cascade Mask R-CNN and the official test pipeline: keep-ratio resize to (1333, 800), FPN, region proposals, "
+          "RoI heads, class-wise NMS, masks pasted into the photo. The network runs once per click on **Detect**; the "
+          "score threshold, the class filter and the drawing options re-draw its result without running it again.")
+
+
+def build_detection_tab(demo: gr.Blocks) -> None:
+    """Add the object detection tab to ``demo`` (call inside its ``with`` block)."""
+    twins = Stage3Twins(maxsize=4)
+    with gr.Tab("Detection", id="detection"):
+        gr.Markdown(_INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2):
+                image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
+                                 height=300, elem_id="det-image")
+                model = gr.Dropdown(det_model_choices(), value=DEFAULT_DET_MODEL, label="Model", elem_id="det-model")
+                mode = gr.Radio(xd.MODES, value="hybrid", label="Stage-3 attention", elem_id="det-mode",
+                                info=xd.mode_update(DEFAULT_DET_MODEL)["info"])
+                short_side = gr.Radio(xd.SHORT_SIDES, value=800, label="Resolution (short side, pixels)",
+                                      elem_id="det-scale", info="official: 800 (long side at most 1333); smaller "
+                                      "runs faster")
+                run = gr.Button("Detect", variant="primary", elem_id="det-run")
+                examples = write_examples()
+                gr.Examples([[str(examples[k])] for k in ("coffee", "astronaut", "chelsea", "china") if k in examples],
+                            inputs=image, cache_examples=False, label="Examples (click one, then Detect)")
+                gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
+            with gr.Column(scale=3):
+                weights = gr.Markdown(elem_id="det-weights")
+                banner = gr.HTML(elem_id="det-weights-banner")
+                overlay = gr.Image(label="Detections (masks, boxes, class and score)", type="pil", interactive=False,
+                                   height=440, elem_id="det-overlay", format="png")
+                with gr.Row():
+                    thr = gr.Slider(0, 1, value=xd.DEFAULT_SHOW_THR, step=0.01, label="Show scores from",
+                                    elem_id="det-threshold", scale=3)
+                    opacity = gr.Slider(0, 1, value=0.45, step=0.05, label="Mask opacity", elem_id="det-opacity",
+                                        scale=2)
+                with gr.Row():
+                    show_masks = gr.Checkbox(value=True, label="Masks", elem_id="det-show-masks")
+                    show_labels = gr.Checkbox(value=True, label="Labels", elem_id="det-show-labels")
+                note = gr.Markdown(elem_id="det-note")
+                classes = gr.CheckboxGroup([], label="Classes shown (detections at this threshold)",
+                                           show_select_all=True, elem_id="det-classes")
+                table = gr.Dataframe(label="Detections (photo pixels)", interactive=False, elem_id="det-table",
+                                     max_height=320)
+                timing = gr.HTML(label="Time per step (this device)", elem_id="det-timing")
+                details = gr.Markdown(elem_id="det-details")
+                files = gr.File(label="Downloads: drawing (PNG), shown detections in COCO results format with RLE "
+                                "masks (JSON)", file_count="multiple", interactive=False, elem_id="det-files")
+        state = gr.State(None)
+
+    outputs = [overlay, note, classes, table, timing, details, files, state]
+    run.click(functools.partial(xd.detect, twins=twins), [image, model, mode, short_side, thr, opacity, show_masks,
+                                                          show_labels], outputs, api_name="detect")
+    redraw = dict(fn=xd.rerender, inputs=[state, thr, classes, opacity, show_masks, show_labels],
+                  outputs=[overlay, note, classes, table, files, state], api_visibility="private",
+                  show_progress="hidden")
+    thr.release(**redraw)
+    opacity.release(**redraw)
+    classes.input(**redraw)
+    show_masks.input(**redraw)
+    show_labels.input(**redraw)
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    model.change(xd.mode_update, model, mode, api_visibility="private", show_progress="hidden")
+    gr.on([image.change, model.change, short_side.change], xd.empty_detection, None, outputs,
+          api_visibility="private", show_progress="hidden")

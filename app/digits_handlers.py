@@ -1,0 +1,258 @@
+"""What the "Digits" tab does, as plain functions: a drawing in, display values out.
+
+The tab runs the project-trained ``uniformer_xxs_digits`` (shipped in the package, so it works
+offline) on a digit drawn on a sketchpad. :func:`classify_sketch` turns the drawing into the 8x8
+digit the model reads (:func:`uniformer.train.digits.sketch_to_digit`, the representation of
+scikit-learn's digits), runs **one** forward that records both the global MHRA attention of the
+hourglass blocks (:func:`uniformer.explain.capture_attention`) and the token-shrinking trace
+(``UniFormerLight.forward_trace``), and returns the top-3 digits, the attention view (where the
+last stages' tokens look; Grad-CAM instead when the capture holds no map for them) and which
+tokens every hourglass layer kept or fused.
+
+The weights line is read from the checkpoint's own export config (model card metrics), not typed
+in here. Nothing here builds components, so every function runs (and is tested) without a browser;
+problems users can cause (nothing drawn, an unreadable picture) come back as a message in words.
+"""
+from __future__ import annotations
+
+import html
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from uniformer import explain as E
+from uniformer.data import eval_transform
+from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer
+from uniformer.hub import read_export_config
+from uniformer.models.digits import DIGITS_MODEL
+from uniformer.train.digits import EmptySketchError, digit_image, sketch_to_digit
+
+from .handlers import ModelStatus, default_device, device_label, render_status
+from .models import LoadedModel, get_model
+
+__all__ = ["DIGITS_MODEL", "TOPK", "DISPLAY_SIDE", "EXAMPLES_DIR", "NOTHING_DRAWN", "SHRINK_COLUMNS",
+           "project_weights_text", "weights_status", "write_digit_examples", "digit_picture", "attention_received",
+           "DigitsView", "empty_view", "classify_sketch"]
+
+#: Digits shown with their probabilities.
+TOPK = 3
+#: Side (pixels) of the pictures shown: the 8x8 digit enlarged, and the overlays drawn on it.
+DISPLAY_SIDE = 224
+#: Where the example drawings are written (the system temp folder, where Gradio may serve files from).
+EXAMPLES_DIR = Path(tempfile.gettempdir()) / "uniformer_digit_examples"
+#: The message of an empty canvas.
+NOTHING_DRAWN = "**Nothing drawn yet.** Draw a digit (0-9) on the sketchpad, or click one of the examples."
+#: Columns of the tokens-per-layer table.
+SHRINK_COLUMNS = ("layer", "tokens", "kept", "fused", "attention ran on")
+
+_EXAMPLE_SIDE = 256
+
+
+def _dataset_name(text: str | None) -> str | None:
+    """'scikit-learn digits, stratified 80/20 split ...' -> 'scikit-learn digits'; 'moving digits
+    (train clips ...)' -> 'moving digits': the dataset's name before the split details."""
+    if not text:
+        return None
+    for sep in (", ", " ("):
+        text = text.split(sep, 1)[0]
+    return text.strip() or None
+
+
+def project_weights_text(model: torch.nn.Module) -> str | None:
+    """One line naming a project-trained checkpoint and what its model card reports, e.g.
+    'project-trained checkpoint uniformer_xxs_digits (trained by this project on scikit-learn
+    digits, 99.72% held-out)', read from the export config next to the weights; None for weights
+    that are not the project's (Hub, local official files, untrained)."""
+    info = getattr(model, "weights_info", None)
+    if info is None or info.source != "project" or not info.path:
+        return None
+    name = getattr(model, "model_name", type(model).__name__)
+    try:
+        export = read_export_config(info.path) or {}
+    except Exception:  # noqa: BLE001 -- an unreadable card must not hide that the weights loaded
+        export = {}
+    metrics, training = export.get("metrics") or {}, export.get("training") or {}
+    facts = []
+    dataset = _dataset_name(training.get("dataset") or metrics.get("val_split"))
+    if dataset:
+        facts.append(f"trained by this project on {dataset}")
+    else:
+        facts.append("trained by this project")
+    if metrics.get("val_top1") is not None:
+        facts.append(f"{metrics['val_top1']:.2f}% held-out")
+    return f"project-trained checkpoint {name} ({', '.join(facts)})"
+
+
+def weights_status(loaded: LoadedModel | None = None) -> ModelStatus:
+    """The weights line and banner of the digits model (loaded once per process): the project
+    checkpoint's line, saying it is shipped in the package and runs offline, or the app's usual
+    warning / error banner when it could not be loaded."""
+    loaded = loaded if loaded is not None else get_model(DIGITS_MODEL)
+    text = project_weights_text(loaded.model) if loaded.model is not None else None
+    if text is None:
+        return render_status(loaded)
+    return ModelStatus(f"**Weights:** {html.escape(text)} \u00b7 shipped inside the `uniformer` package: "
+                       f"runs offline, no download", "")
+
+
+def write_digit_examples(directory: str | Path = EXAMPLES_DIR) -> dict[str, Path]:
+    """Write one example drawing per digit 0-9 into ``directory`` (created if needed) -> {digit:
+    path}, in order: the first held-out image of each digit (scikit-learn digits, the validation
+    split the model never trained on), its 8x8 ink counts enlarged smoothly (bilinear) to a
+    256x256 PNG of dark ink on white, as a drawing on the sketchpad looks."""
+    from uniformer.train.data import load_digits_split
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    images, labels = load_digits_split("val", seed=0)
+    written = {}
+    for digit in range(10):
+        counts = images[int(np.flatnonzero(labels == digit)[0])].astype(np.float32) / 16.0
+        ink = Image.fromarray(counts, mode="F").resize((_EXAMPLE_SIDE, _EXAMPLE_SIDE), Image.BILINEAR)
+        gray = np.clip(255.0 * (1.0 - np.asarray(ink)), 0, 255).round().astype(np.uint8)
+        path = directory / f"heldout_digit_{digit}.png"
+        if not path.is_file():
+            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.png")
+            Image.fromarray(gray, mode="L").convert("RGB").save(tmp)
+            tmp.replace(path)  # atomic: another process never reads half a file
+        written[str(digit)] = path
+    return written
+
+
+def digit_picture(counts: np.ndarray, side: int = DISPLAY_SIDE) -> Image.Image:
+    """The 8x8 image the model reads (:func:`~uniformer.train.digits.digit_image` of ``counts``),
+    enlarged to ``side`` x ``side`` with nearest-neighbour so its 64 pixels stay visible."""
+    return digit_image(counts).resize((side, side), Image.NEAREST)
+
+
+def attention_received(maps: torch.Tensor, grid: tuple[int, ...]) -> np.ndarray:
+    """Captured attention (1, heads, N, N) of one block -> (h, w) float32: the attention each token
+    receives, averaged over heads and over the N query tokens (a column mean of the row-stochastic
+    matrix): where the block's tokens look."""
+    return maps[0].float().mean(0).mean(0).reshape(tuple(grid)).cpu().numpy()
+
+
+class DigitsView(NamedTuple):
+    """Everything the tab shows for one drawing, in the order of its output components.
+
+    digit: the 8x8 digit the model read, enlarged (DISPLAY_SIDE square); label: {digit: probability}
+    of the TOPK best; attention: [(overlay, caption)] panels; attention_caption: Markdown saying
+    which view is shown; shrinking: [(overlay, caption)] per hourglass layer; shrinking_table:
+    tokens per layer; details: Markdown (prediction, timing, device) or the message of a problem.
+    """
+
+    digit: Image.Image | None
+    label: dict[str, float] | None
+    attention: list[tuple[Image.Image, str]] | None
+    attention_caption: str
+    shrinking: list[tuple[Image.Image, str]] | None
+    shrinking_table: pd.DataFrame | None
+    details: str
+
+
+def empty_view(message: str = NOTHING_DRAWN) -> DigitsView:
+    """No result: the outputs cleared and ``message`` shown in their place."""
+    return DigitsView(None, None, None, "", None, pd.DataFrame(columns=list(SHRINK_COLUMNS)), message)
+
+
+def _attention_panels(capture: E.AttentionCapture, model, picture: Image.Image) -> list[tuple[Image.Image, str, str]]:
+    """(overlay, caption, block path) of the captured global attention of the last stage-3 block
+    and of every stage-4 block (the deepest, coarsest grids); [] when none was captured."""
+    geometry = E.input_geometry(picture.size, model.pretrained_cfg)
+    last3 = len(model.stages[2].blocks) - 1
+    wanted = [f"stages.2.blocks.{last3}.mhra"]
+    wanted += [f"stages.3.blocks.{b}.mhra" for b in range(len(model.stages[3].blocks))]
+    panels = []
+    for name in wanted:
+        if name not in capture.maps:
+            continue
+        grid = tuple(capture.spatial[name])
+        received = attention_received(capture.maps[name], grid)
+        stage, block = int(name.split(".")[1]), int(name.split(".")[3])
+        tokens = "\u00d7".join(map(str, grid))
+        caption = f"stage {stage + 1} block {block + 1} ({tokens} tokens): attention received"
+        panels.append((E.overlay(picture, received, geometry, colorscale="Inferno", alpha=0.7), caption, name))
+    return panels
+
+
+def _grad_cam_panel(model, image8: Image.Image, picture: Image.Image, class_index: int) -> tuple[Image.Image, str]:
+    """Grad-CAM of ``class_index`` on the output of stage 3 (the finest global grid), drawn on ``picture``."""
+    analysis = E.analyze(model, image8)
+    cam = E.class_activation_map(model, analysis, "GradCAM", stage=2, class_index=class_index)
+    geometry = E.input_geometry(picture.size, model.pretrained_cfg)
+    image = E.overlay(picture, cam.input_map, geometry, smooth=True, colorscale="Jet", normalize=False)
+    return image, f"Grad-CAM of '{cam.label}' on the stage-3 output"
+
+
+def _shrinking_panels(trace, model, picture: Image.Image) -> tuple[list[tuple[Image.Image, str]], pd.DataFrame]:
+    geometry = E.input_geometry(picture.size, model.pretrained_cfg)
+    panels, rows = [], []
+    for i, (t, row) in enumerate(zip(trace, tokens_per_layer(trace)), 1):
+        where = f"{i}: S{t.stage + 1}\u00b7B{t.block + 1}"
+        what = f"{row['kept']} kept, {row['fused']} fused" if row["fused"] else f"all {row['tokens']} kept"
+        panels.append((shrinking_overlay(picture, t, geometry), f"{where} \u00b7 {what}"))
+        rows.append([f"{i} (S{t.stage + 1}\u00b7B{t.block + 1})", row["tokens"], row["kept"], row["fused"],
+                     row["processed"]])
+    return panels, pd.DataFrame(rows, columns=list(SHRINK_COLUMNS))
+
+
+def classify_sketch(sketch: Any, loaded: LoadedModel | None = None) -> DigitsView:
+    """Classify a drawing (the sketchpad's value: a dict with 'composite' / 'layers' /
+    'background', or an image / array / path) with the digits model -> :class:`DigitsView`.
+
+    One forward with attention capture and the shrinking trace. Nothing drawn -> an empty view
+    with :data:`NOTHING_DRAWN`; a picture that cannot be read or a model that failed to load -> an
+    empty view saying so (never a traceback). ``loaded``: the model to use (default: the app's).
+    """
+    try:
+        counts = sketch_to_digit(sketch)
+    except EmptySketchError:
+        return empty_view()
+    except (ValueError, OSError) as e:
+        return empty_view(f"**This drawing cannot be read:** {html.escape(str(e))}")
+    loaded = loaded if loaded is not None else get_model(DIGITS_MODEL)
+    model = loaded.model
+    if model is None:
+        return empty_view(f"**The digits model could not be loaded:** {html.escape(str(loaded.error))}")
+    device = default_device()
+    model.to(device)
+    image8 = digit_image(counts)
+    x = eval_transform(model.pretrained_cfg)(image8).unsqueeze(0).to(device)
+    t0 = time.perf_counter()
+    with torch.inference_mode(), E.capture_attention(model) as capture:
+        logits, trace = model.forward_trace(x)
+    forward_ms = (time.perf_counter() - t0) * 1000
+    probs = logits.float().softmax(-1)[0].cpu()
+    labels = model.pretrained_cfg.class_names()
+    values, indices = probs.topk(TOPK)
+    label = {labels[int(i)]: float(p) for p, i in zip(values, indices)}
+    top = labels[int(indices[0])]
+
+    picture = digit_picture(counts)
+    panels = _attention_panels(capture, model, picture)
+    if panels:
+        attention = [(im, caption) for im, caption, _ in panels]
+        kinds = sorted({capture.kinds.get(name, "global") for _, _, name in panels})
+        attention_caption = (f"**View: global MHRA attention** ({', '.join(kinds)} blocks, Eq. 7), captured in the "
+                             f"same forward: the attention each token receives from the block's tokens (mean of "
+                             f"heads and queries; dark purple: least, yellow: most). Left: the last stage-3 block "
+                             f"(4\u00d74 tokens); right: stage 4, the last stage (2\u00d72 tokens, the digit in "
+                             f"quarters).")
+    else:
+        attention = [_grad_cam_panel(model, image8, picture, int(indices[0]))]
+        attention_caption = ("**View: Grad-CAM** (the attention capture recorded no map for this model's hourglass "
+                             f"blocks): which stage-3 regions raise the score of '{html.escape(top)}'.")
+    shrinking, table = _shrinking_panels(trace, model, picture)
+    ink = int(counts.sum())
+    details = (f"**Prediction:** {html.escape(top)} ({100 * float(values[0]):.1f}%) \u00b7 **Forward:** "
+               f"{forward_ms:.0f} ms (with capture) \u00b7 **Device:** {device_label(device)}  \n"
+               f"**Input:** the drawing as an 8\u00d78 digit (ink counts 0-16, {ink} in all, as scikit-learn's "
+               f"digits), upsampled to {x.shape[-2]}\u00d7{x.shape[-1]}")
+    return DigitsView(picture, label, attention, attention_caption, shrinking, table, details)

@@ -1,0 +1,56 @@
+"""The "Digits" tab: components and their wiring only (logic in :mod:`app.digits_handlers`)."""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import digits_handlers as dh
+
+__all__ = ["build_digits_tab"]
+
+_INTRO = ("Draw a digit: **uniformer_xxs_digits**, a small light-weight UniFormer that this project trained on "
+          "scikit-learn's handwritten digits (shipped in the package, so it runs offline), reads it as the 8\u00d78 "
+          "picture shown below, then shows where its global attention looks and which tokens each hourglass layer "
+          "kept or fused (token shrinking, \u00a75). Every stroke re-runs it (one forward, a few milliseconds); "
+          "the bin icon clears the canvas.")
+
+
+def build_digits_tab(demo: gr.Blocks) -> None:
+    """Add the Digits tab to ``demo`` (call inside its ``with gr.Tabs()`` block)."""
+    with gr.Tab("Digits", id="digits"):
+        gr.Markdown(_INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2):
+                sketch = gr.Sketchpad(label="Pick the brush (\u270e, left), then draw a digit (0-9), large and centred",
+                                      type="numpy", image_mode="RGBA", canvas_size=(320, 320), height=380,
+                                      elem_id="digits-sketch",
+                                      brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"),
+                                      layers=False, transforms=())
+                button = gr.Button("Classify the drawing", variant="primary", elem_id="digits-run")
+                examples = gr.Examples([[str(p)] for p in dh.write_digit_examples().values()], inputs=sketch,
+                            cache_examples=False, examples_per_page=10, elem_id="digits-examples",
+                            label="Held-out digits (scikit-learn's validation split, never trained on): click one")
+                weights = gr.Markdown(elem_id="digits-weights")
+                banner = gr.HTML(elem_id="digits-weights-banner")
+            with gr.Column(scale=3):
+                with gr.Row(equal_height=False):
+                    digit = gr.Image(label="What the model reads: 8\u00d78 digit", type="pil", interactive=False,
+                                     height=240, elem_id="digits-input", format="png", scale=1)
+                    label = gr.Label(num_top_classes=dh.TOPK, label=f"Top-{dh.TOPK} digits", elem_id="digits-top",
+                                     scale=1)
+                details = gr.Markdown(dh.NOTHING_DRAWN, elem_id="digits-details")
+                attention = gr.Gallery(label="Attention", columns=2, height=330, object_fit="contain",
+                                       elem_id="digits-attention", format="png")
+                attention_caption = gr.Markdown(elem_id="digits-attention-caption")
+        shrinking = gr.Gallery(label="Token shrinking: kept (green) and fused (dark, red hatch) tokens per hourglass "
+                                     "layer", columns=4, height=300, object_fit="contain", elem_id="digits-shrinking",
+                                     format="png")
+        table = gr.Dataframe(dh.empty_view().shrinking_table, label="Tokens per hourglass layer", interactive=False,
+                             elem_id="digits-shrinking-table")
+
+    outputs = [digit, label, attention, attention_caption, shrinking, table, details]
+    gr.on([button.click, sketch.change], dh.classify_sketch, sketch, outputs, api_name="classify_digit",
+          trigger_mode="always_last", show_progress="hidden")
+    # a loaded example replaces the editor's value without a change event: classify it explicitly
+    examples.load_input_event.then(dh.classify_sketch, sketch, outputs, api_visibility="private",
+                                   show_progress="hidden")
+    demo.load(dh.weights_status, None, [weights, banner], api_visibility="private")
