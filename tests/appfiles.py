@@ -124,3 +124,32 @@ def require_chromium() -> None:
 
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
+
+
+@contextmanager
+def chromium_browser(expect_timeout_ms: int = 60_000):
+    """Headless Chromium (Playwright, /usr/bin/chromium) for the browser tests, with Playwright's
+    ``expect`` timeout raised to ``expect_timeout_ms`` while it is open (the CPU is shared and busy)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    require_chromium()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        expect.set_options(timeout=expect_timeout_ms)
+        try:
+            yield browser
+        finally:
+            expect.set_options(timeout=None)
+            browser.close()
+
+
+@contextmanager
+def browser_page(browser, width: int = 1400, height: int = 1000, timeout_ms: int = 60_000):
+    """A page of a fresh browser context with a ``width`` x ``height`` viewport (pixels) and
+    ``timeout_ms`` as the default action timeout; the context is closed afterwards."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(timeout_ms)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from appfiles import CHROMIUM, CHROMIUM_ARGS, app_server, make_bad_images, require_chromium, wait_until_up
-from playwright.sync_api import expect, sync_playwright
+from appfiles import app_server, browser_page, chromium_browser, make_bad_images, wait_until_up
+from playwright.sync_api import expect
 
 from app.examples import write_examples
 
@@ -39,25 +39,14 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    require_chromium()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        expect.set_options(timeout=60_000)  # the CPU is shared and busy
-        try:
-            yield browser
-        finally:
-            expect.set_options(timeout=None)
-            browser.close()
+    with chromium_browser() as b:
+        yield b
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(60_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with browser_page(browser) as p:
+        yield p
 
 
 def _rows(page) -> int:

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-from appfiles import CHROMIUM, CHROMIUM_ARGS, app_server, require_chromium, wait_until_up
-from playwright.sync_api import expect, sync_playwright
+from appfiles import app_server, browser_page, chromium_browser, wait_until_up
+from playwright.sync_api import expect
 
 import uniformer
 from uniformer.models.digits import DIGITS_MODEL, MOVING_DIGITS_MODEL
@@ -39,18 +39,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page():
-    require_chromium()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        context.set_default_timeout(60_000)
-        expect.set_options(timeout=60_000)  # the CPU is shared and busy
-        try:
-            yield context.new_page()
-        finally:
-            expect.set_options(timeout=None)
-            context.close()
-            browser.close()
+    with chromium_browser() as browser, browser_page(browser, height=1100) as p:
+        yield p
 
 
 def _card(name: str) -> dict:

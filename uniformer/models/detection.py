@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
 import torch
-from torch import nn
 
 from ..heads import FPN
 from ..heads.roi import CASCADE_STDS, MASK_RCNN_STDS, RCNNTestConfig, RoIHead, paste_masks

@@ -19,6 +19,7 @@ without rerunning the network, drawn (:func:`draw_detections`) and exported as C
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from PIL import Image, ImageDraw
 from ..data import load_image
 from ..data.labels import read_label_file
 from ..hub import WeightsInfo
-from ..inference import autocast, select_device
+from ..inference import autocast
+from .common import require_model, stage3_run, test_scale
 from .segmentation import rescale_size, resize_uint8
 from .visualize import _font
 
@@ -201,25 +203,18 @@ def detect_objects(model: torch.nn.Module, image, score_thr: float | None = None
     Raises ImageDecodeError (bad image), ValueError (not a detector; bad threshold, scale, mode,
     precision or device).
     """
-    from ..models.dense import with_stage3_attention
     from ..models.detection import UniFormerDetector
 
-    if not isinstance(model, UniFormerDetector):
-        raise ValueError(f"detect_objects needs a detection model (e.g. 'mask_rcnn_1x_hybrid_small'), got "
-                         f"{type(model).__name__}")
+    require_model(model, UniFormerDetector, "detect_objects", "mask_rcnn_1x_hybrid_small")
     cfg = model.cfg
     rcnn = cfg.rcnn
     if score_thr is not None:
         if not 0.0 <= float(score_thr) <= 1.0:
             raise ValueError(f"score_thr must be in [0, 1], got {score_thr}")
-        rcnn = type(rcnn)(float(score_thr), rcnn.iou_threshold, rcnn.max_per_img, rcnn.mask_threshold)
-    scale = tuple(int(s) for s in (scale or cfg.test_scale))
-    if len(scale) != 2 or min(scale) < 32:
-        raise ValueError(f"scale must be (long, short) with both sides >= 32 pixels, got {scale}")
+        rcnn = dataclasses.replace(rcnn, score_thr=float(score_thr))
+    scale = test_scale(scale, cfg.test_scale)
     pcfg = _pretrained_cfg(model)
-    run = with_stage3_attention(model, stage3_attention or cfg.backbone.stage3_attention, window_size)
-    dev = select_device(device) if device is not None else next(model.parameters()).device
-    run.to(dev)
+    run, dev = stage3_run(model, stage3_attention, window_size, device)
     t0 = time.perf_counter()
     img = load_image(image)
     inp = preprocess_detection(img, pcfg, scale, cfg.size_divisor)

@@ -31,7 +31,8 @@ from PIL import Image
 from ..data import get_labels, load_image
 from ..data.labels import get_palette
 from ..hub import WeightsInfo
-from ..inference import autocast, select_device
+from ..inference import autocast
+from .common import require_model, stage3_run, test_scale
 
 __all__ = ["rescale_size", "test_input_size", "resize_uint8", "SegmentationInput", "preprocess_segmentation",
            "resize_logits", "logits_to_mask", "stage3_grid", "stage3_window_boxes", "ClassArea",
@@ -265,19 +266,13 @@ def segment_image(model: torch.nn.Module, image, stage3_attention: str | None = 
 
     Raises ImageDecodeError (bad image), ValueError (bad mode, window, scale, precision, device).
     """
-    from ..models.dense import UniFormerSegmentor, with_stage3_attention
+    from ..models.dense import UniFormerSegmentor
 
-    if not isinstance(model, UniFormerSegmentor):
-        raise ValueError(f"segment_image needs a segmentation model (e.g. 'upernet_global_small'), got "
-                         f"{type(model).__name__}")
+    require_model(model, UniFormerSegmentor, "segment_image", "upernet_global_small")
     cfg = model.cfg
-    scale = tuple(int(s) for s in (scale or cfg.test_scale))
-    if len(scale) != 2 or min(scale) < 32:
-        raise ValueError(f"scale must be (long, short) with both sides >= 32 pixels, got {scale}")
+    scale = test_scale(scale, cfg.test_scale)
     pcfg = _pretrained_cfg(model)
-    run = with_stage3_attention(model, stage3_attention or cfg.backbone.stage3_attention, window_size)
-    dev = select_device(device) if device is not None else next(model.parameters()).device
-    run.to(dev)
+    run, dev = stage3_run(model, stage3_attention, window_size, device)
     t0 = time.perf_counter()
     img = load_image(image)
     inp = preprocess_segmentation(img, pcfg, scale, cfg.test_size_divisor)
