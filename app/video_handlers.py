@@ -498,11 +498,11 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
 def block_choices(model_name: str) -> list[tuple[str, str]]:
     """(label, 'stage,block') of the blocks whose attention can be shown, from the registered
     architecture (no weights loaded); the default (the last stage-3 block) first. Light models:
-    only the first stage-3 block attends over all tokens (:func:`uniformer.explain.video.global_blocks`)."""
+    every stage-3/4 hourglass block (:func:`uniformer.explain.video.global_blocks`)."""
     entry = uniformer.get_entry(model_name)
     cfg = entry.config
     if issubclass(entry.build, UniFormerLight):
-        blocks = [(2, 0)]
+        blocks = [(s, b) for s in (2, 3) for b in range(cfg.depths[s])]
     else:
         blocks = [(s, b) for s in range(4) if cfg.block_types[s] == "global" for b in range(cfg.depths[s])]
     default = max(b for b in blocks if b[0] == 2)

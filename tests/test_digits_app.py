@@ -266,7 +266,8 @@ def test_moving_digits_model_info_and_choices():
     choices = dict((v, label) for label, v in vh.video_model_choices())
     assert "trained by this project, offline" in choices[MOVING_DIGITS_MODEL]
     assert "Google Drive" not in choices[MOVING_DIGITS_MODEL]
-    assert vh.block_choices(MOVING_DIGITS_MODEL) == [("stage 3, block 1 (finest global grid)", "2,0")]
+    assert vh.block_choices(MOVING_DIGITS_MODEL) == [("stage 3, block 2 (finest global grid)", "2,1"),
+                                                     ("stage 3, block 1", "2,0"), ("stage 4, block 1", "3,0")]
 
 
 def test_layout_has_the_digits_tab_and_the_offline_video_default():

@@ -436,8 +436,12 @@ def test_token_attention_of_a_light_model_includes_the_score_token():
     att = token_attention(model, torch.randn(1, 3, 4, 64, 64), 1, 10.0, 50.0)
     assert att.grid == (2, 4, 4) and att.block == (2, 0)
     assert att.temporal_profile.sum() + att.score_token_share == pytest.approx(1.0, abs=1e-5)
-    with pytest.raises(ValueError, match="shrink"):
-        token_attention(model, torch.randn(1, 3, 4, 64, 64), 1, 10.0, 50.0, block=(3, 0))
+    # stage 4 keeps half of its tokens: fused ones show the representative's row, weights still sum to 1
+    last = token_attention(model, torch.randn(1, 3, 4, 64, 64), 1, 10.0, 50.0, block=(3, 0))
+    assert last.grid == (2, 2, 2) and last.block == (3, 0) and last.score_token_share > 0
+    assert last.temporal_profile.sum() + last.score_token_share == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="global MHRA"):
+        token_attention(model, torch.randn(1, 3, 4, 64, 64), 1, 10.0, 50.0, block=(1, 0))
 
 
 @pytest.mark.parametrize("layer", ["last", "stage3"])
@@ -560,7 +564,8 @@ def test_app_examples_model_info_and_layout(tmp_path):
     info = vh.model_info("uniformer_small_k400_16x8")
     assert "mean 0.45, std 0.225" in info and "1 every 8 frames" in info and "4 clips \u00d7 1 crop" in info
     assert "segment" in vh.model_info("uniformer_small_sthv2_16_prek600")
-    assert vh.block_choices("uniformer_xxs16_160_k400") == [("stage 3, block 1 (finest global grid)", "2,0")]
+    light = vh.block_choices("uniformer_xxs16_160_k400")  # depths (2, 5, 8, 2): every stage-3/4 hourglass block
+    assert light[0] == ("stage 3, block 8 (finest global grid)", "2,7") and len(light) == 10
     config = build_app().get_config_file()
     by_id = {c["props"].get("elem_id"): c for c in config["components"]}
     assert by_id["video-input"]["type"] == "video"

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
+from .capture import capture_attention
+
 __all__ = ["SpaceTimeAttention", "token_attention", "token_at", "VideoCAM", "grad_cam", "overlay_frames",
            "write_overlay", "frame_strip", "sampling_timeline", "global_blocks"]
 
@@ -50,10 +52,11 @@ def _is_light(model: nn.Module) -> bool:
 
 def global_blocks(model: nn.Module) -> list[tuple[int, int]]:
     """(stage, block) of every block whose attention :func:`token_attention` can show: every global
-    block of UniFormer-S/B; for the light models only the first stage-3 block (later ones shrink
-    the tokens, §5.1)."""
+    block of UniFormer-S/B; every stage-3/4 hourglass block of the light models (§5.1; in blocks
+    that shrink, fused tokens show their representative's attention, see
+    :mod:`uniformer.explain.capture`)."""
     if _is_light(model):
-        return [(2, 0)]
+        return [(s, b) for s in (2, 3) for b in range(len(model.stages[s].blocks))]
     return [(s, b) for s, stage in enumerate(model.stages) if model.cfg.block_types[s] == "global"
             for b in range(len(stage.blocks))]
 
@@ -102,8 +105,12 @@ def token_attention(model: nn.Module, clip: torch.Tensor, frame: int, x: float, 
     input pixels, 0 .. S) at global block ``block`` = (stage, index) (default: the last block of
     stage 3, the finest global grid). Pure function of the model and the clip.
 
-    Raises ValueError for a pixel outside the clip, a frame outside 0 .. T - 1 or a block whose
-    attention is not over all tokens (see :func:`global_blocks`).
+    The attention is recorded by :func:`~uniformer.explain.capture.capture_attention` during one
+    plain forward (logits unchanged); in light hourglass blocks that shrink, a fused token shows its
+    representative's row and the representative's column is split over the fused tokens.
+
+    Raises ValueError for a pixel outside the clip, a frame outside 0 .. T - 1 or a block without
+    global MHRA (see :func:`global_blocks`).
     """
     x_in = _batch(clip).to(next(model.parameters()).device)
     T, S = x_in.shape[2], x_in.shape[-1]
@@ -114,30 +121,17 @@ def token_attention(model: nn.Module, clip: torch.Tensor, frame: int, x: float, 
         block = max(b for b in allowed if b[0] == 2)
     block = (block[0], block[1] % len(model.stages[block[0]].blocks))
     if block not in allowed:
-        raise ValueError(f"block {block} shows no attention over all tokens; choose one of {allowed}"
-                         + (" (the light models shrink tokens from the second stage-3 block on)" if _is_light(model) else ""))
-    stage, index = block
-    h = x_in
-    for s in range(stage):
-        h = model.stages[s](h)
-    st = model.stages[stage]
-    h = st.downsample(h)
-    for b in st.blocks[:index]:
-        h = b(h)
-    blk = st.blocks[index]
-    h = h + blk.dpe(h)  # Eq. 1
-    grid = tuple(h.shape[2:])
-    tokens = h.flatten(2).transpose(1, 2)  # (1, N, C)
-    extra = 0
-    if _is_light(model):  # the first hourglass block attends over [score token, all tokens]
-        tokens = torch.cat([model.cls_token.expand(1, -1, -1), tokens], 1)
-        extra = 1
-    q, k, _ = blk.mhra.qkv_heads(blk.norm1(tokens).float())
+        raise ValueError(f"block {block} has no global MHRA; choose one of {allowed}")
+    name = f"stages.{block[0]}.blocks.{block[1]}.mhra"
+    with capture_attention(model) as capture:  # one plain forward; the hook recomputes the probabilities
+        model(x_in)
+    grid = capture.spatial[name]  # (T', h, w)
     t, r, c = token_at(frame, x, y, S, grid)
-    i = extra + (t * grid[1] + r) * grid[2] + c
-    row = (q[:, :, i:i + 1] @ k.transpose(-2, -1) * blk.mhra.scale).softmax(-1)[0, :, 0]  # (heads, extra + N)
-    share = float(row[:, :extra].sum(-1).mean()) if extra else 0.0
-    per_head = row[:, extra:].reshape(-1, *grid).cpu().numpy().astype(np.float32)
+    i = (t * grid[1] + r) * grid[2] + c
+    row = capture.maps[name][0, :, i]  # (heads, N) on the token grid
+    shrunk = capture.shrunk.get(name)
+    share = float(shrunk.score_token_share()[0, :, i].mean()) if shrunk is not None else 0.0
+    per_head = row.reshape(-1, *grid).cpu().numpy().astype(np.float32)
     mean = per_head.mean(0)  # (T', h, w)
     maps = np.stack([mean[min(f // 2, grid[0] - 1)] for f in range(T)])
     return SpaceTimeAttention(maps, per_head, grid, (t, r, c), frame, block, share)
