@@ -79,12 +79,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(hf_home: Path, log: Path):
-    """Run ``python app.py`` offline with ``hf_home`` as HF_HOME (output to ``log``); yields
-    (process, url) as soon as it is started. The process is always terminated."""
+def app_server(hf_home: Path, log: Path, extra_env: dict[str, str] | None = None):
+    """Run ``python app.py`` offline with ``hf_home`` as HF_HOME (output to ``log``), plus
+    ``extra_env``; yields (process, url) as soon as it is started. The process is always terminated."""
     port = free_port()
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), **(extra_env or {})}
     env.pop("UNIFORMER_CHECKPOINT_DIR", None)
     env.pop("HF_HUB_CACHE", None)
     with open(log, "wb") as out:
@@ -127,15 +127,17 @@ def require_chromium() -> None:
 
 
 @contextmanager
-def chromium_browser(expect_timeout_ms: int = 60_000):
+def chromium_browser(expect_timeout_ms: int | None = 60_000):
     """Headless Chromium (Playwright, /usr/bin/chromium) for the browser tests, with Playwright's
-    ``expect`` timeout raised to ``expect_timeout_ms`` while it is open (the CPU is shared and busy)."""
+    ``expect`` timeout raised to ``expect_timeout_ms`` while it is open (the CPU is shared and busy;
+    None keeps Playwright's default)."""
     from playwright.sync_api import expect, sync_playwright
 
     require_chromium()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        expect.set_options(timeout=expect_timeout_ms)
+        if expect_timeout_ms is not None:
+            expect.set_options(timeout=expect_timeout_ms)
         try:
             yield browser
         finally:

@@ -10,23 +10,17 @@ Screenshots: /tmp/uniformer_seg_screenshot.png and /tmp/uniformer_pose_screensho
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from appfiles import CHROMIUM, CHROMIUM_ARGS, free_port
-from playwright.sync_api import expect, sync_playwright
+from appfiles import app_server, browser_page, chromium_browser, wait_until_up
+from playwright.sync_api import expect
 
 from app.examples import write_examples
 from hubcache import add_to_hub_cache, load_spec, load_synth
 
-REPO = Path(__file__).resolve().parents[1]
 SEG_SCREENSHOT = Path("/tmp/uniformer_seg_screenshot.png")
 POSE_SCREENSHOT = Path("/tmp/uniformer_pose_screenshot.png")
 START_TIMEOUT_S = 300  # four tabs on a shared 2-core machine
@@ -46,59 +40,22 @@ def server(tmp_path_factory):
     add_to_hub_cache(hf_home, "Andy1621/uniformer", "upernet_global_small.pth",
                      {"meta": {"mmseg_version": "0.13.0"}, "state_dict": state_dict})
     del state_dict
-    port = free_port()
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    env.pop("UNIFORMER_CHECKPOINT_DIR", None)
-    env.pop("HF_HUB_CACHE", None)
     log = tmp / "app.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer at {url} within {START_TIMEOUT_S} s:\n"
-                                f"{log.read_text()[-3000:]}")
-                time.sleep(0.5)
+    with app_server(hf_home, log) as (process, url):
+        wait_until_up(process, url, log, START_TIMEOUT_S)
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser(expect_timeout_ms=None) as b:
+        yield b
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(60_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with browser_page(browser) as p:
+        yield p
 
 
 def _upload(page, component: str, path: Path) -> None:

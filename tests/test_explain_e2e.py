@@ -7,20 +7,14 @@ A full-page screenshot is saved to /tmp/uniformer_explain_screenshot.png.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from appfiles import CHROMIUM, CHROMIUM_ARGS, free_port, make_hub_home
-from playwright.sync_api import expect, sync_playwright
+from appfiles import app_server, browser_page, chromium_browser, make_hub_home, wait_until_up
+from playwright.sync_api import expect
 
 from app.examples import write_examples
 
-REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = Path("/tmp/uniformer_explain_screenshot.png")
 START_TIMEOUT_S = 180
 TIMEOUT_MS = 120_000  # the first click runs the captured forward on a (possibly busy) CPU
@@ -30,55 +24,17 @@ TIMEOUT_MS = 120_000  # the first click runs the captured forward on a (possibly
 def server(tmp_path_factory):
     """URL of ``python app.py`` running offline with synthetic official weights; terminated after."""
     tmp = tmp_path_factory.mktemp("explain_e2e")
-    port = free_port()
-    env = {**os.environ, "HF_HOME": str(make_hub_home(tmp / "hf_home")), "HF_HUB_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    for key in ("UNIFORMER_CHECKPOINT_DIR", "HF_HUB_CACHE"):
-        env.pop(key, None)
     log = tmp / "app.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer at {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with app_server(make_hub_home(tmp / "hf_home"), log) as (process, url):
+        wait_until_up(process, url, log, START_TIMEOUT_S)
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
 def page():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-
-
-expect.set_options(timeout=TIMEOUT_MS)
+    with chromium_browser(expect_timeout_ms=TIMEOUT_MS) as browser, \
+            browser_page(browser, timeout_ms=TIMEOUT_MS) as p:
+        yield p
 
 
 def _click_canvas(page, fx: float, fy: float) -> None:

@@ -6,22 +6,16 @@ Needs ``/usr/bin/chromium`` (Debian package ``chromium``); without it the test f
 """
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from appfiles import CHROMIUM, CHROMIUM_ARGS, free_port, make_bad_images
+from appfiles import app_server, browser_page, chromium_browser, make_bad_images, wait_until_up
 from hubcache import add_to_hub_cache, official_state_dict
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from app.examples import write_examples
 
-REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = Path("/tmp/uniformer_shrinking_screenshot.png")
 START_TIMEOUT_S = 120
 RUN_TIMEOUT_MS = 240_000  # a run traces six keep ratios three times each; slow on a busy shared CPU
@@ -34,53 +28,18 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shrinking_e2e")
     hf_home = tmp / "hf_home"
     add_to_hub_cache(hf_home, *LIGHT_HUB.rsplit("/", 1), official_state_dict("light_xxs"))
-    port, log = free_port(), tmp / "app.log"
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "OMP_NUM_THREADS": "1"}  # two torch threads on a CPU shared with other jobs are many times slower
-    env.pop("UNIFORMER_CHECKPOINT_DIR", None)
-    env.pop("HF_HUB_CACHE", None)
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
+    log = tmp / "app.log"
+    # two torch threads on a CPU shared with other jobs are many times slower
+    with app_server(hf_home, log, {"OMP_NUM_THREADS": "1"}) as (process, url):
+        wait_until_up(process, url, log, START_TIMEOUT_S)
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
 def page():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        context.set_default_timeout(60_000)
-        expect.set_options(timeout=60_000)  # assertions too (default 5 s): the CPU is shared and busy
-        try:
-            yield context.new_page()
-        finally:
-            expect.set_options(timeout=None)
-            context.close()
-            browser.close()
+    # assertions get 60 s too (default 5 s): the CPU is shared and busy
+    with chromium_browser() as browser, browser_page(browser, width=1280) as p:
+        yield p
 
 
 def _overlay_src(page) -> str:
