@@ -11,10 +11,12 @@ _ensure_torchvision_importable()  # before anything imports torchvision (timm do
 from .hub import (CheckpointError, CheckpointMismatchError, CheckpointNotAvailableError,  # noqa: E402
                   InvalidCheckpointError, UnsafeCheckpointError, WeightsInfo)
 from .registry import create_model, get_entry, list_models  # noqa: E402
+from .downloads import WeightsDownloadError, download_weights, weights_source  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "create_model", "list_models", "get_entry", "WeightsInfo", "CheckpointError", "CheckpointNotAvailableError",
-    "InvalidCheckpointError", "UnsafeCheckpointError", "CheckpointMismatchError", "__version__",
+    "InvalidCheckpointError", "UnsafeCheckpointError", "CheckpointMismatchError", "WeightsDownloadError",
+    "download_weights", "weights_source", "__version__",
 ]

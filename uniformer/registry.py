@@ -215,15 +215,10 @@ def create_model(name: str, pretrained: bool = False, num_classes: int | None = 
             source = "project" if export is not None and export.get("trained_by") == PROJECT else "local"
             weights = WeightsInfo(source, path=path)
         else:
-            p = entry.pretrained
-            if not p.hub:
-                raise CheckpointNotAvailableError(
-                    f"{name} has no checkpoint on the Hugging Face Hub. {p.download_hint or ''} "
-                    f"Download it and pass checkpoint_path=PATH (CLI: --checkpoint PATH).".replace("  ", " "))
-            path, repo_id, filename = _download_with_mirrors(p)
+            from .downloads import fetch_weights  # $UNIFORMER_CHECKPOINT_DIR, caches, then Hub / Google Drive
+
+            path, weights = fetch_weights(name)
             state_dict = read_state_dict(path)
-            note = None if repo_id == p.hub_repo_id else f"byte-identical mirror of {p.hub_repo_id}/{p.hub_filename}"
-            weights = WeightsInfo("hub", repo_id=repo_id, filename=filename, path=str(path), note=note)
         new_head = getattr(cfg, "num_classes", None) not in (None, pcfg.num_classes)
         load_weights(model, state_dict, entry.filter_fn, drop_prefixes=entry.head_prefixes if new_head else (),
                      source=weights.path or name)
