@@ -16,8 +16,8 @@ from hubcache import add_to_hub_cache, official_state_dict
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cli(*args, hf_home=None):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def _cli(*args, hf_home=None, env=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     if hf_home:
         env["HF_HOME"] = str(hf_home)
     return subprocess.run([sys.executable, "-m", "uniformer", *map(str, args)], cwd=ROOT, env=env,
@@ -98,3 +98,59 @@ def test_detect_without_checkpoint_says_where_to_get_it(photo):
     assert proc.returncode == 2 and "Google Drive" in proc.stderr and "--untrained" in proc.stderr
     proc = _cli("detect", photo, "--model", "uniformer_small_in1k", "--untrained")
     assert proc.returncode == 2 and "not a detection model" in proc.stderr
+
+
+def test_list_shows_each_source():
+    proc = _cli("list", "uniformer_xxs_1*")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()}
+    assert rows["uniformer_xxs_160_in1k"] == "hub" and rows["uniformer_xxs_128_in1k"] == "drive"
+    assert "https://drive.google.com/file/d/1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps/view" in proc.stdout
+
+
+def test_download_dry_run_json_says_where_each_file_comes_from(tmp_path):
+    env = {"UNIFORMER_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf")}
+    proc = _cli("download", "uniformer_small_in1k", "uniformer_xxs_1*", "uniformer_small_backbone",
+                "uniformer_small_k400_32x4", "uniformer_xxs_digits", "--dry-run", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert list(rows) == ["uniformer_small_in1k", "uniformer_xxs_128_in1k", "uniformer_xxs_160_in1k",
+                          "uniformer_xxs_192_in1k", "uniformer_small_backbone", "uniformer_small_k400_32x4",
+                          "uniformer_xxs_digits"]
+    hub, drive = rows["uniformer_small_in1k"], rows["uniformer_xxs_128_in1k"]
+    assert (hub["source"], hub["hub_repo_id"], hub["hub_filename"]) == ("hub", "Sense-X/uniformer_image",
+                                                                       "uniformer_small_in1k.pth")
+    assert hub["drive_file_id"] == "1-uepH3Q3BhTmWU6HK-sGAGQC_MpfIiPD" and hub["cached"] is False
+    assert hub["path"].startswith(str(tmp_path / "hf"))
+    assert (drive["source"], drive["hub_repo_id"], drive["hub_filename"]) == ("drive", None, None)
+    assert drive["drive_file_id"] == "1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps"
+    assert drive["path"] == str(tmp_path / "cache" / "drive" / "uniformer_xxs_128_in1k.pth")
+    assert drive["status"] == "would download" and not Path(drive["path"]).exists()
+    inside = rows["uniformer_small_backbone"]
+    assert inside["source"] == "inside" and inside["drive_file_id"] is None and "upernet_global_small" in inside["holders"]
+    assert rows["uniformer_small_k400_32x4"]["source"] == "unreleased" and rows["uniformer_small_k400_32x4"]["path"] is None
+    project = rows["uniformer_xxs_digits"]
+    assert project["source"] == "project" and project["cached"] and Path(project["path"]).exists()
+    proc = _cli("download", "no_such_model*", "--dry-run")
+    assert proc.returncode == 2 and "no registered model matches" in proc.stderr
+
+
+def test_download_fetches_from_drive_then_reports_it_cached(tmp_path):
+    from drivefiles import DriveServer
+
+    ckpt = tmp_path / "official.pth"
+    torch.save({"model": official_state_dict("light_xxs")}, ckpt)
+    with DriveServer() as server:
+        server.files["1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps"] = ckpt.read_bytes()
+        server.modes["1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_"] = "quota"
+        server.files["1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_"] = b"unused"
+        env = {"UNIFORMER_CACHE": str(tmp_path / "cache"), "UNIFORMER_DRIVE_URL": server.url, "HF_HUB_OFFLINE": "0"}
+        proc = _cli("download", "uniformer_xxs_128_in1k", "uniformer_xxs_192_in1k", "--json", env=env)
+    assert proc.returncode == 1  # one of the two failed
+    ok, quota = json.loads(proc.stdout)
+    assert ok["status"] == "downloaded" and ok["cached"] and Path(ok["path"]).read_bytes() == ckpt.read_bytes()
+    assert quota["status"] == "failed" and "web page instead of the checkpoint" in quota["error"]
+    assert "https://drive.google.com/file/d/1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_/view" in quota["error"]
+    proc = _cli("download", "uniformer_xxs_128_in1k", env=env)  # the server is gone: the cache answers
+    assert proc.returncode == 0, proc.stderr
+    assert f"cached at {ok['path']}" in proc.stdout

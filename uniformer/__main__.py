@@ -1,8 +1,9 @@
-"""Command line: ``python -m uniformer {predict,list,convert,train} ...``.
+"""Command line: ``python -m uniformer {predict,detect,list,download,convert,train} ...``.
 
     python -m uniformer predict photo.jpg [more.jpg ...] [--model NAME] [--topk 5] [--json]
     python -m uniformer predict clip.mp4 [--model uniformer_small_k400_16x8] [--views 4x1] [--json]
     python -m uniformer list [PATTERN]
+    python -m uniformer download NAME_OR_PATTERN... [--dry-run] [--json]
     python -m uniformer convert TRAINING_CKPT.pth OUT.pth --trust-source
     python -m uniformer train --data digits --epochs 30 --output runs/digits --export
     torchrun --nproc_per_node 2 -m uniformer train ...      (the same run on 2 processes)
@@ -33,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="video test views, e.g. 4x1 (4 clips, 1 crop) or 1x3 (default: the model's official views)")
     pr.add_argument("--topk", type=int, default=5, help="number of classes to print (default 5)")
     pr.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    pr.add_argument("--checkpoint", default=None, help="local checkpoint file instead of the Hub download")
+    pr.add_argument("--checkpoint", default=None,
+                    help="local checkpoint file instead of the download by name (Hub, else Google Drive)")
     pr.add_argument("--untrained", action="store_true",
                     help="run with random weights when no checkpoint is given (predictions are meaningless)")
     pr.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:1, ...")
@@ -44,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     dt.add_argument("images", nargs="+", metavar="FILE", help="image files")
     dt.add_argument("--model", default="mask_rcnn_1x_hybrid_small", help="registered detection model")
     dt.add_argument("--checkpoint", default=None,
-                    help="official mmdet checkpoint file (the detection files are on Google Drive only)")
+                    help="official mmdet checkpoint file (default: the official Google Drive file, downloaded by name)")
     dt.add_argument("--untrained", action="store_true",
                     help="run with random weights when no checkpoint is given (detections are meaningless)")
     dt.add_argument("--score-thr", type=float, default=0.3, help="keep detections scoring at least this (0.3)")
@@ -59,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list registered models")
     ls.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. 'uniformer_small*'")
 
+    _add_download_parser(sub)
+
     cv = sub.add_parser("convert", help="extract the weights of a training checkpoint that safe loading refuses")
     cv.add_argument("src")
     cv.add_argument("dst")
@@ -70,6 +74,76 @@ def _parser() -> argparse.ArgumentParser:
                                     "dataset (digits, moving_digits). Defaults follow the paper's recipe (§6.1).")
     _add_train_arguments(tr)
     return p
+
+
+def _add_download_parser(sub) -> None:
+    dl = sub.add_parser("download", help="fetch official checkpoints by name (Hugging Face Hub, else Google Drive)",
+                        description="For each name (or glob pattern, e.g. 'mask_rcnn_*'): where its official weights "
+                                    "come from and where they are (or would be) cached; without --dry-run they are "
+                                    "downloaded, so that later runs need no network. Drive files go to "
+                                    "$UNIFORMER_CACHE (default ~/.cache/uniformer), Hub files to the Hugging Face cache.")
+    dl.add_argument("names", nargs="+", metavar="NAME", help="registered model names or glob patterns")
+    dl.add_argument("--dry-run", action="store_true", help="only say where each file comes from and would go")
+    dl.add_argument("--json", action="store_true", help="print a JSON list (name, source, hub_repo_id, hub_filename, "
+                                                        "drive_file_id, path, ...) instead of text")
+
+
+def _download(args) -> int:
+    """``download``: every name resolved first (unknown names fail before anything is fetched), then
+    each fetched in turn; a failed name does not stop the others (exit status 1)."""
+    from . import list_models
+    from .downloads import download_weights, weights_status
+    from .hub import CheckpointError
+    from .registry import get_entry
+
+    names: list[str] = []
+    for item in args.names:
+        if any(c in item for c in "*?["):
+            matched = list_models(item)
+            if not matched:
+                raise KeyError(f"no registered model matches {item!r} (python -m uniformer list)")
+            names += matched
+        else:
+            names.append(get_entry(item).name)
+    names = list(dict.fromkeys(names))
+    results, failures = [], 0
+    for name in names:
+        status = weights_status(name)
+        if args.dry_run:
+            status["status"] = "cached" if status["cached"] else (
+                "not released" if status["source"] == "unreleased" else "would download")
+        elif status["cached"]:
+            status["status"] = "cached"
+        else:
+            try:
+                download_weights(name)
+                status = {**weights_status(name), "status": "downloaded"}
+            except CheckpointError as e:
+                failures += 1
+                status["status"], status["error"] = "failed", f"{type(e).__name__}: {e}"
+        results.append(status)
+        if not args.json:
+            print(f"{name}  [{status['source']}]  {status['describe']}")
+            where = {"would download": "to", "failed": "(it would go to"}.get(status["status"], "at")
+            path = f" {where} {status['path']}{')' if where.startswith('(') else ''}" if status["path"] else ""
+            print(f"    {status['status']}{path}")
+            if "error" in status:
+                print(f"    error: {status['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failures else 0
+
+
+def _list(args) -> int:
+    from . import get_entry, list_models
+    from .downloads import weights_source
+
+    for name in list_models(args.pattern):
+        e, src = get_entry(name), weights_source(name)
+        where = {"hub": e.pretrained.hub, "drive": src.drive_url, "inside": "inside " + ", ".join(src.holders),
+                 "unreleased": "not released", "project": "in the package (project-trained)"}[src.source]
+        print(f"{name:36s} {src.source:10s} {e.description:55s} {where}")
+    return 0
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -272,12 +346,12 @@ def _detect(args) -> int:
 
     if args.model not in _detection_models():
         raise ValueError(f"{args.model!r} is not a detection model; choose one of {sorted(_detection_models())}")
-    if args.checkpoint is None and not args.untrained:
-        from . import get_entry
+    from .hub import CheckpointNotAvailableError
 
-        raise ValueError(f"{args.model}: {get_entry(args.model).pretrained.download_hint} "
-                         f"(or pass --untrained to try the pipeline with random weights)")
-    model = _load(args.model, args, True)
+    try:
+        model = _load(args.model, args, True)  # without --checkpoint: the official file, downloaded by name
+    except CheckpointNotAvailableError as e:
+        raise CheckpointNotAvailableError(f"{e} (or pass --untrained to try the pipeline with random weights)") from e
     device = select_device(args.device)
     short = int(args.short_side)
     scale = (round(short * 1333 / 800), short)
@@ -335,17 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command == "list":
-        from . import get_entry, list_models
-
-        for name in list_models(args.pattern):
-            e = get_entry(name)
-            where = e.pretrained.hub or ("in the package (project-trained)" if e.pretrained.package_file
-                                         else "local file (Google Drive / Baidu)")
-            print(f"{name:36s} {e.description:55s} {where}")
-        return 0
+        return _list(args)
     from .hub import CheckpointError
 
     try:
+        if args.command == "download":
+            return _download(args)
         if args.command == "train":
             return _train(args, argv)
         if args.command == "detect":

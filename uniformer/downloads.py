@@ -49,7 +49,7 @@ from .hub import (CheckpointMismatchError, CheckpointNotAvailableError, InvalidC
 __all__ = [
     "SOURCES", "CACHE_ENV", "CHECKPOINT_DIR_ENV", "DRIVE_URL_ENV", "DEFAULT_DRIVE_URL", "WeightsSource",
     "WeightsDownloadError", "weights_source", "official_downloads", "cache_dir", "drive_view_url", "drive_cache_path",
-    "cached_weights", "download_weights", "fetch_weights", "verify_checkpoint", "checkpoint_dir_file",
+    "cached_weights", "download_weights", "fetch_weights", "verify_checkpoint", "checkpoint_dir_file", "weights_status",
 ]
 
 #: The sources a registered name can resolve to.
@@ -512,3 +512,29 @@ def download_weights(name: str, progress: bool = True) -> Path:
     ``python -m uniformer download NAME`` does; the next ``create_model(name, pretrained=True)`` then
     needs no network). Same lookup and errors as :func:`fetch_weights`."""
     return fetch_weights(name, progress)[0]
+
+
+def weights_status(name: str) -> dict:
+    """Where ``name``'s weights come from and where they are (or would be) on this machine, without
+    any network call: what ``python -m uniformer download --dry-run --json`` prints.
+
+    Keys: ``name``, ``source`` (one of :data:`SOURCES`), ``hub_repo_id``, ``hub_filename``,
+    ``drive_file_id``, ``drive_url`` (None where there is none), ``holders`` (``inside`` names),
+    ``cached`` (a local copy exists), ``path`` (that copy; else where a download would put it: the Drive
+    cache file, or the Hub repo's folder in the Hugging Face cache; None for unreleased weights) and
+    ``describe`` (one line for people).
+    """
+    src = weights_source(name)
+    found = _cached(src)
+    path: Path | None = found[0] if found else None
+    if path is None and src.source == "inside":
+        path = Path(weights_status(src.holders[0])["path"])
+    elif path is None and src.source == "hub":
+        from huggingface_hub import constants
+
+        path = Path(constants.HF_HUB_CACHE) / f"models--{src.hub_repo_id.replace('/', '--')}"
+    elif path is None and src.source == "drive":
+        path = drive_cache_path(name)
+    return {"name": name, "source": src.source, "hub_repo_id": src.hub_repo_id, "hub_filename": src.hub_filename,
+            "drive_file_id": src.drive_file_id, "drive_url": src.drive_url, "holders": list(src.holders),
+            "cached": found is not None, "path": str(path) if path else None, "describe": src.describe()}
