@@ -446,6 +446,10 @@ def _drive_fetch(name: str, file_id: str, verify_as: str, progress: bool) -> Pat
                 shutil.rmtree(work, ignore_errors=True)
         if isinstance(last, requests.HTTPError) and last.response is not None and last.response.status_code in (403, 404, 410):
             reason = f"the link is dead or private (HTTP {last.response.status_code})"
+        elif isinstance(last, requests.ConnectionError) and not _is_transient(last):
+            text = repr(last)
+            cause = "connection refused" if "refused" in text else "the host name does not resolve"
+            reason = f"Google Drive cannot be reached ({cause}: no network?)"
         else:
             reason = f"{type(last).__name__}: {' '.join(str(last).split())[:200]}"
         tries = f" after {attempt + 1} attempts" if attempt else ""
