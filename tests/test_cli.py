@@ -144,10 +144,16 @@ def test_download_fetches_from_drive_then_reports_it_cached(tmp_path):
         server.files["1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps"] = ckpt.read_bytes()
         server.modes["1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_"] = "quota"
         server.files["1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_"] = b"unused"
-        env = {"UNIFORMER_CACHE": str(tmp_path / "cache"), "UNIFORMER_DRIVE_URL": server.url, "HF_HUB_OFFLINE": "0"}
-        proc = _cli("download", "uniformer_xxs_128_in1k", "uniformer_xxs_192_in1k", "--json", env=env)
-    assert proc.returncode == 1  # one of the two failed
-    ok, quota = json.loads(proc.stdout)
+        server.files["1CsXCzfVFPyM2mY8BA_1fO3q_VBngnF44"] = ckpt.read_bytes()  # the Drive copy of a Hub file
+        # the same server stands in for the Hub, where it answers 404: the Hub name falls back to Drive
+        env = {"UNIFORMER_CACHE": str(tmp_path / "cache"), "UNIFORMER_DRIVE_URL": server.url, "HF_HUB_OFFLINE": "0",
+               "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf")}
+        proc = _cli("download", "uniformer_xxs_128_in1k", "uniformer_xxs_192_in1k", "uniformer_xxs_160_in1k", "--json",
+                    env=env)
+    assert proc.returncode == 1, proc.stderr  # one of the three failed
+    ok, quota, hub = json.loads(proc.stdout)
+    assert hub["source"] == "hub" and hub["status"] == "downloaded", hub
+    assert hub["path"] == str(tmp_path / "cache" / "drive" / "uniformer_xxs_160_in1k.pth")
     assert ok["status"] == "downloaded" and ok["cached"] and Path(ok["path"]).read_bytes() == ckpt.read_bytes()
     assert quota["status"] == "failed" and "web page instead of the checkpoint" in quota["error"]
     assert "https://drive.google.com/file/d/1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_/view" in quota["error"]
