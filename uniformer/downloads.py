@@ -501,7 +501,7 @@ def fetch_weights(name: str, progress: bool = True) -> tuple[Path, WeightsInfo]:
         raise CheckpointNotAvailableError(" ".join(errors + [
             f"{name} is not cached and HF_HUB_OFFLINE is set, so nothing is downloaded; its official file is on "
             f"Google Drive ({src.drive_url}): unset HF_HUB_OFFLINE to download it.",
-            _manual_route(name, src.drive_file_id)]))
+            _manual_route(name, src.drive_file_id)] + ([f"({src.hint})"] if src.hint else [])))
     try:
         path = _drive_fetch(name, src.drive_file_id, name, progress)
     except WeightsDownloadError as e:
