@@ -129,14 +129,14 @@ def check_models(quick: bool, device: torch.device | None, tasks: tuple[Task, ..
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
             cuda = _run(model, x, device)
-            rel = max(_rel(c, r) for c, r in zip(cuda, ref))
+            rel = max(_rel(c, r) for c, r in zip(cuda, ref, strict=True))
             passed = rel <= FP32_RTOL
             row["fp32_rel_err"] = rel
             on = device.type.upper()
             print(f"    fp32 {on} vs CPU: max relative error {rel:.2e} (<= {FP32_RTOL:g}): {'ok' if passed else 'FAIL'}")
             for precision in ("bf16", "fp16") if device.type == "cuda" else ("bf16",):
                 low = _run(model, x, device, precision)
-                lrel = max(_rel(c, r) for c, r in zip(low, ref))
+                lrel = max(_rel(c, r) for c, r in zip(low, ref, strict=True))
                 line = f"    {precision} {on} vs CPU fp32: max relative error {lrel:.2e}"
                 if t.classifier:
                     same, text = _top1_check(ref[0], low[0])

@@ -70,6 +70,10 @@ def test_predict_untrained_warns(tmp_path, photo):
 def test_list_and_unknown_model(tmp_path, photo):
     proc = _cli("list", "uniformer_small*")
     assert proc.returncode == 0 and "Sense-X/uniformer_image:uniformer_small_in1k.pth" in proc.stdout
+    sources = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()}  # the source column
+    assert sources["uniformer_small_in1k"] == "hub" and sources["uniformer_small_tl_224"] == "drive"
+    assert sources["uniformer_small_backbone"] == "inside" and sources["uniformer_small_k400_32x4"] == "unreleased"
+    assert "https://drive.google.com/file/d/16wjfeyqQFZ2x9W91EXf0Py1bfv4Fydfr/view" in proc.stdout
     proc = _cli("predict", photo, "--model", "nope", hf_home=tmp_path)
     assert proc.returncode == 2 and "unknown model" in proc.stderr
 
@@ -98,14 +102,6 @@ def test_detect_without_checkpoint_says_where_to_get_it(photo):
     assert proc.returncode == 2 and "Google Drive" in proc.stderr and "--untrained" in proc.stderr
     proc = _cli("detect", photo, "--model", "uniformer_small_in1k", "--untrained")
     assert proc.returncode == 2 and "not a detection model" in proc.stderr
-
-
-def test_list_shows_each_source():
-    proc = _cli("list", "uniformer_xxs_1*")
-    assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()}
-    assert rows["uniformer_xxs_160_in1k"] == "hub" and rows["uniformer_xxs_128_in1k"] == "drive"
-    assert "https://drive.google.com/file/d/1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps/view" in proc.stdout
 
 
 def test_download_dry_run_json_says_where_each_file_comes_from(tmp_path):

@@ -43,8 +43,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .hub import (CheckpointMismatchError, CheckpointNotAvailableError, InvalidCheckpointError, WeightsInfo,
-                  hub_download, read_state_dict)
+from .hub import CheckpointMismatchError, CheckpointNotAvailableError, WeightsInfo, read_state_dict
 
 __all__ = [
     "SOURCES", "CACHE_ENV", "CHECKPOINT_DIR_ENV", "DRIVE_URL_ENV", "DEFAULT_DRIVE_URL", "WeightsSource",
@@ -160,11 +159,9 @@ def weights_source(name: str) -> WeightsSource:
                              f"({row['source']}) disagree")
         return WeightsSource(name, "hub", p.hub_repo_id, p.hub_filename, drive_id, hint=p.download_hint)
     if kind == "inside":
-        from .registry import get_entry as entry_of
-
         holders = tuple(h for h in rest.split(",") if h)
         # Hub-hosted holders first (they download without Drive's quotas), then the table's order.
-        holders = tuple(sorted(holders, key=lambda h: entry_of(h).pretrained.hub is None))
+        holders = tuple(sorted(holders, key=lambda h: get_entry(h).pretrained.hub is None))
         return WeightsSource(name, "inside", holders=holders, hint=p.download_hint)
     if kind == "project":
         return WeightsSource(name, "project", package_file=p.package_file, hint=p.download_hint)
