@@ -85,11 +85,3 @@ class DriveServer:
             self.hits.clear()
             self._failed_once.clear()
 
-
-def closed_port_url() -> str:
-    """``http://127.0.0.1:<port>`` where nothing listens: connections are refused at once, as on a
-    machine without network (deterministic, unlike a real unreachable host)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
