@@ -68,7 +68,9 @@ def machine() -> str:
 
 
 def build_paths(name: str, shape: tuple[int, ...], paths: list[str]) -> dict:
-    """{path: callable(x)} for model ``name``."""
+    """{path: callable(x)} for model ``name`` (seeded untrained weights, so the ONNX export cache hits
+    on the next run)."""
+    torch.manual_seed(0)
     model = uniformer.create_model(name)
     fused = fuse_for_inference(model) if any(p.startswith("fused") or p == "ort" for p in paths) else None
     cpu = torch.device("cpu")
