@@ -141,8 +141,8 @@ def _seg_details(result: SegmentationResult) -> str:
     w, h = result.input_size
     return (f"**Model:** {result.model_name} \u00b7 **Weights:** {result.weights.describe()}  \n"
             f"**Stage 3:** {_windows_caption(result)}  \n"
-            f"**Device:** {device_label(torch.device(result.device))} \u00b7 "
-            f"**Inference:** {result.inference_ms:.0f} ms "
+            f"**Device:** {device_label(torch.device(result.device))} \u00b7 **Precision:** {result.precision} "
+            f"(the device's default: bf16 where native) \u00b7 **Inference:** {result.inference_ms:.0f} ms "
             f"(+ {result.preprocess_ms:.0f} ms preprocessing, {result.postprocess_ms:.0f} ms resizing) \u00b7 "
             f"**Input:** {w}\u00d7{h} (image {result.image_size[0]}\u00d7{result.image_size[1]})")
 
