@@ -102,7 +102,7 @@ class ImageResult(NamedTuple):
     details: str
 
 
-def classify_image(image, model_name: str, precision: str = "fp32") -> ImageResult:
+def classify_image(image, model_name: str, precision: str = "auto") -> ImageResult:
     """Classify ``image`` (a file path, as :class:`app.components.RawImage` passes it, or a PIL
     image / array) with ``model_name`` at ``precision`` on :func:`default_device`.
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from uniformer.precision import default_precision, precision_label
+
 from . import handlers
 from .components import RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
@@ -21,9 +23,9 @@ def build_image_tab(demo: gr.Blocks) -> None:
                 with gr.Row():
                     model = gr.Dropdown(image_model_choices(), value=DEFAULT_MODEL, label="Model", scale=3,
                                         elem_id="model")
-                    precision = gr.Radio(handlers.precision_choices(handlers.default_device()), value="fp32",
-                                         label="Precision", scale=2, elem_id="precision",
-                                         info="bf16 is fast only on GPUs and CPUs with native bf16")
+                    precision = gr.Radio(handlers.precision_choices(handlers.default_device()),
+                                         value=default_precision(handlers.default_device()), label="Precision",
+                                         scale=2, elem_id="precision", info=precision_label(handlers.default_device()))
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
                 examples = write_examples()
                 gr.Examples([[str(p)] for p in examples.values()], inputs=image,

@@ -102,7 +102,11 @@ def test_windows_drawn_only_when_asked(photo):
 
 def test_compare_modes_fills_the_time_table(photo):
     twins = Stage3Twins()
-    out = dh.compare_modes(photo, "upernet_global_small", "hybrid", 2, 64, 0.5, True, None, twins=twins)
+    steps = []
+    out = dh.compare_modes(photo, "upernet_global_small", "hybrid", 2, 64, 0.5, True, None, twins=twins,
+                           progress=lambda frac, desc=None: steps.append((frac, desc)))
+    assert [d for _, d in steps] == ["warm-up run", "timing global (1/3)", "timing window (2/3)", "timing hybrid (3/3)"]
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps)  # per-mode progress, increasing
     table = out.timings
     assert list(table["stage 3"]) == ["global", "window", "hybrid"]
     assert table["vs global"][0] == "1.00\u00d7" and table["same class as global (%)"][0] == 100

@@ -4,6 +4,7 @@
     python -m uniformer predict clip.mp4 [--model uniformer_small_k400_16x8] [--views 4x1] [--json]
     python -m uniformer list [PATTERN]
     python -m uniformer download NAME_OR_PATTERN... [--dry-run] [--json]
+    python -m uniformer export NAME --format onnx OUT.onnx [--checkpoint PATH] [--input-size 3x224x224]
     python -m uniformer convert TRAINING_CKPT.pth OUT.pth --trust-source
     python -m uniformer train --data digits --epochs 30 --output runs/digits --export
     torchrun --nproc_per_node 2 -m uniformer train ...      (the same run on 2 processes)
@@ -41,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:1, ...")
     pr.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                     help="autocast precision (fp16 needs CUDA)")
+    pr.add_argument("--runtime", default="torch", choices=("torch", "onnxruntime"),
+                    help="torch (eager, default) or onnxruntime (exported once per input size, cached)")
+
+    ex = sub.add_parser("export", help="export a model for deployment (ONNX, dynamic batch)")
+    ex.add_argument("model", help="registered model name")
+    ex.add_argument("out", help="output file, e.g. model.onnx")
+    ex.add_argument("--format", default="onnx", choices=("onnx",), help="export format (onnx)")
+    ex.add_argument("--input-size", default=None, metavar="CxHxW",
+                    help="input size without the batch, e.g. 3x224x224 or 3x16x224x224 (default: the model's)")
+    ex.add_argument("--checkpoint", default=None, help="local checkpoint file instead of the Hub download")
+    ex.add_argument("--untrained", action="store_true", help="export random weights (for testing a deployment)")
 
     dt = sub.add_parser("detect", help="detect and segment objects (COCO 80 classes) with Mask R-CNN / Cascade")
     dt.add_argument("images", nargs="+", metavar="FILE", help="image files")
@@ -243,12 +255,13 @@ def _load(name: str, args, own: bool):
     """The model ``name``; ``own``: the one --model / --checkpoint / --untrained talk about."""
     from . import create_model
 
+    runtime = getattr(args, "runtime", "torch")
     if own and args.checkpoint:
-        model = create_model(name, checkpoint_path=args.checkpoint)
+        model = create_model(name, checkpoint_path=args.checkpoint, runtime=runtime)
     elif args.untrained:
-        model = create_model(name)
+        model = create_model(name, runtime=runtime)
     else:
-        model = create_model(name, pretrained=True)
+        model = create_model(name, pretrained=True, runtime=runtime)
     if not model.weights_info.trained:
         print(f"WARNING: {name} runs with untrained random weights: predictions are meaningless. "
               f"Pass --checkpoint PATH or allow the Hub download.", file=sys.stderr)
@@ -404,6 +417,27 @@ def _convert(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    from .runtime import with_runtime
+
+    model = _load(args.model, args, True)
+    size = args.input_size or "x".join(map(str, model.pretrained_cfg.input_size))
+    try:
+        shape = tuple(int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--input-size must look like 3x224x224, got {size!r}") from None
+    cached = with_runtime(model, "onnxruntime").onnx_path(shape)  # exported once, then from the cache
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cached, path)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB): input 'x' (B, {', '.join(map(str, shape))}), "
+          f"batch dynamic; run it with onnxruntime.InferenceSession")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 some input failed, 2 usage or loading error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -419,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args, argv)
         if args.command == "detect":
             return _detect(args)
+        if args.command == "export":
+            return _export(args)
         return _predict(args) if args.command == "predict" else _convert(args)
     except (CheckpointError, KeyError, ValueError) as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)

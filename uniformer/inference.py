@@ -17,7 +17,7 @@ from .data import eval_transform, load_image
 from .hub import WeightsInfo
 
 __all__ = ["ClassScore", "ImagePrediction", "select_device", "autocast", "preprocess_images",
-           "predict_image", "predict_images", "PRECISIONS"]
+           "predict_image", "predict_images", "PRECISIONS", "resolve_precision"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -77,6 +77,16 @@ def autocast(device: torch.device, precision: str = "fp32"):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``precision`` itself, or for 'auto' the device's default (:func:`uniformer.precision.default_precision`:
+    bf16 where the hardware computes it natively, else fp32)."""
+    if precision == "auto":
+        from .precision import default_precision
+
+        return default_precision(device)
+    return precision
+
+
 def preprocess_images(images: Sequence, pretrained_cfg) -> torch.Tensor:
     """Decode (see ``load_image``) and preprocess images as the checkpoint was evaluated:
     -> (B, 3, S, S) float32. Raises ImageDecodeError for a bad image."""
@@ -96,6 +106,9 @@ def predict_images(model: nn.Module, images: Sequence, topk: int = 5, device: st
 
     images: paths, bytes, PIL images or arrays (decoded with ``load_image``). The model is moved
     to ``device`` (default: the model's current device). Probabilities are a softmax in float32.
+    precision: 'fp32', 'bf16', 'fp16' (autocast) or 'auto' (bf16 where the hardware has native
+    bf16, else fp32; the result's ``precision`` says which ran). A model from
+    ``create_model(..., runtime='onnxruntime')`` always runs its fp32 graph.
     Raises ImageDecodeError (bad image), ValueError (bad topk / precision / device).
     """
     if not images:
@@ -106,6 +119,9 @@ def predict_images(model: nn.Module, images: Sequence, topk: int = 5, device: st
         raise ValueError(f"topk must be between 1 and {len(labels)}, got {topk}")
     dev = select_device(device) if device is not None else next(model.parameters()).device
     model.to(dev)
+    precision = resolve_precision(precision, dev)
+    if getattr(model, "runtime", "torch") != "torch":
+        precision = "fp32"
     t0 = time.perf_counter()
     x = preprocess_images(images, cfg).to(dev)
     t1 = time.perf_counter()

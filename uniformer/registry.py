@@ -170,7 +170,8 @@ def _apply_export(entry: ModelEntry, export: dict, source: str):
 
 
 def create_model(name: str, pretrained: bool = False, num_classes: int | None = None,
-                 checkpoint_path: str | os.PathLike | None = None, **config_overrides) -> nn.Module:
+                 checkpoint_path: str | os.PathLike | None = None, runtime: str = "torch",
+                 **config_overrides) -> nn.Module:
     """Build a registered model, optionally with weights.
 
     pretrained=True: the official checkpoint from the Hugging Face Hub (cache honoured, so it works
@@ -187,9 +188,16 @@ def create_model(name: str, pretrained: bool = False, num_classes: int | None = 
     for video) to logits (B, num_classes), and carries ``model.pretrained_cfg`` (preprocessing,
     labels), ``model.model_name`` and ``model.weights_info`` (where its weights came from).
 
+    runtime: 'torch' (eager) or 'onnxruntime' (same call signature and outputs, run by ONNX Runtime
+    from a cached export; see :mod:`uniformer.runtime`).
+
     Raises KeyError (unknown name), CheckpointNotAvailableError (file cannot be had),
     InvalidCheckpointError / UnsafeCheckpointError (bad file), CheckpointMismatchError (wrong model).
     """
+    if runtime != "torch":
+        from .runtime import with_runtime
+
+        return with_runtime(create_model(name, pretrained, num_classes, checkpoint_path, **config_overrides), runtime)
     entry = get_entry(name)
     cfg = entry.config
     pcfg = entry.pretrained

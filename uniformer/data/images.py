@@ -16,7 +16,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageDecodeError", "load_image", "to_rgb", "DEFAULT_MAX_PIXELS"]
+__all__ = ["ImageDecodeError", "load_image", "load_image_reduced", "to_rgb", "DEFAULT_MAX_PIXELS"]
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
 
@@ -126,3 +126,34 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         return to_rgb(img)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"the image data is truncated or corrupt ({e})") from None
+
+
+def load_image_reduced(source: ImageSource, max_side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """:func:`load_image`, then shrunk (keep-ratio) so that its longer side is at most ``max_side``
+    pixels; smaller images are returned as decoded. For JPEG files the decoder itself works at a
+    reduced scale first (Pillow's ``draft``: libjpeg's DCT scaling by 1/2, 1/4 or 1/8, chosen to stay
+    at or above the target), so a 24-megapixel photo is never expanded in full; one resize
+    (Pillow's antialiased BICUBIC) then brings it to the bound. EXIF orientation is applied.
+    Raises ImageDecodeError as :func:`load_image` (the pixel limit is checked on the header size).
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
+    if isinstance(source, (str, os.PathLike, bytes, bytearray)) and (
+            not isinstance(source, (bytes, bytearray)) or source):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                probe = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+            w, h = probe.size
+            if probe.format == "JPEG" and max(w, h) > max_side and w * h <= max_pixels:
+                scale = max_side / max(w, h)
+                probe.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))  # decoder-side reduction
+                source = probe
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            pass  # load_image reports the problem in words
+    img = load_image(source, max_pixels)
+    w, h = img.size
+    if max(w, h) > max_side:
+        scale = max_side / max(w, h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC, reducing_gap=2.0)
+    return img

@@ -4,7 +4,7 @@ The target layer is the output map (B, C, h, w) of a stage, so no ``reshape_tran
 The CAM runs on a private *twin* of the model: a structural copy sharing the weight tensors
 (no copy of the weights) whose parameters do not require gradients. So the library's hooks and
 backward touch nothing other requests use: no hook fires in their forwards and no ``.grad`` is
-written to the shared parameters (gradients flow to the input only). The last block of the
+written to the shared parameters (gradients flow from the score back to the tapped map only). The last block of the
 stage is wrapped so that its output map passes through an ``nn.Identity`` tap that the CAM
 hooks; this also covers the light models, whose hourglass blocks return (map, state) and whose
 stages are not called as modules.
@@ -21,7 +21,7 @@ from torch import nn
 from .analysis import Analysis
 from .overlay import to_image
 
-__all__ = ["CAM_METHODS", "CamResult", "shared_weights_twin", "class_activation_map"]
+__all__ = ["CAM_METHODS", "CamResult", "shared_weights_twin", "class_activation_map", "preload_cam_library"]
 
 #: Method names accepted by :func:`class_activation_map` -> pytorch_grad_cam class names.
 CAM_METHODS = {"GradCAM": "GradCAM", "GradCAM++": "GradCAMPlusPlus", "EigenCAM": "EigenCAM",
@@ -47,7 +47,9 @@ class CamResult:
 
 class _Tapped(nn.Module):
     """Runs ``inner`` and passes its map output (or the first element of a tuple output) through
-    ``tap``, an identity the CAM hooks."""
+    ``tap``, an identity the CAM hooks. The map enters the tap detached and requiring grad: the
+    gradient the CAM needs is d(score)/d(map), so the backward stops at the tap instead of running
+    through every earlier stage down to the input (and no graph is recorded before the tap)."""
 
     def __init__(self, inner: nn.Module):
         super().__init__()
@@ -57,8 +59,8 @@ class _Tapped(nn.Module):
     def forward(self, *args, **kwargs):
         out = self.inner(*args, **kwargs)
         if isinstance(out, tuple):
-            return (self.tap(out[0]), *out[1:])
-        return self.tap(out)
+            return (self.tap(out[0].detach().requires_grad_(True)), *out[1:])
+        return self.tap(out.detach().requires_grad_(True))
 
 
 def shared_weights_twin(model: nn.Module) -> nn.Module:
@@ -74,6 +76,12 @@ def shared_weights_twin(model: nn.Module) -> nn.Module:
             if "hooks" in name and isinstance(value, dict):
                 memo[id(value)] = type(value)()
     return copy.deepcopy(model, memo)
+
+
+def preload_cam_library() -> None:
+    """Import ``pytorch_grad_cam`` now (it imports scikit-learn and OpenCV: ~2 s on 2 cores, about
+    a third of a first CAM call); an app may call this in a background thread at start-up."""
+    import pytorch_grad_cam  # noqa: F401
 
 
 def _cam_class(method: str):
@@ -107,7 +115,7 @@ def class_activation_map(model: nn.Module, analysis: Analysis, method: str = "Gr
     blocks = twin.stages[stage].blocks
     blocks[len(blocks) - 1] = _Tapped(blocks[len(blocks) - 1])
     device = next(model.parameters()).device
-    x = analysis.input.to(device).clone().requires_grad_(True)  # the gradient path (weights are frozen)
+    x = analysis.input.to(device)  # no input gradient: the graph starts at the tap (see _Tapped)
     with torch.enable_grad(), cam_class(model=twin, target_layers=[blocks[len(blocks) - 1].tap]) as cam:
         input_map = cam(input_tensor=x, targets=[ClassifierOutputTarget(class_index)])[0]
     input_map = np.clip(np.nan_to_num(input_map.astype(np.float32)), 0, 1)
