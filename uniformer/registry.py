@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,9 @@ from torch import nn
 from .hub import (PROJECT, CheckpointMismatchError, CheckpointNotAvailableError, WeightsInfo, hub_download,
                   load_weights, read_export_config, read_state_dict, resolve_checkpoint_path)
 
-__all__ = ["PretrainedCfg", "ModelEntry", "register_model", "list_models", "get_entry", "create_model"]
+__all__ = ["PretrainedCfg", "ModelEntry", "register_model", "list_models", "get_entry", "create_model", "FEATURE_TASKS"]
+
+logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,6 +87,7 @@ class ModelEntry:
     task: str = "image-classification"
     description: str = ""
     head_prefixes: tuple[str, ...] = field(default=("head.", "aux_head.", "head_cls."))
+    feature_drop_prefixes: tuple[str, ...] = field(default=("norm.", "head.", "aux_head.", "norm_cls.", "head_cls."))
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -169,9 +173,58 @@ def _apply_export(entry: ModelEntry, export: dict, source: str):
     return cfg, pcfg
 
 
+#: Registry tasks whose models can be feature extractors (``features_only=True``).
+FEATURE_TASKS = ("image-classification", "video-classification", "backbone")
+
+
+def _absolute_indices(indices, num_stages: int) -> tuple[int, ...]:
+    """timm's ``out_indices`` -> absolute stage indices: an int n means the last n stages; negative
+    indices count from the end. Raises ValueError when out of range."""
+    if isinstance(indices, int):
+        if not 0 < indices <= num_stages:
+            raise ValueError(f"out_indices={indices} (last n stages) must be in 1..{num_stages}")
+        return tuple(range(num_stages - indices, num_stages))
+    out = tuple(i + num_stages if i < 0 else i for i in indices)
+    if not out or not all(0 <= i < num_stages for i in out):
+        raise ValueError(f"out_indices must be stage indices in 0..{num_stages - 1} (or negative), got {indices}")
+    return out
+
+
+def _feature_overrides(entry: ModelEntry, cfg, features_only: bool, out_indices) -> dict:
+    """Config changes for ``features_only`` / ``out_indices`` (see :func:`create_model`)."""
+    if not features_only and out_indices is None:
+        return {}
+    is_features = getattr(cfg, "out_indices", None) is not None
+    if entry.task not in FEATURE_TASKS:
+        raise ValueError(f"{entry.name} is a {entry.task} model; features_only / out_indices apply to "
+                         f"{', '.join(FEATURE_TASKS)} models")
+    if not features_only and not is_features:
+        raise ValueError(f"out_indices needs features_only=True for {entry.name} (a classifier)")
+    num_stages = len(cfg.depths)
+    changes = {"out_indices": _absolute_indices(out_indices if out_indices is not None else
+                                                (cfg.out_indices or num_stages), num_stages)}
+    if not is_features:
+        changes["stage_norms"] = False  # a classifier checkpoint has no stage norms: raw maps, as timm
+    return changes
+
+
+def _pretrained_state_dict(name: str, entry: ModelEntry) -> tuple[dict, WeightsInfo]:
+    """The state dict of ``entry``'s registered checkpoint (Hub, else its mirrors) and where it came
+    from. Raises CheckpointNotAvailableError when it cannot be had."""
+    p = entry.pretrained
+    if not p.hub:
+        raise CheckpointNotAvailableError(
+            f"{name} has no checkpoint on the Hugging Face Hub. {p.download_hint or ''} "
+            f"Download it and pass checkpoint_path=PATH (CLI: --checkpoint PATH).".replace("  ", " "))
+    path, repo_id, filename = _download_with_mirrors(p)
+    note = None if repo_id == p.hub_repo_id else f"byte-identical mirror of {p.hub_repo_id}/{p.hub_filename}"
+    return read_state_dict(path), WeightsInfo("hub", repo_id=repo_id, filename=filename, path=str(path), note=note)
+
+
 def create_model(name: str, pretrained: bool = False, num_classes: int | None = None,
-                 checkpoint_path: str | os.PathLike | None = None, **config_overrides) -> nn.Module:
-    """Build a registered model, optionally with weights.
+                 checkpoint_path: str | os.PathLike | None = None, features_only: bool = False,
+                 out_indices: int | tuple[int, ...] | None = None, **config_overrides) -> nn.Module:
+    """Build a registered model, optionally with weights (timm's ``create_model``, but in eval mode).
 
     pretrained=True: the official checkpoint from the Hugging Face Hub (cache honoured, so it works
     offline once cached), or else from one of its registered mirrors; for entries with a
@@ -183,12 +236,23 @@ def create_model(name: str, pretrained: bool = False, num_classes: int | None = 
     classifier heads are re-initialized and every other weight is loaded strictly (fine-tuning).
     ``config_overrides`` change config fields (e.g. ``drop_path_rate=0.1``).
 
-    The returned model is in eval mode, maps normalized inputs (B, 3, H, W) (or (B, 3, T, H, W)
-    for video) to logits (B, num_classes), and carries ``model.pretrained_cfg`` (preprocessing,
-    labels), ``model.model_name`` and ``model.weights_info`` (where its weights came from).
+    features_only=True (image, video and backbone entries): a feature extractor, as timm's: no
+    final norm or heads; forward returns the stage maps chosen by ``out_indices`` (default all
+    four; an int n: the last n; negative indices count from the end), (B, C_i, H/s_i, W/s_i) or
+    (B, C_i, T', H/s_i, W/s_i); ``model.feature_info`` (timm ``FeatureInfo``) gives their channels,
+    reductions and module names. A classifier checkpoint loads strictly into it: its classifier
+    entries (``norm.``, ``head.``, ``aux_head.``, ``norm_cls.``, ``head_cls.``) are dropped by rule and
+    counted in ``weights_info.note``. Backbone entries are feature extractors already (with the
+    official stage LayerNorms); ``out_indices`` chooses their maps.
 
-    Raises KeyError (unknown name), CheckpointNotAvailableError (file cannot be had),
-    InvalidCheckpointError / UnsafeCheckpointError (bad file), CheckpointMismatchError (wrong model).
+    The returned model is in eval mode (timm returns train mode; call ``model.train()`` to train),
+    maps normalized inputs (B, 3, H, W) (or (B, 3, T, H, W) for video) to logits (B, num_classes),
+    and carries ``model.pretrained_cfg`` (preprocessing, labels), ``model.model_name`` and
+    ``model.weights_info`` (where its weights came from).
+
+    Raises KeyError (unknown name), ValueError (features_only / out_indices that do not apply),
+    CheckpointNotAvailableError (file cannot be had), InvalidCheckpointError /
+    UnsafeCheckpointError (bad file), CheckpointMismatchError (wrong model).
     """
     entry = get_entry(name)
     cfg = entry.config
@@ -204,6 +268,8 @@ def create_model(name: str, pretrained: bool = False, num_classes: int | None = 
             cfg, pcfg = _apply_export(entry, export, str(local_path))
     if num_classes is not None:
         config_overrides["num_classes"] = num_classes
+    features = _feature_overrides(entry, cfg, features_only, out_indices)
+    config_overrides.update(features)
     if config_overrides:
         cfg = cfg.replace(**config_overrides)
     model = entry.build(cfg)
@@ -215,21 +281,22 @@ def create_model(name: str, pretrained: bool = False, num_classes: int | None = 
             source = "project" if export is not None and export.get("trained_by") == PROJECT else "local"
             weights = WeightsInfo(source, path=path)
         else:
-            p = entry.pretrained
-            if not p.hub:
-                raise CheckpointNotAvailableError(
-                    f"{name} has no checkpoint on the Hugging Face Hub. {p.download_hint or ''} "
-                    f"Download it and pass checkpoint_path=PATH (CLI: --checkpoint PATH).".replace("  ", " "))
-            path, repo_id, filename = _download_with_mirrors(p)
-            state_dict = read_state_dict(path)
-            note = None if repo_id == p.hub_repo_id else f"byte-identical mirror of {p.hub_repo_id}/{p.hub_filename}"
-            weights = WeightsInfo("hub", repo_id=repo_id, filename=filename, path=str(path), note=note)
-        new_head = getattr(cfg, "num_classes", None) not in (None, pcfg.num_classes)
-        load_weights(model, state_dict, entry.filter_fn, drop_prefixes=entry.head_prefixes if new_head else (),
-                     source=weights.path or name)
-        if new_head:
-            weights = WeightsInfo(weights.source, weights.repo_id, weights.filename, weights.path,
-                                  note=f"classifier re-initialized for {cfg.num_classes} classes")
+            state_dict, weights = _pretrained_state_dict(name, entry)
+        notes = [weights.note] if weights.note else []
+        drop = ()
+        if "stage_norms" in features:  # a classifier checkpoint into a feature extractor
+            drop = entry.feature_drop_prefixes
+            sd_keys = entry.filter_fn(dict(state_dict)) if entry.filter_fn else state_dict
+            dropped = sorted({k.split(".")[0] + ".*" for k in sd_keys if k.startswith(drop)})
+            n = sum(k.startswith(drop) for k in sd_keys)
+            if n:
+                notes.append(f"features_only: {n} classifier entries not loaded ({', '.join(dropped)})")
+                logger.info("%s: %s", name, notes[-1])
+        elif getattr(cfg, "num_classes", None) not in (None, pcfg.num_classes):
+            drop = entry.head_prefixes
+            notes.append(f"classifier re-initialized for {cfg.num_classes} classes")
+        load_weights(model, state_dict, entry.filter_fn, drop_prefixes=drop, source=weights.path or name)
+        weights = dataclasses.replace(weights, note="; ".join(notes) or None)
     model.pretrained_cfg = pcfg
     model.model_name = name
     model.weights_info = weights

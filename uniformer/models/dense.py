@@ -156,6 +156,10 @@ class _DenseModel(nn.Module):
 
     cfg: SegmentorConfig | PoseConfig
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Gradient checkpointing of the backbone's blocks (timm's switch; the heads are not checkpointed)."""
+        self.backbone.set_grad_checkpointing(enable)
+
     def _with_backbone(self, backbone: nn.Module, cfg) -> "_DenseModel":
         """A model of the same class whose backbone is ``backbone`` and whose other modules are
         ``self``'s very modules (shared parameters)."""
@@ -318,7 +322,7 @@ def _backbones() -> dict[str, tuple[UniFormerConfig, tuple[str, ...], str, str]]
 
 def _segmentors() -> dict[str, tuple[SegmentorConfig, str | None, str, str]]:
     """name -> (config, download hint (None: on the Hub), description); the name is the reference variant."""
-    from .light import _light_config
+    from .light import light_config
 
     small = UniFormerConfig(out_indices=(0, 1, 2, 3))
     base = UniFormerConfig(depths=(5, 8, 20, 7), out_indices=(0, 1, 2, 3))
@@ -336,7 +340,7 @@ def _segmentors() -> dict[str, tuple[SegmentorConfig, str | None, str, str]]:
                 f"{title} + UniFormer-{letter} (hybrid stage 3, 14x14 windows), ADE20K 150 classes")
     for size in ("xxs", "xs"):
         out[f"fpn_{size}"] = (
-            SegmentorConfig(_light_config(size).replace(out_indices=(0, 1, 2, 3)), "fpn", test_size_divisor=32,
+            SegmentorConfig(light_config(size).replace(out_indices=(0, 1, 2, 3)), "fpn", test_size_divisor=32,
                             aux_head=False), _SEG_DRIVE,
             f"Semantic FPN + UniFormer-{size.upper()} (light-weight), ADE20K 150 classes")
     return out

@@ -179,7 +179,7 @@ _DET_DRIVE = "The official file is on Google Drive / Baidu Cloud only (Sense-X/U
 
 def _detectors() -> dict[str, tuple[DetectorConfig, str]]:
     """name (= official experiment) -> (config, description with the paper's COCO val2017 box / mask AP)."""
-    from .light import _light_config
+    from .light import light_config
 
     small = UniFormerConfig(out_indices=(0, 1, 2, 3), stage3_attention="hybrid", window_size=14)
     base = small.replace(depths=(5, 8, 20, 7))
@@ -199,7 +199,7 @@ def _detectors() -> dict[str, tuple[DetectorConfig, str]]:
             f"paper {table}: {box} box AP / {mask} mask AP")
     for size, (box, mask) in {"xxs": (42.8, 39.2), "xs": (44.6, 40.9)}.items():
         out[f"mask_rcnn_1x_{size}"] = (
-            DetectorConfig(_light_config(size).replace(out_indices=(0, 1, 2, 3))),
+            DetectorConfig(light_config(size).replace(out_indices=(0, 1, 2, 3))),
             f"Mask R-CNN + UniFormer-{size.upper()} (light-weight), 1x + multi-scale, COCO 80 classes; "
             f"paper Table 13: {box} box AP / {mask} mask AP")
     return out

@@ -34,7 +34,7 @@ from .config import TrainConfig
 from .data import EpochSampler, SeededSamples, ShardSampler, build_datasets, with_input_size
 from .distributed import (DistEnv, all_gather_objects, all_reduce_sum, cleanup, convert_sync_batchnorm,
                           init_distributed, unwrap)
-from .model import build_model, enable_grad_checkpointing, freeze, param_groups, set_train_mode
+from .model import build_model, freeze, param_groups, set_train_mode
 
 __all__ = ["TrainState", "FitResult", "WarmupCosine", "seed_everything", "evaluate", "fit", "resolve_precision"]
 
@@ -236,7 +236,7 @@ def _fit(cfg, env, model, callbacks, command, datasets) -> FitResult:
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("every parameter is frozen; nothing to train")
     if cfg.grad_checkpointing:
-        enable_grad_checkpointing(model)
+        model.set_grad_checkpointing(True)
     if cfg.sync_bn and env.distributed:
         model = convert_sync_batchnorm(model, device)
     model.to(device)
