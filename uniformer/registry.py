@@ -1,5 +1,7 @@
 """Model registry in timm's style: every official checkpoint is a named entry (checkpoints as data).
 
+The registry knows nothing of the models: each module of :mod:`uniformer.models` registers its
+entries (``register_model``) when imported, and ``import uniformer`` imports them all.
 An entry fixes everything a checkpoint implies but does not store (head_dim, preprocessing, label
 set), so nothing is ever guessed: ``create_model('uniformer_small_in1k', pretrained=True)``.
 """
@@ -101,21 +103,15 @@ def register_model(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
-def _ensure_loaded() -> None:
-    from . import models  # noqa: F401  (registers the entries on import)
-
-
 def list_models(pattern: str = "*", task: str | None = None, pretrained_on_hub: bool = False) -> list[str]:
     """Sorted registered names matching the glob ``pattern`` (and ``task``, if given);
     ``pretrained_on_hub=True`` keeps only those whose official checkpoint is on the Hub."""
-    _ensure_loaded()
     return sorted(n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern)
                   and (task is None or e.task == task) and (not pretrained_on_hub or e.pretrained.hub))
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``. Raises KeyError listing close names when unknown."""
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks import UniFormerBlock
-from .uniformer import UniFormer, UniFormerConfig, run_block
+from ..registry import ModelEntry, PretrainedCfg, register_model
+from .uniformer import UniFormer, UniFormerConfig, backbone_filter_fn, checkpoint_filter_fn, run_block
 
 __all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "ShrinkTap", "UniFormerLightConfig", "UniFormerLight", "light_config"]
 
@@ -290,9 +291,7 @@ def light_config(size: str) -> UniFormerLightConfig:
 
 
 def _register() -> None:
-    from ..registry import ModelEntry, PretrainedCfg, register_model
-    from .uniformer import backbone_filter_fn, checkpoint_filter_fn
-
+    """Register the light-weight image classifiers and backbones (called once, on import)."""
     drive = ("The official file is on Google Drive / Baidu Cloud "
              "(Sense-X/UniFormer, image_classification/README.md, light-weight models).")
     sizes = {"xxs": (128, 160, 192, 224), "xs": (192, 224)}

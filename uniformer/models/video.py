@@ -163,6 +163,7 @@ def _where(hub: str | None, exp: str) -> dict:
 
 
 def _register() -> None:
+    """Register every video classifier (called once, on import)."""
     mean_std = dict(mean=KINETICS_MEAN, std=KINETICS_STD, interpolation="bilinear")
     for name, (size, data, t, stride, variant, hub, top1) in _KINETICS.items():
         label_set, classes = _LABELS[data]
