@@ -116,11 +116,18 @@ def schemas():
 before = schemas(), ImageFile.LOAD_TRUNCATED_IMAGES
 import uniformer
 from uniformer.data import load_image
+from uniformer.data.images import ImageDecodeError
 from PIL import Image
-import io
+import io, numpy as np
 buf = io.BytesIO()
-Image.new("RGB", (32, 32), (200, 10, 10)).save(buf, "JPEG")
-load_image(buf.getvalue()[:-40])  # a truncated JPEG decodes (per image), the global stays
+Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+assert load_image(buf.getvalue()).size == (64, 64)
+try:
+    load_image(buf.getvalue()[:-600])  # truncated: rejected for this image, the global untouched
+    raise SystemExit("a truncated JPEG was accepted")
+except ImageDecodeError:
+    pass
+uniformer.create_model("uniformer_xxs_digits")  # building models changes nothing either
 after = schemas(), ImageFile.LOAD_TRUNCATED_IMAGES
 import torchvision, timm  # still importable after uniformer (the shim was scoped)
 print(before == after, before, after)
