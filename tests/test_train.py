@@ -207,6 +207,17 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert isinstance(twin.stages[2].blocks[0], type(model.stages[2].blocks[0]))
 
 
+def test_training_with_grad_checkpointing_switches_it_on_and_trains_the_same(tmp_path):
+    plain = fit(tiny(tmp_path, "plain", max_steps=2, drop_path=0.1))
+    checkpointed = fit(tiny(tmp_path, "ckpt", max_steps=2, drop_path=0.1, grad_checkpointing=True))
+    assert checkpointed.model.grad_checkpointing and not plain.model.grad_checkpointing
+    a, b = plain.model.state_dict(), checkpointed.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    twin = copy.deepcopy(checkpointed.model)
+    assert enable_grad_checkpointing(twin, False) == 0 and not twin.grad_checkpointing
+
+
 class FakeHfApi:
     """Records what push_to_hub asks of huggingface_hub.HfApi (no network)."""
 

@@ -94,7 +94,8 @@ def preprocess_images(images: Sequence, pretrained_cfg) -> torch.Tensor:
     return torch.stack([transform(load_image(im)) for im in images])
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA); no-op on CPU. For honest timings in milliseconds."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -128,7 +129,7 @@ def predict_images(model: nn.Module, images: Sequence, topk: int = 5, device: st
     with autocast(dev, precision):
         logits = model(x)
     probs = logits.float().softmax(-1)
-    _sync(dev)
+    synchronize(dev)
     t2 = time.perf_counter()
     values, indices = probs.topk(topk, dim=-1)
     sources = list(sources) if sources is not None else [im if isinstance(im, str) else None for im in images]

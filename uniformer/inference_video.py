@@ -27,7 +27,7 @@ from .data import get_labels
 from .data.video import (DecodedFrames, VideoInfo, crop_offsets, normalize, probe_video, read_frames,
                          sample_clips)
 from .hub import WeightsInfo
-from .inference import ClassScore, _sync, autocast, select_device
+from .inference import ClassScore, autocast, select_device, synchronize
 
 __all__ = ["Views", "VIEW_CHOICES", "VideoClips", "ViewResult", "VideoPrediction", "load_clips", "predict_clips",
            "predict_video", "official_views"]
@@ -229,7 +229,7 @@ def predict_clips(model: nn.Module, clips: VideoClips, topk: int = 5, device: st
         with autocast(dev, precision):
             logits.append(model(clips.views[v:v + 1].to(dev)).float())
     logits = torch.cat(logits)  # (V, classes)
-    _sync(dev)
+    synchronize(dev)
     t1 = time.perf_counter()
     probs = logits.mean(0).softmax(-1)
     values, indices = probs.topk(topk)

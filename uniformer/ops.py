@@ -23,12 +23,15 @@ the results cast back.
 """
 from __future__ import annotations
 
+import logging
 from typing import Sequence, Union
 
 import torch
 from torch import Tensor
 
 __all__ = ["box_iou", "nms", "batched_nms", "roi_align", "torchvision_ops_available"]
+
+logger = logging.getLogger(__name__)
 
 _IMPLS = ("auto", "torch", "torchvision")
 _PROBED: dict[str, bool] = {}  # device type -> whether torchvision's compiled ops run there
@@ -45,8 +48,8 @@ ROI_CHUNK_BYTES = 8 * 2 ** 20
 # ------------------------------------------------------------------------------------------ dispatch
 def _probe(device: torch.device) -> bool:
     """Run torchvision's compiled ``nms`` and ``roi_align`` once on tiny tensors of ``device``
-    and check the answers; any exception (no ``_C`` extension, stub schema without a kernel, a
-    build without this device) means "not available"."""
+    and check the answers; no ``_C`` extension, a stub schema without a kernel or a build
+    without this device means "not available" (logged once, at INFO)."""
     try:
         import torchvision  # noqa: F401  (registers torch.ops.torchvision.* where _C loads)
 
@@ -57,7 +60,9 @@ def _probe(device: torch.device) -> bool:
         out = torch.ops.torchvision.roi_align(feat, rois, 1.0, 1, 1, 1, True)
         # aligned: one sample at (0.5, 0.5) = mean of f[0:2, 0:2] = (0 + 1 + 4 + 5) / 4
         return keep.tolist() == [0, 2] and abs(float(out.flatten()[0]) - 2.5) < 1e-6
-    except Exception:  # noqa: BLE001 - any failure means the compiled ops cannot be used
+    except (ImportError, RuntimeError, NotImplementedError, OSError, AttributeError) as e:
+        logger.info("torchvision's compiled nms / roi_align are not usable on %s (%s: %s); using the pure-PyTorch "
+                    "versions", device.type, type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
         return False
 
 

@@ -8,13 +8,14 @@ Refuses empty, truncated, non-image and oversized files (decompression bombs) wi
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["ImageDecodeError", "load_image", "load_image_reduced", "to_rgb", "DEFAULT_MAX_PIXELS"]
 
@@ -23,6 +24,8 @@ ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
 #: Largest image accepted by default, in pixels (width x height): 100 megapixels.
 DEFAULT_MAX_PIXELS = 100_000_000
 
+
+logger = logging.getLogger(__name__)
 
 class ImageDecodeError(ValueError):
     """The input cannot be used as an image; the message says why, in words for users."""
@@ -117,12 +120,12 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     if w == 0 or h == 0:
         raise ImageDecodeError(f"the image has no pixels ({w}x{h})")
     try:
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        img.load()
+        img.load()  # truncated data raises (Pillow's global LOAD_TRUNCATED_IMAGES is read, never set)
         try:
             img = ImageOps.exif_transpose(img)
-        except Exception:  # malformed EXIF: keep the stored orientation
-            pass
+        except (OSError, ValueError, TypeError, KeyError, SyntaxError) as e:  # malformed EXIF
+            logger.warning("%s: malformed EXIF orientation ignored, the stored orientation is kept (%s)",
+                           getattr(img, "filename", None) or "image", e)
         return to_rgb(img)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"the image data is truncated or corrupt ({e})") from None

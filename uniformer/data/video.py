@@ -31,6 +31,7 @@ views (V, 3, T, S, S). Times in seconds, frame rates in frames per second (fps).
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import os
 import time
@@ -66,6 +67,8 @@ SEEK_MIN_GAP = 4
 #: Refuse videos with more frames than this (about 9 hours at 30 fps): the packet index would not fit.
 MAX_FRAMES = 1_000_000
 
+
+logger = logging.getLogger(__name__)
 
 class VideoDecodeError(ValueError):
     """The input cannot be used as a video; the message says why, in words for users."""
@@ -141,11 +144,15 @@ def is_video_file(path: VideoSource) -> bool:
         return True
     try:
         import av
-
+    except ImportError:
+        logger.info("PyAV is not installed (pip install 'uniformer[video]'): %s is not read as a video", path)
+        return False
+    try:
         with av.open(os.fspath(path)) as c:
             return bool(c.streams.video) and (c.streams.video[0].frames or 2) > 1 and c.format.name not in (
                 "image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe")
-    except Exception:  # noqa: BLE001 -- any failure means "not a video we can read"
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:  # not a container FFmpeg reads
+        logger.debug("%s is not a readable video (%s)", path, e)
         return False
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .analysis import LOCAL, Analysis, LayerInfo
-from .attention import QueryMap
+from .query import QueryMap
 
 __all__ = ["LocalAffinity", "local_affinity", "ReceptiveField", "theoretical_receptive_field",
            "effective_receptive_field"]

@@ -29,9 +29,10 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import nn
 
+from ..tasks.visualize import load_font
 from .capture import capture_attention
 
 __all__ = ["SpaceTimeAttention", "token_attention", "token_at", "VideoCAM", "grad_cam", "overlay_frames",
@@ -243,13 +244,6 @@ def write_overlay(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0)
     return path
 
 
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
 def frame_strip(rows: Sequence[Sequence[np.ndarray]], captions: Sequence[Sequence[str]] | None = None,
                 row_titles: Sequence[str] | None = None, height: int = 96, max_width: int = 1600,
                 per_row: int = 8, boxes: Sequence[tuple[float, float, float, float]] | None = None) -> Image.Image:
@@ -275,7 +269,7 @@ def frame_strip(rows: Sequence[Sequence[np.ndarray]], captions: Sequence[Sequenc
     H = len(lines) * (th + cap_h + gap)
     canvas = Image.new("RGB", (W, H), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font = _font(13)
+    font = load_font(13)
     for k, line in enumerate(lines):
         y = k * (th + cap_h + gap)
         if line_titles[k]:
@@ -303,7 +297,7 @@ def sampling_timeline(num_frames: int, clips: Sequence[Sequence[int]], fps: floa
     H = top + row_h * len(clips) + 32
     canvas = Image.new("RGB", (width, H), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font = _font(13)
+    font = load_font(13)
     if title:
         draw.text((left, 6), title, fill=(0, 0, 0), font=font)
     span = width - left - right

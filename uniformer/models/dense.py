@@ -23,18 +23,20 @@ import torch
 from torch import nn
 
 from ..heads import FCNHead, FPN, FPNHead, TopdownHeatmapSimpleHead, UPerHead
-from .light import UniFormerLight, UniFormerLightConfig
+from ..registry import ModelEntry, PretrainedCfg, register_model
+from .light import UniFormerLight, UniFormerLightConfig, light_config
 from .uniformer import STAGE3_ATTENTION, UniFormer, UniFormerConfig, backbone_filter_fn, checkpoint_filter_fn
 from .uniformer import with_stage3_attention as _backbone_with_stage3_attention
 
 __all__ = ["SegmentorConfig", "PoseConfig", "SegmentorOutput", "UniFormerSegmentor", "UniFormerPose",
-           "build_backbone", "with_stage3_attention", "dense_checkpoint_filter_fn", "DECODERS"]
+           "build_backbone", "with_stage3_attention", "dense_checkpoint_filter_fn", "DECODERS", "DenseModel",
+           "replace_config"]
 
 DECODERS = ("upernet", "fpn")
 _BACKBONE_FIELDS = frozenset(f.name for f in fields(UniFormerLightConfig))
 
 
-def _replace(cfg, changes: dict):
+def replace_config(cfg, changes: dict):
     """``dataclasses.replace`` where fields of the backbone config (``stage3_attention``,
     ``window_size``, ``drop_path_rate``, ...) are forwarded to ``cfg.backbone``. Raises TypeError
     for a field neither config has."""
@@ -86,7 +88,7 @@ class SegmentorConfig:
 
     def replace(self, **changes) -> "SegmentorConfig":
         """A copy with ``changes`` applied (backbone fields go to ``backbone``); TypeError for unknown fields."""
-        return _replace(self, changes)
+        return replace_config(self, changes)
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ class PoseConfig:
         to ``backbone``); TypeError for unknown fields."""
         if "num_classes" in changes:
             changes["num_joints"] = changes.pop("num_classes")
-        return _replace(self, changes)
+        return replace_config(self, changes)
 
 
 def build_backbone(cfg: UniFormerConfig) -> UniFormer:
@@ -151,12 +153,16 @@ class SegmentorOutput(NamedTuple):
     backbone_outputs: list[torch.Tensor]
 
 
-class _DenseModel(nn.Module):
+class DenseModel(nn.Module):
     """Shared by the dense models: the stage-3 twin and the backbone's config."""
 
     cfg: SegmentorConfig | PoseConfig
 
-    def _with_backbone(self, backbone: nn.Module, cfg) -> "_DenseModel":
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Gradient checkpointing of the backbone's blocks (timm's switch; the heads are not checkpointed)."""
+        self.backbone.set_grad_checkpointing(enable)
+
+    def _with_backbone(self, backbone: nn.Module, cfg) -> "DenseModel":
         """A model of the same class whose backbone is ``backbone`` and whose other modules are
         ``self``'s very modules (shared parameters)."""
         twin = type(self).__new__(type(self))
@@ -170,7 +176,7 @@ class _DenseModel(nn.Module):
         return twin
 
 
-class UniFormerSegmentor(_DenseModel):
+class UniFormerSegmentor(DenseModel):
     """Encoder-decoder semantic segmentation (mmseg ``EncoderDecoder``, test mode 'whole').
 
     ``forward``: normalized images (B, 3, H, W) -> decode-head logits (B, num_classes, H/4, W/4)
@@ -212,7 +218,7 @@ class UniFormerSegmentor(_DenseModel):
         return self.decode_head(self.neck(feats) if self.neck is not None else feats)
 
 
-class UniFormerPose(_DenseModel):
+class UniFormerPose(DenseModel):
     """Top-down heatmap pose estimator (mmpose ``TopDown``): backbone (last stage) + SimpleBaseline head.
 
     ``forward``: normalized person crops (B, 3, h, w) (h x w = ``cfg.image_size`` reversed) ->
@@ -244,7 +250,7 @@ def with_stage3_attention(model: nn.Module, mode: str, window_size: int | None =
     """
     if mode not in STAGE3_ATTENTION:
         raise ValueError(f"stage-3 attention must be one of {STAGE3_ATTENTION}, got {mode!r}")
-    backbone = model.backbone if isinstance(model, _DenseModel) else model
+    backbone = model.backbone if isinstance(model, DenseModel) else model
     if isinstance(backbone, UniFormerLight) and mode != "global":
         raise ValueError("light-weight backbones (XXS/XS) have hourglass stage-3 blocks: no windowed attention")
     if window_size is not None and window_size <= 0:
@@ -253,7 +259,7 @@ def with_stage3_attention(model: nn.Module, mode: str, window_size: int | None =
     if current.stage3_attention == mode and (mode == "global" or window_size in (None, current.window_size)):
         return model  # nothing changes (global attention ignores the window size)
     new_backbone = _backbone_with_stage3_attention(backbone, mode, window_size)
-    if not isinstance(model, _DenseModel):
+    if not isinstance(model, DenseModel):
         return new_backbone
     return model._with_backbone(new_backbone, model.cfg.replace(backbone=new_backbone.cfg))
 
@@ -318,8 +324,6 @@ def _backbones() -> dict[str, tuple[UniFormerConfig, tuple[str, ...], str, str]]
 
 def _segmentors() -> dict[str, tuple[SegmentorConfig, str | None, str, str]]:
     """name -> (config, download hint (None: on the Hub), description); the name is the reference variant."""
-    from .light import _light_config
-
     small = UniFormerConfig(out_indices=(0, 1, 2, 3))
     base = UniFormerConfig(depths=(5, 8, 20, 7), out_indices=(0, 1, 2, 3))
     hybrid = dict(stage3_attention="hybrid", window_size=14)
@@ -336,7 +340,7 @@ def _segmentors() -> dict[str, tuple[SegmentorConfig, str | None, str, str]]:
                 f"{title} + UniFormer-{letter} (hybrid stage 3, 14x14 windows), ADE20K 150 classes")
     for size in ("xxs", "xs"):
         out[f"fpn_{size}"] = (
-            SegmentorConfig(_light_config(size).replace(out_indices=(0, 1, 2, 3)), "fpn", test_size_divisor=32,
+            SegmentorConfig(light_config(size).replace(out_indices=(0, 1, 2, 3)), "fpn", test_size_divisor=32,
                             aux_head=False), _SEG_DRIVE,
             f"Semantic FPN + UniFormer-{size.upper()} (light-weight), ADE20K 150 classes")
     return out
@@ -354,8 +358,7 @@ def _poses() -> dict[str, tuple[PoseConfig, str]]:
 
 
 def _register() -> None:
-    from ..registry import ModelEntry, PretrainedCfg, register_model
-
+    """Register every segmentation / pose model and dense backbone (called once, on import)."""
     for name, (cfg, variants, holders, desc) in _backbones().items():
         register_model(ModelEntry(
             name=name, build=UniFormer, config=cfg,

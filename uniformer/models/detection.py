@@ -22,7 +22,10 @@ import torch
 from ..heads import FPN
 from ..heads.roi import CASCADE_STDS, MASK_RCNN_STDS, RCNNTestConfig, RoIHead, paste_masks
 from ..heads.rpn import RPNHead, RPNTestConfig
-from .dense import _DenseModel, _replace, build_backbone, dense_checkpoint_filter_fn
+from ..inference import synchronize
+from ..registry import ModelEntry, PretrainedCfg, register_model
+from .dense import DenseModel, build_backbone, dense_checkpoint_filter_fn, replace_config
+from .light import light_config
 from .uniformer import UniFormerConfig
 
 __all__ = ["DetectorConfig", "Detections", "DetectorOutput", "UniFormerDetector"]
@@ -60,7 +63,7 @@ class DetectorConfig:
 
     def replace(self, **changes) -> "DetectorConfig":
         """A copy with ``changes`` applied (backbone fields go to ``backbone``); TypeError for unknown fields."""
-        return _replace(self, changes)
+        return replace_config(self, changes)
 
 
 class Detections(NamedTuple):
@@ -97,12 +100,7 @@ class DetectorOutput(NamedTuple):
     times: dict[str, float]
 
 
-def _sync(x: torch.Tensor) -> None:
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-
-
-class UniFormerDetector(_DenseModel):
+class UniFormerDetector(DenseModel):
     """Mask R-CNN / Cascade Mask R-CNN with a UniFormer backbone (mmdet ``MaskRCNN`` / ``CascadeRCNN``).
 
     ``forward``: normalized, padded images (B, 3, H, W) -> FPN maps [(B, 256, H/s, W/s)] for
@@ -146,7 +144,7 @@ class UniFormerDetector(_DenseModel):
 
         def tick(name: str, ref: torch.Tensor) -> None:
             nonlocal t
-            _sync(ref)
+            synchronize(ref.device)
             now = time.perf_counter()
             times[name] = (now - t) * 1000
             t = now
@@ -179,8 +177,6 @@ _DET_DRIVE = "The official file is on Google Drive / Baidu Cloud only (Sense-X/U
 
 def _detectors() -> dict[str, tuple[DetectorConfig, str]]:
     """name (= official experiment) -> (config, description with the paper's COCO val2017 box / mask AP)."""
-    from .light import _light_config
-
     small = UniFormerConfig(out_indices=(0, 1, 2, 3), stage3_attention="hybrid", window_size=14)
     base = small.replace(depths=(5, 8, 20, 7))
     ap = {("mask_rcnn_1x", "small"): (45.6, 41.6, "Table 5"), ("mask_rcnn_3x_ms", "small"): (48.2, 43.4, "Table 5"),
@@ -199,7 +195,7 @@ def _detectors() -> dict[str, tuple[DetectorConfig, str]]:
             f"paper {table}: {box} box AP / {mask} mask AP")
     for size, (box, mask) in {"xxs": (42.8, 39.2), "xs": (44.6, 40.9)}.items():
         out[f"mask_rcnn_1x_{size}"] = (
-            DetectorConfig(_light_config(size).replace(out_indices=(0, 1, 2, 3))),
+            DetectorConfig(light_config(size).replace(out_indices=(0, 1, 2, 3))),
             f"Mask R-CNN + UniFormer-{size.upper()} (light-weight), 1x + multi-scale, COCO 80 classes; "
             f"paper Table 13: {box} box AP / {mask} mask AP")
     return out
@@ -213,8 +209,7 @@ def _class_head_prefixes(cfg: DetectorConfig) -> tuple[str, ...]:
 
 
 def _register() -> None:
-    from ..registry import ModelEntry, PretrainedCfg, register_model
-
+    """Register every detector (called once, on import)."""
     for name, (cfg, desc) in _detectors().items():
         register_model(ModelEntry(
             name=name, build=UniFormerDetector, config=cfg,

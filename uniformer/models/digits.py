@@ -42,15 +42,6 @@ def digits_config() -> UniFormerLightConfig:
                                 stem="conv", keep_ratios=ratios, trade_offs=ratios, num_classes=10)
 
 
-register_model(ModelEntry(
-    name=DIGITS_MODEL, build=UniFormerLight, config=digits_config(),
-    pretrained=PretrainedCfg(input_size=(3, 64, 64), crop_pct=1.0, interpolation="bilinear", mean=IMAGENET_MEAN,
-                             std=IMAGENET_STD, label_set="digits", num_classes=10,
-                             labels=tuple(str(i) for i in range(10)), package_file=f"weights/{DIGITS_MODEL}"),
-    filter_fn=checkpoint_filter_fn, task="image-classification",
-    description="light UniFormer for 8x8 handwritten digits (scikit-learn), trained by this project"))
-
-
 def moving_digits_config() -> UniFormerLightConfig:
     """The moving-digits video model's architecture (see the module docstring)."""
     ratios = ((1.0, 0.5), (0.5,))
@@ -59,12 +50,24 @@ def moving_digits_config() -> UniFormerLightConfig:
                                 num_classes=len(MOVING_DIGITS_CLASSES))
 
 
-register_model(ModelEntry(
-    name=MOVING_DIGITS_MODEL, build=UniFormerLight, config=moving_digits_config(),
-    pretrained=VideoPretrainedCfg(
-        input_size=(3, MOVING_DIGITS_FRAMES, MOVING_DIGITS_SIZE, MOVING_DIGITS_SIZE), crop_pct=1.0,
-        interpolation="bilinear", mean=KINETICS_MEAN, std=KINETICS_STD, label_set="moving-digits",
-        num_classes=len(MOVING_DIGITS_CLASSES), labels=MOVING_DIGITS_CLASSES,
-        package_file=f"weights/{MOVING_DIGITS_MODEL}", sampling="segment", test_clips=1, test_crops=1),
-    filter_fn=checkpoint_filter_fn, task="video-classification",
-    description="light UniFormer video for moving digits (motion of a digit, 8x32x32), trained by this project"))
+def _register() -> None:
+    """Register the project-trained models (called once, on import)."""
+    register_model(ModelEntry(
+        name=DIGITS_MODEL, build=UniFormerLight, config=digits_config(),
+        pretrained=PretrainedCfg(input_size=(3, 64, 64), crop_pct=1.0, interpolation="bilinear", mean=IMAGENET_MEAN,
+                                 std=IMAGENET_STD, label_set="digits", num_classes=10,
+                                 labels=tuple(str(i) for i in range(10)), package_file=f"weights/{DIGITS_MODEL}"),
+        filter_fn=checkpoint_filter_fn, task="image-classification",
+        description="light UniFormer for 8x8 handwritten digits (scikit-learn), trained by this project"))
+    register_model(ModelEntry(
+        name=MOVING_DIGITS_MODEL, build=UniFormerLight, config=moving_digits_config(),
+        pretrained=VideoPretrainedCfg(
+            input_size=(3, MOVING_DIGITS_FRAMES, MOVING_DIGITS_SIZE, MOVING_DIGITS_SIZE), crop_pct=1.0,
+            interpolation="bilinear", mean=KINETICS_MEAN, std=KINETICS_STD, label_set="moving-digits",
+            num_classes=len(MOVING_DIGITS_CLASSES), labels=MOVING_DIGITS_CLASSES,
+            package_file=f"weights/{MOVING_DIGITS_MODEL}", sampling="segment", test_clips=1, test_crops=1),
+        filter_fn=checkpoint_filter_fn, task="video-classification",
+        description="light UniFormer video for moving digits (motion of a digit, 8x32x32), trained by this project"))
+
+
+_register()

@@ -52,16 +52,22 @@ _TL = {
                                   "UniFormer-L (layer scale), token labeling, 384 fine-tune"),
 }
 
-for _name, (_arch, _hd, _extra, _variant, _hub, _top1, _desc) in _IN1K.items():
-    register_model(ModelEntry(
-        name=_name, build=UniFormer, config=UniFormerConfig(**_arch, head_dim=_hd, **_extra),
-        pretrained=PretrainedCfg(hub=_hub, download_hint=None if _hub else _DRIVE_IN1K, crop_pct=224 / 256,
-                                 top1=_top1, reference_variant=_variant),
-        filter_fn=checkpoint_filter_fn, description=_desc))
 
-for _name, (_arch, _hd, _variant, _size, _top1, _desc) in _TL.items():
-    register_model(ModelEntry(
-        name=_name, build=UniFormer, config=UniFormerConfig(**_arch, head_dim=_hd, aux_head=True),
-        pretrained=PretrainedCfg(download_hint=_DRIVE_TL, input_size=(3, _size, _size), crop_pct=0.9,
-                                 top1=_top1, reference_variant=_variant),
-        filter_fn=checkpoint_filter_fn, description=_desc))
+def _register() -> None:
+    """Register every ImageNet-1k classifier (called once, on import)."""
+    for name, (arch, hd, extra, variant, hub, top1, desc) in _IN1K.items():
+        register_model(ModelEntry(
+            name=name, build=UniFormer, config=UniFormerConfig(**arch, head_dim=hd, **extra),
+            pretrained=PretrainedCfg(hub=hub, download_hint=None if hub else _DRIVE_IN1K, crop_pct=224 / 256,
+                                     top1=top1, reference_variant=variant),
+            filter_fn=checkpoint_filter_fn, description=desc))
+
+    for name, (arch, hd, variant, size, top1, desc) in _TL.items():
+        register_model(ModelEntry(
+            name=name, build=UniFormer, config=UniFormerConfig(**arch, head_dim=hd, aux_head=True),
+            pretrained=PretrainedCfg(download_hint=_DRIVE_TL, input_size=(3, size, size), crop_pct=0.9,
+                                     top1=top1, reference_variant=variant),
+            filter_fn=checkpoint_filter_fn, description=desc))
+
+
+_register()

@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks import UniFormerBlock
-from .uniformer import UniFormer, UniFormerConfig
+from ..registry import ModelEntry, PretrainedCfg, register_model
+from .uniformer import UniFormer, UniFormerConfig, backbone_filter_fn, checkpoint_filter_fn, run_block
 
-__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "ShrinkTap", "UniFormerLightConfig", "UniFormerLight"]
+__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "ShrinkTap", "UniFormerLightConfig", "UniFormerLight", "light_config"]
 
 
 @dataclass
@@ -223,13 +224,17 @@ class UniFormerLight(UniFormer):
         super().reset_classifier(num_classes)
         self.head_cls = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
-    def _forward_stages(self, x: torch.Tensor, keep_ratio: float | None, trace: list | None):
+    def _stage_maps(self, x: torch.Tensor, last: int, keep_ratio: float | None = None,
+                    trace: list | None = None) -> list[torch.Tensor]:
+        """(B, 3, *S) -> the maps of stages 0..``last``; the score token and scores travel through
+        stages 3-4 as a :class:`ShrinkState` (values, no module state); ``trace`` collects one
+        BlockTrace per hourglass block run."""
         outs = []
         state = None
-        for s, stage in enumerate(self.stages):
+        for s, stage in enumerate(self.stages[:last + 1]):
             x = stage.downsample(x)
             if s < 2:
-                x = stage.blocks(x)
+                x = self._run_blocks(stage, x)
             else:
                 if state is None:
                     state = ShrinkState(self.cls_token.expand(x.shape[0], -1, -1), None, trace)
@@ -237,37 +242,45 @@ class UniFormerLight(UniFormer):
                     state = ShrinkState(self.cls_upsample(state.cls), state.scores, trace)
                 for b, block in enumerate(stage.blocks):
                     n_before = len(trace) if trace is not None else 0
-                    x, state = block(x, state, keep_ratio)
+                    x, state = run_block(block, x, state, keep_ratio, checkpointed=stage.grad_checkpointing)
                     if trace is not None and len(trace) > n_before:
                         trace[-1].stage, trace[-1].block = s, b
             outs.append(x)
-        return outs, state
+        return outs
+
+    @staticmethod
+    def _run_blocks(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        for block in stage.blocks:
+            x = run_block(block, x, checkpointed=stage.grad_checkpointing)
+        return x
 
     def forward_stages(self, x: torch.Tensor, keep_ratio: float | None = None) -> list[torch.Tensor]:
-        """(B, 3, H, W) -> the 4 stage maps (strides 4, 8, 16, 32)."""
-        return self._forward_stages(x, keep_ratio, None)[0]
+        """(B, 3, H, W) -> the 4 stage maps (strides 4, 8, 16, 32), no norm."""
+        return self._stage_maps(x, len(self.stages) - 1, keep_ratio)
 
     def forward_features(self, x: torch.Tensor, keep_ratio: float | None = None) -> torch.Tensor:
-        return self.norm(self.forward_stages(x, keep_ratio)[-1])
+        """(B, 3, *S) -> normalized last-stage map (see :meth:`UniFormer.forward_features`)."""
+        return self._norm_map(len(self.stages) - 1, self.forward_stages(x, keep_ratio)[-1])
 
     def forward(self, x: torch.Tensor, keep_ratio: float | None = None):
         if self.is_backbone:
-            return self.forward_dense(self.forward_stages(x, keep_ratio))
+            return self.forward_intermediates(x, self.cfg.out_indices, norm=True, stop_early=True,
+                                              intermediates_only=True, keep_ratio=keep_ratio)
         return self.forward_head(self.forward_features(x, keep_ratio))
 
     def forward_trace(self, x: torch.Tensor, keep_ratio: float | None = None) -> tuple[torch.Tensor, list[BlockTrace]]:
-        """Logits (B, num_classes) (backbones: the stage maps) and one BlockTrace per hourglass
-        block, in forward order."""
+        """Logits (B, num_classes) (feature extractors: the stage maps) and one BlockTrace per
+        hourglass block, in forward order."""
         trace: list[BlockTrace] = []
-        outs, _ = self._forward_stages(x, keep_ratio, trace)
+        outs = self._stage_maps(x, len(self.stages) - 1, keep_ratio, trace)
         if self.is_backbone:
             return self.forward_dense(outs), trace
-        return self.forward_head(self.norm(outs[-1])), trace
+        return self.forward_head(self._norm_map(len(outs) - 1, outs[-1])), trace
 
 
 # --- registered checkpoints ----------------------------------------------------------------------
 
-def _light_config(size: str) -> UniFormerLightConfig:
+def light_config(size: str) -> UniFormerLightConfig:
     """Architecture of XXS / XS (Table 11; OFFICIAL_NOTES §3.1): conv stem, mlp ratio 3."""
     if size == "xxs":
         return UniFormerLightConfig(depths=(2, 5, 8, 2), dims=(56, 112, 224, 448), head_dim=28, mlp_ratio=3.0,
@@ -278,9 +291,7 @@ def _light_config(size: str) -> UniFormerLightConfig:
 
 
 def _register() -> None:
-    from ..registry import ModelEntry, PretrainedCfg, register_model
-    from .uniformer import backbone_filter_fn, checkpoint_filter_fn
-
+    """Register the light-weight image classifiers and backbones (called once, on import)."""
     drive = ("The official file is on Google Drive / Baidu Cloud "
              "(Sense-X/UniFormer, image_classification/README.md, light-weight models).")
     sizes = {"xxs": (128, 160, 192, 224), "xs": (192, 224)}
@@ -292,7 +303,7 @@ def _register() -> None:
         for res in resolutions:
             name = f"uniformer_{size}_{res}_in1k"
             register_model(ModelEntry(
-                name=name, build=UniFormerLight, config=_light_config(size),
+                name=name, build=UniFormerLight, config=light_config(size),
                 pretrained=PretrainedCfg(hub=hub.get(name), download_hint=None if name in hub else drive,
                                          input_size=(3, res, res), crop_pct=224 / 256, top1=top1[size, res],
                                          reference_variant=reference.get(name)),
@@ -305,7 +316,7 @@ def _register() -> None:
     for size in sizes:
         register_model(ModelEntry(
             name=f"uniformer_{size}_backbone", build=UniFormerLight,
-            config=_light_config(size).replace(out_indices=(0, 1, 2, 3)),
+            config=light_config(size).replace(out_indices=(0, 1, 2, 3)),
             pretrained=PretrainedCfg(download_hint=backbone_hint.format(size), input_size=(3, 512, 512),
                                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), label_set="none",
                                      num_classes=0, reference_variant=(f"seg_{size}", f"det_{size}")),

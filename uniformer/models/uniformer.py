@@ -5,21 +5,33 @@ names and their checkpoints live in :mod:`uniformer.models.image` (and later vid
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from timm.layers import trunc_normal_
+from timm.models._features import FeatureInfo, feature_take_indices
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
 
 from ..blocks import BLOCK_TYPES, ConvStem, PatchEmbed, UniFormerBlock, batch_norm_nd
 
 STAGE3_ATTENTION = ("global", "window", "hybrid")
 
-__all__ = ["UniFormerConfig", "STAGE3_ATTENTION", "stage3_window_sizes", "with_stage3_attention", "UniFormerStage", "UniFormer", "checkpoint_filter_fn", "backbone_filter_fn",
-           "official_to_ours"]
+__all__ = ["UniFormerConfig", "STAGE3_ATTENTION", "stage3_window_sizes", "with_stage3_attention", "UniFormerStage",
+           "UniFormer", "checkpoint_filter_fn", "backbone_filter_fn", "official_to_ours", "run_block",
+           "OUTPUT_FORMATS", "CLASSIFIER_PREFIXES"]
+
+#: State-dict prefixes of a classifier's parts that a feature extractor (``features_only``) does
+#: not have: the final BatchNorm, the heads, the light models' score-token classifier.
+CLASSIFIER_PREFIXES = ("norm.", "head.", "aux_head.", "norm_cls.", "head_cls.")
+#: ``output_fmt`` of ``forward_intermediates``: channels first or channels last, 2-D and 3-D.
+OUTPUT_FORMATS = {"NCHW": False, "NCTHW": False, "NHWC": True, "NTHWC": True}
 
 
 @dataclass(frozen=True)
@@ -34,9 +46,12 @@ class UniFormerConfig:
     layer_scale_init: None (no layer scale) or gamma's initial value; layer_scale_local: whether
     local blocks get layer scale too (the token-labeling L model) or only global ones (B-LS).
     aux_head: token-labeling head; eval logits = head(mean) + aux_weight * max_tokens aux_head.
-    out_indices: None for a classifier; stage indices (e.g. (0, 1, 2, 3)) for a dense-prediction
-    backbone (§4.3): no classifier, each stage map normalized by ``out_norms`` (LayerNorm eps 1e-6,
-    the official ``norm1..norm4``) and the chosen ones returned.
+    out_indices: None for a classifier; stage indices (e.g. (0, 1, 2, 3)) for a feature extractor
+    (timm's ``features_only``; the dense-prediction backbones of §4.3): no ``norm`` / heads, forward
+    returns the chosen stage maps. stage_norms (feature extractors only): each returned map is
+    LayerNorm-ed over channels by ``out_norms`` (eps 1e-6, the official dense backbones'
+    ``norm1..norm4``; also what ``forward_intermediates(norm=True)`` applies); False for a
+    feature extractor made from a classifier checkpoint (raw stage maps, as timm).
     stage3_attention: 'global' (every stage-3 block global), 'window' (every stage-3 block
     windowed, ``window_size`` tokens square) or 'hybrid' (windowed, but every 4th block global);
     §4.3. Stage 4 is always global. Windows change no parameter: it is a run-time choice.
@@ -61,6 +76,7 @@ class UniFormerConfig:
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
     out_indices: tuple[int, ...] | None = None
+    stage_norms: bool = True
     stage3_attention: str = "global"
     window_size: int = 14
 
@@ -107,14 +123,47 @@ def stage3_window_sizes(cfg: UniFormerConfig) -> list[int | None]:
     return [None if (i + 1) % 4 == 0 else cfg.window_size for i in range(n)]
 
 
+@contextlib.contextmanager
+def _no_bn_stat_update(module: nn.Module):
+    """During checkpoint recomputation: BatchNorm layers of ``module`` normalize as usual but do
+    not update their running statistics a second time (momentum 0; the batch counter restored)."""
+    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+             for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    for m, _, _ in saved:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum, count in saved:
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
+
+
+def _checkpoint_contexts(module: nn.Module):
+    return contextlib.nullcontext(), _no_bn_stat_update(module)
+
+
+def run_block(block: nn.Module, *args, checkpointed: bool = False):
+    """``block(*args)``, under ``torch.utils.checkpoint`` (non-reentrant, timm's ``checkpoint_seq``
+    per block) when ``checkpointed`` and the block trains with autograd on: its activations are
+    recomputed in the backward instead of kept. Gradients are unchanged; BatchNorm running
+    statistics are updated once, as without checkpointing."""
+    if checkpointed and block.training and torch.is_grad_enabled():
+        return checkpoint(block, *args, use_reentrant=False, context_fn=functools.partial(_checkpoint_contexts, block))
+    return block(*args)
+
+
 class UniFormerStage(nn.Module):
     """A downsampling layer followed by ``depth`` UniFormer blocks of one type.
 
-    ``forward``: (B, C_in, *S) -> (B, C_out, *S / stride).
+    ``forward``: (B, C_in, *S) -> (B, C_out, *S / stride). ``grad_checkpointing`` (set by
+    ``UniFormer.set_grad_checkpointing``): each block runs under gradient checkpointing in training.
     """
 
     def __init__(self, cfg: UniFormerConfig, stage: int, drop_path_rates: Sequence[float]):
         super().__init__()
+        self.grad_checkpointing = False
         in_dim = cfg.in_chans if stage == 0 else cfg.dims[stage - 1]
         dim, sd = cfg.dims[stage], cfg.spatial_dims
         kind = cfg.stem if stage == 0 else cfg.downsample
@@ -133,41 +182,56 @@ class UniFormerStage(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
+        x = self.downsample(x)
+        if not self.grad_checkpointing:
+            return self.blocks(x)
+        for block in self.blocks:
+            x = run_block(block, x, checkpointed=True)
+        return x
 
 
 class UniFormer(nn.Module):
-    """UniFormer classifier (paper Fig. 3): 4 stages, BatchNorm, global average pool, linear head.
+    """UniFormer classifier (paper Fig. 3): 4 stages, BatchNorm, global average pool, linear head;
+    or, with ``cfg.out_indices`` set, a feature extractor (timm's ``features_only``, the dense
+    backbones of §4.3) returning stage maps.
 
     Input (B, in_chans, H, W) for ``spatial_dims=2`` or (B, in_chans, T, H, W) for 3, any size
     the strides allow (sizes are floored by the kernel=stride patch embeddings, ceil-divided by
-    conv stems). Output logits (B, num_classes). ``forward_stages`` gives the four stage maps
-    (strides 4, 8, 16, 32) for dense heads and explanations.
+    conv stems). Output: logits (B, num_classes) (classifier) or the list of ``out_indices`` stage
+    maps [(B, dims[i], *S / stride_i)] (feature extractor). timm's interface:
+    ``forward_features`` / ``forward_head``, ``forward_intermediates`` /
+    ``prune_intermediate_layers``, ``feature_info`` (per stage ``num_chs``, ``reduction`` (spatial),
+    ``module``; 3-D models also ``temporal_reduction``), ``set_grad_checkpointing``,
+    ``reset_classifier``.
     """
 
     def __init__(self, cfg: UniFormerConfig):
         super().__init__()
         self.cfg = cfg
-        self.num_classes = cfg.num_classes
+        self.num_classes = 0 if cfg.out_indices is not None else cfg.num_classes
         self.num_features = cfg.dims[-1]
         dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
         starts = [sum(cfg.depths[:i]) for i in range(4)]
         self.stages = nn.ModuleList(
             UniFormerStage(cfg, i, dpr[starts[i]:starts[i] + cfg.depths[i]]) for i in range(4))
         self.aux_head = None
+        self.out_norms = None
         if cfg.out_indices is None:
             self.norm = batch_norm_nd(cfg.spatial_dims)(self.num_features)
             self.head_drop = nn.Dropout(cfg.drop_rate)
             self.head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
             if cfg.aux_head:
                 self.aux_head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+            self.feature_info = stage_feature_info(cfg)
         else:
-            self.out_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-6) for d in cfg.dims)
+            if cfg.stage_norms:
+                self.out_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-6) for d in cfg.dims)
+            self.feature_info = FeatureInfo(stage_feature_info(cfg), cfg.out_indices)
         self.apply(self._init_weights)
 
     @property
     def is_backbone(self) -> bool:
-        """True for a dense-prediction backbone (``cfg.out_indices`` set): forward returns maps."""
+        """True for a feature extractor (``cfg.out_indices`` set): forward returns stage maps."""
         return self.cfg.out_indices is not None
 
     @staticmethod
@@ -179,6 +243,19 @@ class UniFormer(nn.Module):
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Switch gradient checkpointing of every block on or off (timm's name): in training with
+        autograd on, each block's activations are recomputed in the backward instead of kept
+        (memory ~ one block's activations; about one extra forward of compute). Gradients and
+        BatchNorm statistics are unchanged; module names, state dicts and eval forwards too."""
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @property
+    def grad_checkpointing(self) -> bool:
+        """Whether gradient checkpointing is on (see :meth:`set_grad_checkpointing`)."""
+        return any(stage.grad_checkpointing for stage in self.stages)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``head`` (and ``aux_head``) with fresh ones for ``num_classes`` (0: no head)."""
@@ -192,26 +269,82 @@ class UniFormer(nn.Module):
             if m is not None:
                 m.apply(self._init_weights)
 
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, C, *S) -> the 4 stage outputs [(B, dims[i], *S / stride_i)], strides 4, 8, 16, 32."""
+    def _stage_maps(self, x: torch.Tensor, last: int) -> list[torch.Tensor]:
+        """(B, C, *S) -> the maps of stages 0..``last`` (later stages are not run)."""
         outs = []
-        for stage in self.stages:
+        for stage in self.stages[:last + 1]:
             x = stage(x)
             outs.append(x)
         return outs
 
+    def _norm_map(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """The norm ``forward_intermediates(norm=True)`` applies to stage ``index``'s map: the stage
+        LayerNorm (``out_norms``) where the model has them, the classifier's final BatchNorm on the
+        last stage, else none."""
+        if self.out_norms is not None:
+            return self.out_norms[index](x.movedim(1, -1)).movedim(-1, 1)  # (B, C, *S) -> (B, *S, C) -> back
+        if index == len(self.stages) - 1 and isinstance(getattr(self, "norm", None), nn.Module):
+            return self.norm(x)
+        return x
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, C, *S) -> the stage outputs [(B, dims[i], *S / stride_i)], strides 4, 8, 16, 32, no norm."""
+        return self._stage_maps(x, len(self.stages) - 1)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False,
+                              **stage_kwargs):
+        """timm's ``forward_intermediates``: the stage maps chosen by ``indices`` (None: all; an int
+        n: the last n; a sequence: those stages, negative from the end), in stage order.
+
+        norm: apply :meth:`_norm_map` (stage LayerNorms of a dense backbone; a classifier's final
+        BatchNorm on stage 4 only). stop_early: do not run the stages after the last one taken.
+        output_fmt: 'NCHW' / 'NCTHW' (channels first, as the model computes them) or 'NHWC' /
+        'NTHWC' (channels last). Returns the list of maps when ``intermediates_only``, else
+        (final features, maps), the final features being ``forward_features``'s output when every
+        stage ran (else the last map run). ``stage_kwargs``: ``keep_ratio`` of the light models.
+        Raises ValueError for an unknown ``output_fmt``, AssertionError (timm's) for bad indices.
+        """
+        if output_fmt not in OUTPUT_FORMATS:
+            raise ValueError(f"output_fmt must be one of {tuple(OUTPUT_FORMATS)}, got {output_fmt!r}")
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        last_idx = len(self.stages) - 1
+        maps = self._stage_maps(x, max_index if stop_early else last_idx, **stage_kwargs)
+        intermediates = [self._norm_map(i, maps[i]) if norm else maps[i] for i in range(len(maps)) if i in take]
+        if OUTPUT_FORMATS[output_fmt]:
+            intermediates = [t.movedim(1, -1) for t in intermediates]  # (B, C, *S) -> (B, *S, C)
+        if intermediates_only:
+            return intermediates
+        x = maps[-1]
+        if len(maps) == len(self.stages):
+            x = self._norm_map(last_idx, x)
+        return x, intermediates
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """timm's ``prune_intermediate_layers``: drop the stages after the last of ``indices`` (and
+        the final norm with them, or when ``prune_norm``); ``prune_head``: the classifier becomes
+        ``nn.Identity`` (``reset_classifier(0)``). Returns the absolute indices kept."""
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        if prune_norm or max_index < len(self.stages) - 1:
+            if isinstance(getattr(self, "norm", None), nn.Module):
+                self.norm = nn.Identity()
+        self.stages = self.stages[:max_index + 1]
+        if prune_head and not self.is_backbone:
+            self.reset_classifier(0)
+        return take
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, *S) -> normalized last-stage map (B, num_features, *S / 32)."""
-        for stage in self.stages:
-            x = stage(x)
-        return self.norm(x)
+        """(B, C, *S) -> last-stage map (B, num_features, *S / 32), normalized (classifier: BatchNorm;
+        dense backbone: its stage-4 LayerNorm; features_only model of a classifier: none)."""
+        return self._norm_map(len(self.stages) - 1, self.forward_stages(x)[-1])
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Last-stage map (B, C, *S) -> logits (B, num_classes), or pooled (B, C) if ``pre_logits``.
 
         Token-labeling models add ``aux_weight`` x the max over tokens of ``aux_head`` (LV-ViT rule).
         """
-        tokens = x.flatten(2).transpose(1, 2)  # (B, N, C)
+        tokens = x.flatten(2).transpose(1, 2)  # (B, C, *S) -> (B, N, C)
         pooled = tokens.mean(1)  # (B, C)
         if pre_logits:
             return pooled
@@ -221,15 +354,32 @@ class UniFormer(nn.Module):
         return logits
 
     def forward_dense(self, stage_maps: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Backbone output: the ``out_indices`` stage maps, each LayerNorm-ed over channels
-        [(B, dims[i], *S / stride_i)]."""
-        return [self.out_norms[i](stage_maps[i].movedim(1, -1)).movedim(-1, 1) for i in self.cfg.out_indices]
+        """Feature-extractor output from all stage maps: the ``out_indices`` ones, each normalized
+        by :meth:`_norm_map` [(B, dims[i], *S / stride_i)]."""
+        return [self._norm_map(i, stage_maps[i]) for i in self.cfg.out_indices]
 
     def forward(self, x: torch.Tensor):
-        """Classifier: (B, C, *S) -> logits (B, num_classes). Backbone: -> list of stage maps."""
+        """Classifier: (B, C, *S) -> logits (B, num_classes). Feature extractor: -> list of stage maps
+        (``forward_intermediates(x, out_indices, norm=True, stop_early=True, intermediates_only=True)``)."""
         if self.is_backbone:
-            return self.forward_dense(self.forward_stages(x))
+            return self.forward_intermediates(x, self.cfg.out_indices, norm=True, stop_early=True,
+                                              intermediates_only=True)
         return self.forward_head(self.forward_features(x))
+
+
+def stage_feature_info(cfg: UniFormerConfig) -> list[dict]:
+    """timm's per-stage ``feature_info`` of ``cfg``: ``num_chs`` (channels), ``reduction`` (spatial
+    stride: 4, 8, 16, 32), ``module`` ('stages.i'); 3-D models add ``temporal_reduction`` (the time
+    stride: the stem halves T; the light models' 3-D conv downsampling halves it again per stage)."""
+    info, t = [], 2
+    for i, dim in enumerate(cfg.dims):
+        entry = dict(num_chs=dim, reduction=4 * 2 ** i, module=f"stages.{i}")
+        if cfg.spatial_dims == 3:
+            if i > 0 and cfg.downsample == "conv":
+                t *= 2
+            entry["temporal_reduction"] = t
+        info.append(entry)
+    return info
 
 
 # --- official checkpoint names -> ours ---------------------------------------------------------

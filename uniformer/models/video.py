@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from ..data.video import KINETICS_MEAN, KINETICS_STD
 from ..registry import ModelEntry, PretrainedCfg, register_model
-from .light import UniFormerLight, _light_config
+from .light import UniFormerLight, light_config
 from .uniformer import UniFormer, UniFormerConfig, checkpoint_filter_fn
 
 __all__ = ["VideoPretrainedCfg", "video_config", "light_video_config"]
@@ -88,7 +88,7 @@ def video_config(size: str, num_classes: int) -> UniFormerConfig:
 def light_video_config(size: str, layer_scale: bool) -> UniFormerConfig:
     """Light XXS / XS for video (400 classes); ``layer_scale``: the ``Uniformer_light_ls`` class of
     the 4/8-frame XXS checkpoints (gammas init 0.1 in every block, OFFICIAL_NOTES §3.3)."""
-    cfg = _light_config(size).replace(spatial_dims=3, num_classes=400)
+    cfg = light_config(size).replace(spatial_dims=3, num_classes=400)
     return cfg.replace(layer_scale_init=0.1, layer_scale_local=True) if layer_scale else cfg
 
 
@@ -163,6 +163,7 @@ def _where(hub: str | None, exp: str) -> dict:
 
 
 def _register() -> None:
+    """Register every video classifier (called once, on import)."""
     mean_std = dict(mean=KINETICS_MEAN, std=KINETICS_STD, interpolation="bilinear")
     for name, (size, data, t, stride, variant, hub, top1) in _KINETICS.items():
         label_set, classes = _LABELS[data]

@@ -37,7 +37,7 @@ from ..hub import WeightsInfo
 from ..inference import autocast
 from .common import require_model, stage3_run, test_scale
 from .segmentation import rescale_size, resize_uint8
-from .visualize import _font
+from .visualize import load_font
 
 __all__ = ["DetectionInput", "preprocess_detection", "DetectionResult", "detect_objects", "draw_detections",
            "mask_to_rle", "coco_category_ids", "class_colors"]
@@ -255,7 +255,7 @@ def draw_detections(image: Image.Image, result: DetectionResult, score_thr: floa
     draw = ImageDraw.Draw(out)
     side = max(out.size)
     lw = max(2, round(side / 400))
-    font = _font(max(10, round(side / 60)))
+    font = load_font(max(10, round(side / 60)))
     for i in idx:
         x1, y1, x2, y2 = (float(v) for v in result.boxes[i])
         color = colors[result.labels[i]]

@@ -34,7 +34,7 @@ from PIL import Image
 from ..data import load_image
 from ..data.labels import KeypointInfo, get_keypoint_info
 from ..hub import WeightsInfo
-from ..inference import autocast, select_device
+from ..inference import autocast, select_device, synchronize
 
 __all__ = ["PIXEL_STD", "box_to_center_scale", "get_affine_transform", "warp_affine", "crop_person",
            "flip_back", "shift_heatmaps", "flip_test_heatmaps", "get_max_preds", "transform_preds",
@@ -280,11 +280,6 @@ class PoseResult:
         return json.dumps(self.to_dict(), indent=indent)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.inference_mode()
 def estimate_pose(model: torch.nn.Module, image, boxes: Sequence[Sequence[float]] | None = None,
                   flip_test: bool | None = None, device: str | torch.device | None = None,
@@ -319,7 +314,7 @@ def estimate_pose(model: torch.nn.Module, image, boxes: Sequence[Sequence[float]
     with autocast(dev, precision):
         heat = flip_test_heatmaps(model, x, info.flip_pairs, cfg.shift_heatmap) if flip else model(x)
     heat = heat.float().cpu().numpy()
-    _sync(dev)
+    synchronize(dev)
     t2 = time.perf_counter()
     centers = np.stack([c for c, _ in crops])
     scales = np.stack([s for _, s in crops])

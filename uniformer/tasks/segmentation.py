@@ -31,7 +31,7 @@ from PIL import Image
 from ..data import get_labels, load_image
 from ..data.labels import get_palette
 from ..hub import WeightsInfo
-from ..inference import autocast
+from ..inference import autocast, synchronize
 from .common import require_model, stage3_run, test_scale
 
 __all__ = ["rescale_size", "test_input_size", "resize_uint8", "SegmentationInput", "preprocess_segmentation",
@@ -247,11 +247,6 @@ def _pretrained_cfg(model: torch.nn.Module):
     return getattr(model, "pretrained_cfg", None) or PretrainedCfg(label_set="ade20k-150", num_classes=150)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.inference_mode()
 def segment_image(model: torch.nn.Module, image, stage3_attention: str | None = None, window_size: int | None = None,
                   scale: Sequence[int] | None = None, device: str | torch.device | None = None,
@@ -280,7 +275,7 @@ def segment_image(model: torch.nn.Module, image, stage3_attention: str | None = 
     t1 = time.perf_counter()
     with autocast(dev, precision):
         logits = run(x)
-    _sync(dev)
+    synchronize(dev)
     t2 = time.perf_counter()
     mask, conf = logits_to_mask(logits, x.shape[-2:], (inp.image_size[1], inp.image_size[0]))
     t3 = time.perf_counter()

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["colorize_mask", "mask_to_png_image", "overlay_segmentation", "draw_boxes", "draw_pose",
-           "KEYPOINT_SIDE_COLORS"]
+           "KEYPOINT_SIDE_COLORS", "load_font"]
 
 #: Colours of left-side, right-side and central joints / limbs (RGB).
 KEYPOINT_SIDE_COLORS = {"left": (0, 200, 255), "right": (255, 128, 0), "center": (80, 255, 80)}
@@ -57,7 +57,8 @@ def overlay_segmentation(image: Image.Image, mask: np.ndarray, palette: Sequence
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
-def _font(size: int):
+def load_font(size: int):
+    """Pillow's default font at ``size`` pixels (the bitmap default where FreeType is missing)."""
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow without FreeType
@@ -95,7 +96,7 @@ def draw_pose(image: Image.Image, persons: Sequence, names: Sequence[str], skele
     side = max(out.size)
     r = max(2, round(side / 160))
     lw = max(2, round(side / 220))
-    font = _font(max(10, round(side / 55)))
+    font = load_font(max(10, round(side / 55)))
     for person in persons:
         kps, scores = np.asarray(person.keypoints, dtype=float), np.asarray(person.scores, dtype=float)
         if show_boxes:

@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import json
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -85,7 +86,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointNotAvailableError(f"training checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated / foreign file
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError, AttributeError,
+            IndexError) as e:  # truncated / foreign file (as hub.read_state_dict)
         raise InvalidCheckpointError(f"{path} is not a readable training checkpoint ({type(e).__name__}: "
                                      f"{str(e)[:160]})") from e
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:

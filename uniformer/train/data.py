@@ -276,7 +276,7 @@ class VideoListDataset(Dataset):
                 clip = decode_video_clip(path, self.num_frames, self.size, self.mean, self.std, self.train)
         except DatasetError:
             raise
-        except Exception as e:  # decoders raise their own types; name the file
+        except (OSError, ValueError, RuntimeError, EOFError, LookupError) as e:  # PyAV's errors derive from these
             raise DatasetError(f"unreadable training video {path}: {type(e).__name__}: {e}") from None
         return clip, label
 

@@ -155,7 +155,7 @@ def digit_input(model: nn.Module, sketch: Any) -> torch.Tensor:
 
 def load_digits_model(name: str = "uniformer_xxs_digits") -> nn.Module:
     """The shipped, project-trained digits model (offline; ``weights_info.source == 'project'``)."""
-    from ..registry import create_model
+    from ..factory import create_model
 
     return create_model(name, pretrained=True)
 

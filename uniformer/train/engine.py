@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import random
 import time
@@ -34,7 +35,9 @@ from .config import TrainConfig
 from .data import EpochSampler, SeededSamples, ShardSampler, build_datasets, with_input_size
 from .distributed import (DistEnv, all_gather_objects, all_reduce_sum, cleanup, convert_sync_batchnorm,
                           init_distributed, unwrap)
-from .model import build_model, enable_grad_checkpointing, freeze, param_groups, set_train_mode
+from .model import build_model, freeze, param_groups, set_train_mode
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TrainState", "FitResult", "WarmupCosine", "seed_everything", "evaluate", "fit", "resolve_precision"]
 
@@ -150,7 +153,8 @@ def evaluate(model: nn.Module, loader, num_classes: int, device: torch.device, e
 
 
 class _Log:
-    """Rank-0 output: lines on stdout (through tqdm when a bar is shown) and metrics.jsonl."""
+    """Rank-0 output: lines above the progress bar (tqdm; the module logger when no bar is shown) and
+    metrics.jsonl."""
 
     def __init__(self, env: DistEnv, cfg: TrainConfig, total: int, initial: int):
         self.env, self.cfg = env, cfg
@@ -167,7 +171,7 @@ class _Log:
         if self.bar is not None:
             self.bar.write(text)
         elif self.cfg.progress:
-            print(text, flush=True)
+            logger.info(text)
 
     def record(self, entry: dict) -> None:
         if self.path is not None:
@@ -236,7 +240,7 @@ def _fit(cfg, env, model, callbacks, command, datasets) -> FitResult:
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("every parameter is frozen; nothing to train")
     if cfg.grad_checkpointing:
-        enable_grad_checkpointing(model)
+        model.set_grad_checkpointing(True)
     if cfg.sync_bn and env.distributed:
         model = convert_sync_batchnorm(model, device)
     model.to(device)

@@ -7,16 +7,12 @@ processes or data.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
-
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.checkpoint import checkpoint
 
 from ..blocks import UniFormerBlock
-from ..registry import create_model, get_entry
+from ..factory import create_model
+from ..registry import get_entry
 
 __all__ = ["build_model", "freeze", "set_train_mode", "enable_grad_checkpointing", "param_groups",
            "FrameAveragingClassifier", "classifier_prefixes"]
@@ -122,57 +118,12 @@ def set_train_mode(model: nn.Module) -> nn.Module:
 
 # --- gradient checkpointing ---------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _no_bn_stat_update(module: nn.Module):
-    """During checkpoint recomputation: BatchNorm layers of ``module`` normalize as usual but do
-    not update their running statistics a second time (momentum 0; the batch counter restored)."""
-    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
-             for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    for m, _, _ in saved:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum, count in saved:
-            m.momentum = momentum
-            if count is not None:
-                m.num_batches_tracked.copy_(count)
-
-
-def _checkpoint_contexts(module: nn.Module):
-    return contextlib.nullcontext(), _no_bn_stat_update(module)
-
-
-def _checkpointed_class(cls: type) -> type:
-    """A subclass of block class ``cls`` whose training forward runs under
-    ``torch.utils.checkpoint`` (non-reentrant): activations are recomputed in the backward."""
-    if getattr(cls, "_uniformer_checkpointed", False):
-        return cls
-
-    def forward(self, *args, **kwargs):
-        run = functools.partial(cls.forward, self)
-        if self.training and torch.is_grad_enabled():
-            return checkpoint(run, *args, use_reentrant=False,
-                              context_fn=functools.partial(_checkpoint_contexts, self), **kwargs)
-        return run(*args, **kwargs)
-
-    return type(cls.__name__, (cls,), {"forward": forward, "_uniformer_checkpointed": True,
-                                       "__doc__": cls.__doc__, "__module__": cls.__module__})
-
-
-def enable_grad_checkpointing(model: nn.Module) -> int:
-    """Gradient checkpointing of every UniFormer block (local, global and hourglass) of ``model``:
-    each block's activations are recomputed during the backward instead of kept (memory ~ one
-    block's activations per stage; about one extra forward of compute). Gradients are unchanged;
-    BatchNorm running statistics are updated once, as without checkpointing. The change is to
-    the blocks' classes only: parameter names, state dicts and eval forwards are untouched.
-    Returns the number of blocks changed."""
-    n = 0
-    for module in model.modules():
-        if isinstance(module, UniFormerBlock):
-            module.__class__ = _checkpointed_class(type(module))
-            n += 1
-    return n
+def enable_grad_checkpointing(model: nn.Module, enable: bool = True) -> int:
+    """``model.set_grad_checkpointing(enable)`` (timm's switch, read by every stage: see
+    :meth:`uniformer.models.uniformer.UniFormer.set_grad_checkpointing`); returns the number of
+    UniFormer blocks that now run checkpointed (0 when switched off)."""
+    model.set_grad_checkpointing(enable)
+    return sum(isinstance(b, UniFormerBlock) for b in model.modules()) if enable else 0
 
 
 # --- optimizer parameter groups -----------------------------------------------------------------
@@ -198,6 +149,10 @@ class FrameAveragingClassifier(nn.Module):
         super().__init__()
         self.image_model = image_model
         self.num_classes = getattr(image_model, "num_classes", None)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Gradient checkpointing of the image model's blocks (timm's switch)."""
+        self.image_model.set_grad_checkpointing(enable)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         B, C, T, H, W = clip.shape
