@@ -27,12 +27,14 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from uniformer.inference import is_light
 from uniformer.tasks.detection import DetectionResult, class_colors, detect_objects, draw_detections, mask_to_rle
 from uniformer.tasks.visualize import draw_boxes
 
 from .dense_handlers import BoxPick, _box_text, _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins, is_light_detector
 from .handlers import default_device, device_label
+from . import errors
 from .models import CHECKPOINT_DIR_ENV, LoadedModel, get_model
 
 __all__ = ["MODES", "WINDOW_SIZE", "SHORT_SIDES", "OFFICIAL_SCORE_THR", "DEFAULT_SHOW_THR", "MAX_DETECT_SIDE",
@@ -155,7 +157,7 @@ def _detection_image(img: Image.Image) -> Image.Image:
 def _load(model_name: str) -> LoadedModel:
     loaded = get_model(model_name)
     if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+        raise errors.model_not_loaded(model_name, loaded.error)
     return loaded
 
 
@@ -254,7 +256,7 @@ def _stage3_text(view: DetView) -> str:
 
 def _is_light(name: str) -> bool:
     try:
-        return is_light_detector(name)
+        return is_light(name)
     except KeyError:  # not a registered name (a model built by hand)
         return False
 

@@ -7,7 +7,7 @@ import gradio as gr
 
 from . import detection_handlers as xd
 from . import handlers
-from .components import RawImage
+from .components import NumericRadio, RawImage
 from .dense_models import DEFAULT_DET_MODEL, Stage3Twins, det_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -31,7 +31,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 model = gr.Dropdown(det_model_choices(), value=DEFAULT_DET_MODEL, label="Model", elem_id="det-model")
                 mode = gr.Radio(xd.MODES, value="hybrid", label="Stage-3 attention", elem_id="det-mode",
                                 info=xd.mode_update(DEFAULT_DET_MODEL)["info"])
-                short_side = gr.Radio(xd.SHORT_SIDES, value=800, label="Resolution (short side, pixels)",
+                short_side = NumericRadio(xd.SHORT_SIDES, value=800, label="Resolution (short side, pixels)",
                                       elem_id="det-scale", info="official: 800 (long side at most 1333); smaller "
                                       "runs faster")
                 run = gr.Button("Detect", variant="primary", elem_id="det-run")

@@ -7,7 +7,7 @@ import gradio as gr
 
 from . import dense_handlers as dh
 from . import handlers
-from .components import RawImage
+from .components import NumericRadio, RawImage
 from .dense_models import DEFAULT_SEG_MODEL, Stage3Twins, seg_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -31,9 +31,9 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                 model = gr.Dropdown(seg_model_choices(), value=DEFAULT_SEG_MODEL, label="Model", elem_id="seg-model")
                 with gr.Row():
                     mode = gr.Radio(dh.MODES, value="global", label="Stage-3 attention", elem_id="seg-mode", scale=3)
-                    window = gr.Radio(dh.WINDOW_SIZES, value=32, label="Window (tokens)", elem_id="seg-window",
+                    window = NumericRadio(dh.WINDOW_SIZES, value=32, label="Window (tokens)", elem_id="seg-window",
                                       scale=2)
-                short_side = gr.Radio(dh.SHORT_SIDES, value=512, label="Resolution (short side, pixels)",
+                short_side = NumericRadio(dh.SHORT_SIDES, value=512, label="Resolution (short side, pixels)",
                                       elem_id="seg-scale", info="official: 512; smaller runs faster")
                 with gr.Row():
                     run = gr.Button("Segment", variant="primary", elem_id="seg-run")

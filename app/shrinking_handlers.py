@@ -30,11 +30,11 @@ import uniformer
 from uniformer.data import ImageDecodeError, eval_transform, get_labels, load_image
 from uniformer.explain.geometry import InputGeometry, input_geometry
 from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer
-from uniformer.inference import ClassScore
+from uniformer.inference import ClassScore, is_light
 from uniformer.models.light import BlockTrace, UniFormerLight
 
-from .handlers import TOPK, default_device, device_label, label_scores
-from .models import get_model
+from .handlers import TOPK, default_device, device_label, is_project_model, label_scores
+from . import errors
 
 __all__ = ["DEFAULT_LIGHT_MODEL", "KEEP_RATIOS", "DEFAULT_KEEP_RATIO", "REPEATS", "MAX_DISPLAY_SIDE",
            "SWEEP_COLUMNS", "light_model_choices", "keep_ratio_choices", "image_digest", "ShrinkingRun", "TraceCache",
@@ -62,7 +62,7 @@ def light_model_choices() -> list[tuple[str, str]]:
     """(label shown, model name) of every registered light image classifier (uniformer_xxs_* and
     uniformer_xs_*: the models with hourglass blocks), for a dropdown."""
     names = [n for n in uniformer.list_models(task="image-classification")
-             if issubclass(uniformer.get_entry(n).build, UniFormerLight)]
+             if is_light(n) and not is_project_model(n)]
     return [(f"{n} \u2014 {uniformer.get_entry(n).description}", n) for n in names]
 
 
@@ -226,12 +226,6 @@ def trace_ratios(model: UniFormerLight, x: torch.Tensor, keep_ratios, repeats: i
     return result
 
 
-def _loaded_model(model_name: str):
-    loaded = get_model(model_name)
-    if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
-    return loaded.model
-
 
 def get_runs(image, model_name: str, keep_ratios=KEEP_RATIOS, repeats: int = REPEATS,
              cache: TraceCache = TRACE_CACHE, digest: str | None = None) -> tuple[str, dict[float, ShrinkingRun]]:
@@ -244,9 +238,8 @@ def get_runs(image, model_name: str, keep_ratios=KEEP_RATIOS, repeats: int = REP
     whose weights failed to load.
     """
     if image is None:
-        raise gr.Error("No image yet: upload a photo, take one with the webcam, paste one or pick an example.",
-                       title="No image")
-    model = _loaded_model(model_name)
+        raise errors.no_input()
+    model = errors.loaded_model(model_name)
     try:
         digest = digest or image_digest(image)
         runs = {r: cache.get((digest, model_name, float(r)), model) for r in keep_ratios}
@@ -254,8 +247,7 @@ def get_runs(image, model_name: str, keep_ratios=KEEP_RATIOS, repeats: int = REP
         if missing:
             original = load_image(image)
     except ImageDecodeError as e:
-        raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
-                       print_exception=False) from None
+        raise errors.unreadable(e) from None
     if missing:
         cfg = model.pretrained_cfg
         device = default_device()

@@ -5,7 +5,7 @@ import gradio as gr
 
 from . import handlers
 from . import shrinking_handlers as sh
-from .components import RawImage
+from .components import NumericRadio, RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
 
 __all__ = ["build_shrinking_tab"]
@@ -32,7 +32,7 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                                     elem_id="shrink-model")
                 weights = gr.Markdown(elem_id="shrink-weights")
                 banner = gr.HTML(elem_id="shrink-weights-banner")
-                keep_ratio = gr.Radio(sh.keep_ratio_choices(), value=sh.DEFAULT_KEEP_RATIO, elem_id="shrink-ratio",
+                keep_ratio = NumericRadio(sh.keep_ratio_choices(), value=sh.DEFAULT_KEEP_RATIO, elem_id="shrink-ratio",
                                       label="Keep ratio (Table 23)",
                                       info="fraction of tokens each hourglass block keeps; the rest are fused")
                 button = gr.Button("Run", variant="primary", elem_id="shrink-run")

@@ -34,15 +34,16 @@ import torch
 from PIL import Image, ImageDraw
 
 import uniformer
+from uniformer.inference import is_light
 from uniformer.data.video import VideoDecodeError
 from uniformer.explain.video import (SpaceTimeAttention, frame_strip, grad_cam, overlay_frames, sampling_timeline,
                                      token_attention, write_overlay)
 from uniformer.inference_video import VIEW_CHOICES, VideoClips, VideoPrediction, Views, load_clips, predict_clips
 from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES, MOVING_DIGITS_MODEL, MOVING_DIGITS_SIZE
-from uniformer.models.light import UniFormerLight
 
 from .digits_handlers import project_weights_text
 from .handlers import TOPK, ModelStatus, default_device, device_label, label_scores, render_status
+from . import errors
 from .models import find_local_checkpoint, get_model
 
 __all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT",
@@ -459,10 +460,10 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     views are invalid.
     """
     if video is None:
-        raise gr.Error("No video yet: upload a clip, record one or pick an example.", title="No video")
+        raise errors.no_input("video")
     loaded = get_model(model_name)
     if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+        raise errors.model_not_loaded(model_name, loaded.error)
     model = loaded.model
     try:
         chosen = Views.parse(views)
@@ -475,8 +476,7 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     try:
         clips = load_clips(video, model.pretrained_cfg, chosen, progress=report)
     except VideoDecodeError as e:
-        raise gr.Error(f"This file cannot be used as a video: {e}", title="Unreadable video",
-                       print_exception=False) from None
+        raise errors.unreadable(e, "video") from None
     prediction = predict_clips(model, clips, topk=TOPK, device=default_device(), progress=report, source=str(video))
     view = clips.centre_view()
     t = clips.frames_per_clip
@@ -501,7 +501,7 @@ def block_choices(model_name: str) -> list[tuple[str, str]]:
     every stage-3/4 hourglass block (:func:`uniformer.explain.video.global_blocks`)."""
     entry = uniformer.get_entry(model_name)
     cfg = entry.config
-    if issubclass(entry.build, UniFormerLight):
+    if is_light(model_name):
         blocks = [(s, b) for s in (2, 3) for b in range(cfg.depths[s])]
     else:
         blocks = [(s, b) for s in range(4) if cfg.block_types[s] == "global" for b in range(cfg.depths[s])]

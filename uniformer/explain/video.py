@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
+from ..inference import is_light
 from .capture import capture_attention
 
 __all__ = ["SpaceTimeAttention", "token_attention", "token_at", "VideoCAM", "grad_cam", "overlay_frames",
@@ -46,16 +47,12 @@ def _batch(clip: torch.Tensor) -> torch.Tensor:
     return clip
 
 
-def _is_light(model: nn.Module) -> bool:
-    return hasattr(model, "cls_token")
-
-
 def global_blocks(model: nn.Module) -> list[tuple[int, int]]:
     """(stage, block) of every block whose attention :func:`token_attention` can show: every global
     block of UniFormer-S/B; every stage-3/4 hourglass block of the light models (§5.1; in blocks
     that shrink, fused tokens show their representative's attention, see
     :mod:`uniformer.explain.capture`)."""
-    if _is_light(model):
+    if is_light(model):
         return [(s, b) for s in (2, 3) for b in range(len(model.stages[s].blocks))]
     return [(s, b) for s, stage in enumerate(model.stages) if model.cfg.block_types[s] == "global"
             for b in range(len(stage.blocks))]
@@ -156,7 +153,7 @@ def grad_cam(model: nn.Module, clip: torch.Tensor, target: int | None = None, la
     the spatial resolution; UniFormer-S/B only). Raises ValueError for an unknown or unsupported layer."""
     if layer not in ("last", "stage3"):
         raise ValueError(f"layer must be 'last' or 'stage3', got {layer!r}")
-    if layer == "stage3" and _is_light(model):
+    if layer == "stage3" and is_light(model):
         raise ValueError("layer 'stage3' needs UniFormer-S/B; the light models' stage 4 depends on stage 3's "
                          "token-shrinking state, use layer='last'")
     x = _batch(clip).to(next(model.parameters()).device)
