@@ -52,20 +52,24 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 with gr.Row():
                     show_masks = gr.Checkbox(value=True, label="Masks", elem_id="det-show-masks")
                     show_labels = gr.Checkbox(value=True, label="Labels", elem_id="det-show-labels")
-                note = gr.Markdown(elem_id="det-note")
+                note = gr.Markdown(elem_id="det-note", label="Note")
                 classes = gr.CheckboxGroup([], label="Classes shown (detections at this threshold)",
                                            show_select_all=True, elem_id="det-classes")
                 table = gr.Dataframe(label="Detections (photo pixels)", interactive=False, elem_id="det-table",
                                      max_height=320)
                 timing = gr.HTML(label="Time per step (this device)", elem_id="det-timing")
-                details = gr.Markdown(elem_id="det-details")
+                details = gr.Markdown(elem_id="det-details", label="Details")
                 files = gr.File(label="Downloads: drawing (PNG), shown detections in COCO results format with RLE "
                                 "masks (JSON)", file_count="multiple", interactive=False, elem_id="det-files")
         state = gr.State(None)
 
     outputs = [overlay, note, classes, table, timing, details, files, state]
     run.click(functools.partial(xd.detect, twins=twins), [image, model, mode, short_side, thr, opacity, show_masks,
-                                                          show_labels], outputs, api_name="detect")
+                                                          show_labels], outputs, api_name="detect",
+                                                          api_description=(
+        "Object detection and instance segmentation (COCO, 80 classes) of a photo: the drawing, the classes found, a "
+        "table of detections (box in photo pixels, class, score), per-step timings, and downloads (PNG; COCO "
+        "results JSON with RLE masks). thr: lowest score shown."))
     redraw = dict(fn=xd.rerender, inputs=[state, thr, classes, opacity, show_masks, show_labels],
                   outputs=[overlay, note, classes, table, files, state], api_visibility="private",
                   show_progress="hidden")

@@ -203,6 +203,12 @@ def _shrinking_panels(trace, model, picture: Image.Image) -> tuple[list[tuple[Im
     return panels, pd.DataFrame(rows, columns=list(SHRINK_COLUMNS))
 
 
+def classify_digit_image(image) -> DigitsView:
+    """The ``/digits`` API: a picture of one digit (a file path: dark ink on a light background, or
+    strokes on a transparent canvas; any size) -> :class:`DigitsView`, as :func:`classify_sketch`."""
+    return classify_sketch(image)
+
+
 def classify_sketch(sketch: Any, loaded: LoadedModel | None = None) -> DigitsView:
     """Classify a drawing (the sketchpad's value: a dict with 'composite' / 'layers' /
     'background', or an image / array / path) with the digits model -> :class:`DigitsView`.

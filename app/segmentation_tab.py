@@ -51,7 +51,7 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                     opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Opacity", elem_id="seg-opacity", scale=3)
                     show_windows = gr.Checkbox(value=True, label="Draw the stage-3 windows", elem_id="seg-show-windows",
                                                scale=2)
-                details = gr.Markdown(elem_id="seg-details")
+                details = gr.Markdown(elem_id="seg-details", label="Details")
                 timings = gr.Dataframe(label="Time per stage-3 mode on this image (this device)", interactive=False,
                                        elem_id="seg-timings")
                 with gr.Row(equal_height=False):
@@ -65,8 +65,11 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
 
     inputs = [image, model, mode, window, short_side, opacity, show_windows, state]
     outputs = [overlay, classes, legend, details, timings, files, state]
-    run.click(functools.partial(dh.segment, twins=twins), inputs, outputs, api_name="segment")
-    compare.click(functools.partial(dh.compare_modes, twins=twins), inputs, outputs, api_name="segment_compare_modes")
+    run.click(functools.partial(dh.segment, twins=twins), inputs, outputs, api_name="segment",
+              api_description="Semantic segmentation (ADE20K, 150 classes) of a photo: the overlay, the classes found "
+                              "with their areas, timings, and downloads (overlay PNG, class-index mask PNG, areas "
+                              "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.")
+    compare.click(functools.partial(dh.compare_modes, twins=twins), inputs, outputs, api_visibility="private")
     redraw = dict(fn=dh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
     opacity.release(**redraw)

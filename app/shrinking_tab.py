@@ -44,16 +44,19 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                                    interactive=False, height=420, elem_id="shrink-overlay", format="png")
                 layer = gr.Slider(1, 10, value=2, step=1, label="Hourglass layer", elem_id="shrink-layer",
                                   info="stage-3 and stage-4 blocks in forward order")
-                caption = gr.Markdown(elem_id="shrink-caption")
+                caption = gr.Markdown(elem_id="shrink-caption", label="About this layer")
                 chart = gr.Plot(label="Tokens per layer", elem_id="shrink-chart")
-                details = gr.Markdown(elem_id="shrink-details")
+                details = gr.Markdown(elem_id="shrink-details", label="Details")
                 sweep = gr.Dataframe(sh.empty_view().sweep, label=("All keep ratios on this image (\u25c0 = shown; latency: median of 3 forwards, batch 1, "
                                             "noisy on a busy CPU)"), interactive=False,
                                      elem_id="shrink-sweep")
         state = gr.State(None)
 
     run_outputs = [overlay, caption, chart, label, details, sweep, layer, state]
-    button.click(sh.run_shrinking, [image, model, keep_ratio, layer], run_outputs, api_name="token_shrinking")
+    button.click(sh.run_shrinking, [image, model, keep_ratio, layer], run_outputs, api_name="shrink",
+                 api_description="Token shrinking of a light UniFormer (XXS / XS) on a photo at one keep ratio: the "
+                                 "kept and fused tokens of one hourglass layer, tokens per layer, the top-5 classes, "
+                                 "and every keep ratio's top class and latency.")
     keep_ratio.change(sh.change_keep_ratio, [state, keep_ratio, layer], run_outputs, api_visibility="private")
     layer.change(sh.show_layer, [state, layer], [overlay, caption, chart], api_visibility="private",
                  show_progress="hidden")

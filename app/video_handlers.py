@@ -42,7 +42,8 @@ from uniformer.inference_video import VIEW_CHOICES, VideoClips, VideoPrediction,
 from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES, MOVING_DIGITS_MODEL, MOVING_DIGITS_SIZE
 
 from .digits_handlers import project_weights_text
-from .handlers import TOPK, ModelStatus, default_device, device_label, label_scores, render_status
+from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, device_label, is_project_model, is_relative,
+                       label_scores, render_status, trained_on_note)
 from . import errors
 from .models import find_local_checkpoint, get_model
 
@@ -490,7 +491,12 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
         bad = ", ".join(str(i) for i in sorted(clips.decoded.substituted)[:8])
         details += (f"  \n\u26a0\ufe0f Frames {bad} could not be decoded (damaged file); the nearest earlier "
                     f"frame stands in for them.")
-    return VideoResult(label_scores(prediction.topk), details, views_table(prediction), strip_image(clips),
+    if is_project_model(model_name):
+        details = f"{trained_on_note(model_name)}  \n{details}"
+    scores = label_scores(prediction.topk)
+    if is_relative(scores):
+        details += f"  \n<small>{RELATIVE_NOTE}</small>"
+    return VideoResult(scores, details, views_table(prediction), strip_image(clips),
                        timeline_image(clips), _frame_image(session, 0), gr.update(value=1, maximum=t), None,
                        _attention_caption(session), session)
 

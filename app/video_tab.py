@@ -45,7 +45,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
                 banner = gr.HTML(elem_id="video-weights-banner")
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes (views averaged)",
                                  elem_id="video-top-classes")
-                details = gr.Markdown(elem_id="video-details")
+                details = gr.Markdown(elem_id="video-details", label="Details")
                 table = gr.Dataframe(label="Per-view probabilities (%) of the top classes", interactive=False,
                                      elem_id="video-views-table", wrap=True)
         gr.Markdown("**Where the sampled frames sit in the video** (one row per clip), and **the frames the model "
@@ -66,7 +66,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
                 with gr.Column():
                     attention = gr.Image(label="Where the clicked token looks, at this frame", type="pil",
                                          interactive=False, elem_id="video-attn-map", format="png", height=300)
-                    attention_caption = gr.Markdown(elem_id="video-attn-caption")
+                    attention_caption = gr.Markdown(elem_id="video-attn-caption", label="About the attention")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1):
                     cam_button = gr.Button("Grad-CAM of the top class (GIF + MP4)", elem_id="video-gradcam")
@@ -79,7 +79,10 @@ def build_video_tab(demo: gr.Blocks) -> None:
         state = gr.State(None)
 
     outputs = [label, details, table, strip, timeline, frame, slider, attention, attention_caption, state]
-    button.click(vh.classify_video, [video, model, views], outputs, api_name="classify_video")
+    button.click(vh.classify_video, [video, model, views], outputs, api_name="classify_video",
+                 api_description="Classify a video with the checkpoint's official frame sampling and test views "
+                                 "(views: 'CLIPSxCROPS', e.g. '4x1'): the top-5 classes (views averaged), per-view "
+                                 "probabilities, the frames the model saw and where they sit in the video.")
     slider.change(vh.show_frame, [state, slider], [frame, attention], api_visibility="private",
                   show_progress="hidden")
     frame.select(vh.attend, [state, slider, block], [frame, attention, attention_caption, state],
