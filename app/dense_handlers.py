@@ -396,14 +396,42 @@ def estimate(image, model_name: str, box_text: str | None, flip_test: bool, thre
     none), drawn with scores (joints below ``threshold`` hidden), a table, details and downloads
     (overlay PNG, keypoints JSON). Raises gr.Error: no image, unreadable image, bad box, model not
     loaded."""
+    return PoseOutputs(*estimate_live(image, model_name, box_text, flip_test, threshold)[:-1])
+
+
+@dataclass(frozen=True)
+class PoseRun:
+    """What one pose run keeps for re-drawing: the decoded photo and the result."""
+
+    image: Image.Image
+    result: PoseResult
+
+
+def estimate_live(image, model_name: str, box_text: str | None, flip_test: bool, threshold: float):
+    """:func:`estimate` for the tab: its outputs plus a :class:`PoseRun` state, so the threshold
+    re-draws (:func:`redraw_pose`) without running the model again."""
     _need_image(image)
     img = _decode(image)
     boxes = parse_boxes(box_text, img.size)
     loaded = get_model(model_name)
     if loaded.model is None:
         raise errors.model_not_loaded(model_name, loaded.error)
-    result = estimate_pose(loaded.model, img, boxes=boxes or None, flip_test=bool(flip_test),
-                           device=default_device())
+    run = PoseRun(img, estimate_pose(loaded.model, img, boxes=boxes or None, flip_test=bool(flip_test),
+                                     device=default_device()))
+    return (*render_pose(run, threshold), run)
+
+
+def redraw_pose(run: PoseRun | None, threshold: float) -> PoseOutputs:
+    """The threshold moved: re-draw the last run with joints scoring below ``threshold`` hidden
+    (no network); nothing to do before the first run."""
+    if run is None:
+        return PoseOutputs(*(gr.skip() for _ in PoseOutputs._fields))
+    return render_pose(run, threshold)
+
+
+def render_pose(run: PoseRun, threshold: float) -> PoseOutputs:
+    """Draw ``run`` with joints scoring below ``threshold`` hidden -> outputs, files written."""
+    img, result = run.image, run.result
     info = result.keypoint_info
     full = draw_pose(img, result.persons, info.names, info.skeleton, score_threshold=float(threshold))
     folder = _out_dir("uniformer_pose_")

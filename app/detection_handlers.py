@@ -389,11 +389,11 @@ def find_people(image, detector_name: str, progress=gr.Progress()):
     -> (pick state, box text, preview with the boxes, note). With untrained weights (or no person
     found) the box is left as it is and the note says why. Raises gr.Error: no image, unreadable
     image, detector not loaded."""
-    _need_image(image)
-    img = _decode(image)
-    loaded = _load(detector_name)
+    loaded = _load(detector_name)  # cached since the page loaded: declining costs no decode
     if not _trained(loaded):
         return gr.update(), gr.update(), gr.update(), f"**The detector was not run.** {detector_note(detector_name)}"
+    _need_image(image)
+    img = _decode(image)
     work = _detection_image(img)
     progress(0.2, desc=f"Finding people with {detector_name}")
     result = detect_objects(loaded.model, work, score_thr=OFFICIAL_SCORE_THR, device=default_device())

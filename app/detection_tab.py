@@ -55,7 +55,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 note = gr.Markdown(elem_id="det-note", label="Note")
                 classes = gr.CheckboxGroup([], label="Classes shown (detections at this threshold)",
                                            show_select_all=True, elem_id="det-classes")
-                table = gr.Dataframe(label="Detections (photo pixels)", interactive=False, elem_id="det-table",
+                table = gr.Dataframe(xd.empty_detection().table, label="Detections (photo pixels)", interactive=False, elem_id="det-table",
                                      max_height=320)
                 timing = gr.HTML(label="Time per step (this device)", elem_id="det-timing")
                 details = gr.Markdown(elem_id="det-details", label="Details")
@@ -73,8 +73,9 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     redraw = dict(fn=xd.rerender, inputs=[state, thr, classes, opacity, show_masks, show_labels],
                   outputs=[overlay, note, classes, table, files, state], api_visibility="private",
                   show_progress="hidden")
-    thr.release(**redraw)
-    opacity.release(**redraw)
+    # .change: a drag, a typed value (Enter or leaving the box) and the arrows all re-draw
+    thr.change(**redraw, trigger_mode="always_last")
+    opacity.change(**redraw, trigger_mode="always_last")
     classes.input(**redraw)
     show_masks.input(**redraw)
     show_labels.input(**redraw)

@@ -21,8 +21,12 @@ def build_digits_tab(demo: gr.Blocks) -> None:
         gr.Markdown(_INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                sketch = gr.Sketchpad(label="Pick the brush (\u270e, left), then draw a digit (0-9), large and centred",
-                                      type="numpy", image_mode="RGBA", canvas_size=(320, 320), height=380,
+                gr.Markdown("**Draw a digit (0-9), large and centred** (brush: \u270e in the toolbar; the bin "
+                            "clears the canvas)", elem_id="digits-sketch-label")
+                # a drag on the canvas must draw, never select the placeholder text under it
+                gr.HTML("<style>#digits-sketch, #digits-sketch * {user-select: none; -webkit-user-select: none}"
+                        "</style>", padding=False)
+                sketch = gr.Sketchpad(label="Draw a digit (0-9)", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(320, 320), height=380,
                                       elem_id="digits-sketch",
                                       brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"),
                                       layers=False, transforms=())

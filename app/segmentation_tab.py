@@ -52,7 +52,8 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                     show_windows = gr.Checkbox(value=True, label="Draw the stage-3 windows", elem_id="seg-show-windows",
                                                scale=2)
                 details = gr.Markdown(elem_id="seg-details", label="Details")
-                timings = gr.Dataframe(label="Time per stage-3 mode on this image (this device)", interactive=False,
+                timings = gr.Dataframe(dh.empty_segmentation().timings, label="Time per stage-3 mode on this image (this device)",
+                                       interactive=False,
                                        elem_id="seg-timings")
                 with gr.Row(equal_height=False):
                     with gr.Column():
@@ -72,7 +73,7 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
     compare.click(functools.partial(dh.compare_modes, twins=twins), inputs, outputs, api_visibility="private")
     redraw = dict(fn=dh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
-    opacity.release(**redraw)
+    opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value
     classes.input(**redraw)
     show_windows.input(**redraw)
     gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")

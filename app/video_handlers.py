@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 
 import uniformer
 from uniformer.inference import is_light
-from uniformer.data.video import VideoDecodeError
+from uniformer.data.video import VideoDecodeError, probe_video
 from uniformer.explain.video import (SpaceTimeAttention, frame_strip, grad_cam, overlay_frames, sampling_timeline,
                                      token_attention, write_overlay)
 from uniformer.inference_video import VIEW_CHOICES, VideoClips, VideoPrediction, Views, load_clips, predict_clips
@@ -244,8 +244,23 @@ def view_choices() -> list[tuple[str, str]]:
 
 
 def default_views(model_name: str) -> str:
-    """The views a model starts with: 1 x 1 (one forward, the fastest answer on a CPU)."""
-    return "1x1"
+    """The views a model is selected with: its official test views ('CLIPSxCROPS', e.g. '4x1' for
+    Kinetics, '1x3' for Something-Something), as :func:`model_info` states them; the user can pick
+    fewer for a faster answer."""
+    p = uniformer.get_entry(model_name).pretrained
+    chosen = f"{p.test_clips}x{p.test_crops}"
+    return chosen if chosen in {value for _, value in view_choices()} else "1x1"
+
+
+def check_upload(video) -> None:
+    """On upload: probe the file at once, so a file that is not a usable video gets a message in
+    words (the browser's own player only says "Video not playable"). Raises :func:`app.errors.unreadable`."""
+    if video is None:
+        return
+    try:
+        probe_video(video)
+    except VideoDecodeError as e:
+        raise errors.unreadable(e, "video") from None
 
 
 def model_info(model_name: str) -> str:
@@ -323,25 +338,31 @@ class VideoResult(NamedTuple):
 
 def empty_result() -> VideoResult:
     """No result: shown when the video or the model changes, so nothing stale stays on screen."""
-    return VideoResult(None, "", None, None, None, None, gr.update(value=1, maximum=16), None, "", None)
+    return VideoResult(None, "", pd.DataFrame(columns=VIEWS_TABLE_COLUMNS), None, None, None,
+                       gr.update(value=1, maximum=16), None, "", None)
+
+
+#: Columns of the per-view table before any view (no "1 2 3" placeholder headers).
+VIEWS_TABLE_COLUMNS = ["class", "average"]
 
 
 def views_table(prediction: VideoPrediction) -> pd.DataFrame:
-    """One row per view: clip, crop, the frames it saw, its probability (%) of each final top class,
-    and its own top-1."""
+    """One row per final top class (class names in rows, so long names wrap between words), one
+    column per view ('clip c, crop (frames a-b)') with that view's probability (%), then the
+    average; a last row gives each view's own top-1."""
     crop_names = {1: ["centre"], 3: ["left/top", "centre", "right/bottom"]}[prediction.crops]
+    heads = [f"clip {v.clip + 1}, {crop_names[v.crop]} (frames {v.frame_indices[0]}\u2013{v.frame_indices[-1]})"
+             for v in prediction.views]
     rows = []
-    for v in prediction.views:
-        row = {"clip": v.clip + 1, "crop": crop_names[v.crop],
-               "frames": f"{v.frame_indices[0]}\u2013{v.frame_indices[-1]}"}
-        for c, p in zip(prediction.topk, v.probabilities):
-            row[c.label] = round(100 * p, 2)
-        row["view's top-1"] = f"{v.top1.label} ({100 * v.top1.probability:.1f}%)"
+    for k, c in enumerate(prediction.topk):
+        row = {"class": c.label}
+        row.update({h: round(100 * v.probabilities[k], 2) for h, v in zip(heads, prediction.views)})
+        row["average"] = round(100 * c.probability, 2)
         rows.append(row)
-    mean = {"clip": "all", "crop": "average", "frames": ""}
-    mean.update({c.label: round(100 * c.probability, 2) for c in prediction.topk})
-    mean["view's top-1"] = prediction.topk[0].label
-    return pd.DataFrame(rows + [mean])
+    top1 = {"class": "view's own top-1"}
+    top1.update({h: f"{v.top1.label} ({100 * v.top1.probability:.1f}%)" for h, v in zip(heads, prediction.views)})
+    top1["average"] = prediction.topk[0].label
+    return pd.DataFrame(rows + [top1], columns=["class", *heads, "average"])
 
 
 def details_markdown(prediction: VideoPrediction) -> str:

@@ -36,6 +36,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
                 real = list(vh.write_video_examples().values())
                 clips = moving + real if start == vh.OFFLINE_VIDEO_MODEL else real + moving
                 gr.Examples([[str(p)] for p in clips], inputs=video, cache_examples=False, examples_per_page=10,
+                            example_labels=[p.stem.replace("_", " ") for p in clips],
                             label="Examples (click one, then Classify video)")
                 credits = [vh.MOVING_DIGITS_EXAMPLES_CREDIT, vh.VIDEO_EXAMPLES_CREDIT]
                 gr.Markdown("<small>" + " ".join(credits if start == vh.OFFLINE_VIDEO_MODEL else credits[::-1])
@@ -46,7 +47,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes (views averaged)",
                                  elem_id="video-top-classes")
                 details = gr.Markdown(elem_id="video-details", label="Details")
-                table = gr.Dataframe(label="Per-view probabilities (%) of the top classes", interactive=False,
+                table = gr.Dataframe(vh.empty_result().table, label="Per-view probabilities (%) of the top classes", interactive=False,
                                      elem_id="video-views-table", wrap=True)
         gr.Markdown("**Where the sampled frames sit in the video** (one row per clip), and **the frames the model "
                     "saw**, clip by clip (#frame index; yellow: the crop it saw):")
@@ -92,5 +93,8 @@ def build_video_tab(demo: gr.Blocks) -> None:
     model.change(vh.video_model_status, model, [weights, banner], api_visibility="private")
     model.change(vh.model_info, model, info, api_visibility="private", show_progress="hidden")
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
+    model.change(lambda name: gr.update(value=vh.default_views(name)), model, views, api_visibility="private",
+                 show_progress="hidden")
+    video.upload(vh.check_upload, video, None, api_visibility="private", show_progress="hidden")
     gr.on([video.change, model.change], vh.empty_result, None, outputs, api_visibility="private",
           show_progress="hidden")

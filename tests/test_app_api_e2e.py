@@ -139,3 +139,155 @@ def test_digits(client):
     digit, label, attention, caption, shrinking, table, details = client.predict(_file(example), api_name="/digits")
     assert Path(digit).is_file() and len(label["confidences"]) == 3
     assert "Prediction" in details and len(shrinking) >= 1
+
+
+# --- the browser, on the same server -----------------------------------------------------------
+
+RUN_TIMEOUT_MS = 300_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium_browser() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser, server):
+    with browser_page(browser, width=1400, height=900) as p:
+        p.goto(server)
+        yield p
+
+
+def _tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def _pick(page, dropdown: str, option: str) -> None:
+    page.locator(f"#{dropdown} input").click()
+    page.get_by_role("option", name=option, exact=False).first.click()
+
+
+def _type_and_enter(page, elem_id: str, value: str) -> None:
+    """Type a value into a slider's number box and press Enter, as a user does."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(value)
+    box.press("Enter")
+
+
+def _example(page, n: int = 0) -> None:
+    page.locator("[role=tabpanel]:visible button.gallery-item").nth(n).click()
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_image_tab_offers_no_digits_model_and_untrained_top_k_shows_real_percentages(page):
+    from playwright.sync_api import expect
+
+    _tab(page, "Image classification")
+    page.locator("#model input").click()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible()
+    names = options.all_inner_texts()
+    assert any("uniformer_small_in1k" in n for n in names)
+    assert not any("digits" in n for n in names), names
+    page.get_by_role("option", name="uniformer_xxs_128_in1k", exact=False).first.click()
+    expect(page.locator("#weights-banner")).to_contain_text("untrained random weights")
+    _example(page, 0)
+    page.locator("#input-image img").wait_for(state="attached")
+    page.click("#classify")
+    page.locator("#details").get_by_text("Inference").wait_for(timeout=RUN_TIMEOUT_MS)
+    text = page.locator("#top-classes").inner_text()
+    percentages = re.findall(r"\u00b7 (\d+\.\d+) %", text)
+    assert len(percentages) == 5 and all(float(p) > 0 for p in percentages), text
+    assert not re.search(r"(^|\s)0%", text), text  # no "0%" bar any more
+    expect(page.locator("#details")).to_contain_text("bars compare the classes with the best one")
+    _shot(page, "image_classification")
+
+
+def test_typed_threshold_redraws_detection(page):
+    from playwright.sync_api import expect
+
+    _tab(page, "Detection")
+    _pick(page, "det-model", "mask_rcnn_1x_xxs")
+    page.locator("#det-weights-banner").get_by_text("mask_rcnn_1x_xxs runs with untrained").wait_for()
+    page.locator("#det-scale label", has_text="320 (fast)").click()
+    _example(page, 0)
+    page.locator("#det-image img").wait_for(state="attached")
+    page.click("#det-run")
+    page.locator("#det-details").get_by_text("Proposals:").wait_for(timeout=RUN_TIMEOUT_MS)
+    note = page.locator("#det-note")
+    expect(note).to_contain_text("Nothing is shown")
+    before = page.locator("#det-overlay img").get_attribute("src")
+    _type_and_enter(page, "det-threshold", "0.01")  # typed + Enter, no drag
+    expect(note).to_contain_text("\u2265 0.01")
+    expect(page.locator("#det-overlay img")).not_to_have_attribute("src", before)
+    _shot(page, "detection")
+
+
+def test_pose_threshold_is_live(page):
+    from playwright.sync_api import expect
+
+    _tab(page, "Pose")
+    _example(page, 0)  # the astronaut
+    page.locator("#pose-image img").wait_for(state="attached")
+    page.click("#pose-run")
+    overlay = page.locator("#pose-overlay img")
+    overlay.wait_for(timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#pose-table")).to_contain_text("left_shoulder")
+    before = overlay.get_attribute("src")
+    _type_and_enter(page, "pose-threshold", "1")  # hide every joint: the drawing changes at once
+    expect(overlay).not_to_have_attribute("src", before)
+    _type_and_enter(page, "pose-threshold", "0")
+    _shot(page, "pose")
+
+
+def test_screenshots_of_the_other_tabs(page):
+    """Every other tab after a run on a shipped example, saved under /tmp/shots/<tab>.png."""
+    from playwright.sync_api import expect
+
+    _tab(page, "Explain")
+    _shot(page, "explain_before_click")
+    _example(page, 0)
+    canvas = page.locator("#explain-canvas img")
+    canvas.wait_for(timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#explain-lvg")).to_be_hidden()  # compact before the first click
+    box = canvas.bounding_box()
+    canvas.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.45})
+    page.locator("#explain-lvg img").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    _shot(page, "explain")
+
+    _tab(page, "Token shrinking")
+    _example(page, 1)
+    page.locator("#shrink-image img").wait_for(state="attached")
+    page.click("#shrink-run")
+    page.locator("#shrink-overlay img").wait_for(timeout=RUN_TIMEOUT_MS)
+    _shot(page, "token_shrinking")
+
+    _tab(page, "Segmentation")
+    _pick(page, "seg-model", "fpn_xxs")
+    page.locator("#seg-scale label", has_text="256 (fast)").click()
+    _example(page, 1)
+    page.locator("#seg-image img").wait_for(state="attached")
+    page.click("#seg-run")
+    page.locator("#seg-overlay img").wait_for(timeout=RUN_TIMEOUT_MS)
+    _shot(page, "segmentation")
+
+    _tab(page, "Video")
+    _example(page, 1)  # moving_digits_1_right
+    page.locator("#video-input video").wait_for(state="attached")
+    page.click("#video-classify")
+    page.locator("#video-details").get_by_text("Inference:").wait_for(timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#video-details")).to_contain_text("Trained on a toy domain")
+    _shot(page, "video")
+    _pick(page, "video-model", "uniformer_small_k400_16x8")
+    expect(page.locator("#video-views input[value='4x1']")).to_be_checked()  # the official views
+
+    _tab(page, "Digits")
+    _example(page, 3)
+    expect(page.locator("#digits-top [data-testid='label-output-value']")).to_have_text("3", timeout=RUN_TIMEOUT_MS)
+    _shot(page, "digits")
