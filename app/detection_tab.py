@@ -79,7 +79,8 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     classes.input(**redraw)
     show_masks.input(**redraw)
     show_labels.input(**redraw)
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(xd.mode_update, model, mode, api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change, short_side.change], xd.empty_detection, None, outputs,
           api_visibility="private", show_progress="hidden")

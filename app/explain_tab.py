@@ -88,7 +88,8 @@ def build_explain_tab(demo: gr.Blocks) -> None:
 
     view = [canvas, info, lvg, erf, query_plot, kernels_plot, distance_plot, rollout]
     cleared = [lvg, erf, query_plot, kernels_plot, distance_plot, rollout, cam_image, cam_caption, files]
-    gr.on([demo.load, model.change], model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([demo.load, model.change], _layer_slider, model, layer, api_visibility="private")
     shown = [results, plots]
     gr.on([image.change, model.change], xh.prepare_image, [image, model], [canvas, info, state],

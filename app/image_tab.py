@@ -39,6 +39,7 @@ def build_image_tab(demo: gr.Blocks) -> None:
     button.click(handlers.classify_image, [image, model, precision], [label, details], api_name="classify",
                  api_description="Classify a photo: the top-5 classes with their probabilities, and what produced "
                                  "them (model, weights, device, precision, timings).")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change], handlers.empty_result, None, [label, details], api_visibility="private",
           show_progress="hidden")

@@ -70,7 +70,8 @@ def build_pose_tab(demo: gr.Blocks) -> None:
     find.click(xd.find_people, [image, detector], [pick, box, preview, detector_note], api_visibility="private")
     gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, api_visibility="private",
           show_progress="hidden")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     image.change(dh.clear_box, None, [pick, box, preview], api_visibility="private", show_progress="hidden")
     threshold.change(dh.redraw_pose, [last_run, threshold], outputs, api_visibility="private", show_progress="hidden",
                      trigger_mode="always_last")

@@ -76,6 +76,7 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
     opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value
     classes.input(**redraw)
     show_windows.input(**redraw)
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change, short_side.change], dh.empty_segmentation, None, outputs,
           api_visibility="private", show_progress="hidden")

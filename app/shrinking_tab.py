@@ -60,6 +60,7 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
     keep_ratio.change(sh.change_keep_ratio, [state, keep_ratio, layer], run_outputs, api_visibility="private")
     layer.change(sh.show_layer, [state, layer], [overlay, caption, chart], api_visibility="private",
                  show_progress="hidden")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change], sh.empty_view, None, run_outputs, api_visibility="private",
           show_progress="hidden")

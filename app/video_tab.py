@@ -90,7 +90,8 @@ def build_video_tab(demo: gr.Blocks) -> None:
                  api_visibility="private")
     cam_button.click(vh.explain_gradcam, state, [cam_gif, cam_mp4, cam_files, cam_caption], api_visibility="private")
     demo.load(vh.opening_status, model, [model, weights, banner, offline_note], api_visibility="private")
-    model.change(vh.video_model_status, model, [weights, banner], api_visibility="private")
+    model.change(vh.video_model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(vh.model_info, model, info, api_visibility="private", show_progress="hidden")
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
     model.change(lambda name: gr.update(value=vh.default_views(name)), model, views, api_visibility="private",

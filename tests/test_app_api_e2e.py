@@ -196,14 +196,15 @@ def test_image_tab_offers_no_digits_model_and_untrained_top_k_shows_real_percent
     assert any("uniformer_small_in1k" in n for n in names)
     assert not any("digits" in n for n in names), names
     page.get_by_role("option", name="uniformer_xxs_128_in1k", exact=False).first.click()
-    expect(page.locator("#weights-banner")).to_contain_text("untrained random weights")
+    expect(page.locator("#model input")).to_have_value(re.compile("uniformer_xxs_128_in1k"))
+    expect(page.locator("#weights")).to_contain_text("untrained random weights")
     _example(page, 0)
     page.locator("#input-image img").wait_for(state="attached")
     page.click("#classify")
     page.locator("#details").get_by_text("Inference").wait_for(timeout=RUN_TIMEOUT_MS)
     text = page.locator("#top-classes").inner_text()
     percentages = re.findall(r"\u00b7 (\d+\.\d+) %", text)
-    assert len(percentages) == 5 and all(float(p) > 0 for p in percentages), text
+    assert len(percentages) >= 5 and all(float(p) > 0 for p in percentages), text  # the top one is also the heading
     assert not re.search(r"(^|\s)0%", text), text  # no "0%" bar any more
     expect(page.locator("#details")).to_contain_text("bars compare the classes with the best one")
     _shot(page, "image_classification")
