@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from PIL import Image
 import uniformer
 from uniformer.data import ImageDecodeError, eval_transform, get_labels, load_image
 from uniformer.explain.geometry import InputGeometry, input_geometry
-from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer
+from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer, trace_keep_ratios
 from uniformer.inference import ClassScore, is_light
 from uniformer.models.light import BlockTrace, UniFormerLight
 
@@ -188,43 +187,11 @@ def _display_copy(image: Image.Image) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@torch.inference_mode()
 def trace_ratios(model: UniFormerLight, x: torch.Tensor, keep_ratios, repeats: int = REPEATS
                  ) -> dict[float, tuple[torch.Tensor, list[BlockTrace], float]]:
-    """``model.forward_trace(x, keep_ratio=r)`` for each r of ``keep_ratios`` on x (1, 3, S, S) (on the
-    model's device) -> {r: (softmax probabilities (num_classes,) float32 CPU, the trace on the CPU,
-    median latency in ms)}.
-
-    One untimed warm-up forward first; then ``repeats`` rounds over all ratios (round-robin), so a
-    burst of load on a shared machine slows every ratio alike instead of one. That is
-    ``1 + len(keep_ratios) * repeats`` forwards in all.
-    """
-    device = x.device
-    ratios = [float(r) for r in keep_ratios]
-    if not ratios:
-        return {}
-    model.forward_trace(x, keep_ratio=ratios[0])  # warm-up: first-call allocations and kernel selection
-    times: dict[float, list[float]] = {r: [] for r in ratios}
-    outputs = {}
-    for _ in range(max(1, repeats)):
-        for r in ratios:
-            _sync(device)
-            t0 = time.perf_counter()
-            outputs[r] = model.forward_trace(x, keep_ratio=r)
-            _sync(device)
-            times[r].append((time.perf_counter() - t0) * 1000)
-    result = {}
-    for r, (logits, trace) in outputs.items():
-        cpu = [BlockTrace(t.stage, t.block, t.grid, t.keep_ratio, None if t.scores is None else t.scores.cpu(),
-                          t.kept.cpu(), t.fused.cpu(), t.fuse_weights.cpu(), t.tokens_processed) for t in trace]
-        result[r] = (logits.float().softmax(-1)[0].cpu(), cpu, float(np.median(times[r])))
-    return result
-
+    """{r: (probabilities, CPU trace, median latency ms)} of
+    :func:`uniformer.explain.shrinking.trace_keep_ratios` (warm-up, round-robin timing)."""
+    return {r: (t.probs, t.trace, t.latency_ms) for r, t in trace_keep_ratios(model, x, keep_ratios, repeats).items()}
 
 
 def get_runs(image, model_name: str, keep_ratios=KEEP_RATIOS, repeats: int = REPEATS,
