@@ -447,12 +447,8 @@ def _attention_image(session: VideoSession, frame: int) -> Image.Image | None:
 def _outline_query(img: Image.Image, session: VideoSession, frame: int) -> Image.Image:
     """``img`` with the query token outlined (cyan) when ``frame`` shares its token time step."""
     att = session.attention
-    if att is not None and min(att.frame // 2, att.grid[0] - 1) == min(frame // 2, att.grid[0] - 1):
-        s = img.size[0]
-        _, r, c = att.query
-        h, w = att.grid[1:]
-        ImageDraw.Draw(img).rectangle((c * s / w, r * s / h, (c + 1) * s / w - 1, (r + 1) * s / h - 1),
-                                      outline=(0, 255, 255), width=2)
+    if att is not None and att.token_time(att.frame) == att.token_time(frame):
+        ImageDraw.Draw(img).rectangle(att.query_box(img.size[0]), outline=(0, 255, 255), width=2)
     return img
 
 
@@ -466,8 +462,9 @@ def _attention_caption(session: VideoSession) -> str:
     far = float(sum(p for t, p in enumerate(profile) if abs(t - t_query) >= 2))
     stage, block = att.block
     share = (f" {100 * att.score_token_share:.0f}% goes to the score token." if att.score_token_share else "")
-    return (f"Token ({att.query[1]}, {att.query[2]}) of frames {2 * t_query + 1}\u2013"
-            f"{min(2 * t_query + 2, len(session.frames))} (token time {t_query + 1} of {att.grid[0]}), "
+    first, last = att.query_frames(len(session.frames))
+    return (f"Token ({att.query[1]}, {att.query[2]}) of frames {first + 1}\u2013{last + 1} "
+            f"(token time {t_query + 1} of {att.grid[0]}), "
             f"stage {stage + 1} block {block + 1}, {att.grid[0]}\u00d7{att.grid[1]}\u00d7{att.grid[2]} tokens: "
             f"{100 * own:.0f}% of its attention stays in its own time step, {100 * far:.0f}% reaches two or more "
             f"steps away (joint space-time attention, \u00a74.2).{share} Heat: one colour scale for all frames.")

@@ -83,6 +83,22 @@ class SpaceTimeAttention:
         """(T',) total attention per token time step (mean over heads): how far in time it looks."""
         return self.per_head.mean(0).sum((1, 2))
 
+    def token_time(self, frame: int) -> int:
+        """The token time step t' of input frame ``frame`` (0-based; the stem halves T)."""
+        return min(frame // 2, self.grid[0] - 1)
+
+    def query_frames(self, num_frames: int) -> tuple[int, int]:
+        """The input frames (first, last; 0-based, inclusive) of the query token's time step in a
+        clip of ``num_frames`` frames."""
+        t = self.query[0]
+        return 2 * t, min(2 * t + 1, num_frames - 1)
+
+    def query_box(self, size: int) -> tuple[float, float, float, float] | None:
+        """The query token's box (x0, y0, x1, y1) in pixels of a frame shown ``size`` pixels square."""
+        _, r, c = self.query
+        h, w = self.grid[1:]
+        return c * size / w, r * size / h, (c + 1) * size / w - 1, (r + 1) * size / h - 1
+
 
 def token_at(frame: int, x: float, y: float, crop_size: int, grid: tuple[int, int, int]) -> tuple[int, int, int]:
     """The token (t', row, col) of a (T', h, w) grid covering pixel (x, y) of input frame ``frame``
