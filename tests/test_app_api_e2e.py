@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 import pytest
-from appfiles import app_server, browser_page, chromium_browser, make_hub_home, wait_until_up
+from appfiles import browser_page, chromium_browser, running_app
 
 from app.examples import write_examples
 
@@ -30,10 +30,7 @@ TASK_ENDPOINTS = {"/classify", "/explain", "/shrink", "/segment", "/detect", "/p
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """URL of one ``python app.py`` for the whole module (offline; uniformer_small_in1k in the Hub cache)."""
-    tmp = tmp_path_factory.mktemp("api")
-    log = tmp / "app.log"
-    with app_server(make_hub_home(tmp / "hf_home"), log) as (process, url):
-        wait_until_up(process, url, log, START_TIMEOUT_S)
+    with running_app(tmp_path_factory.mktemp("api"), START_TIMEOUT_S) as url:
         yield url
 
 
@@ -185,6 +182,16 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def _run_example(page, prefix: str, example: int, shot: str) -> None:
+    """Pick an example on the open tab, press its run button (#<prefix>-run), wait for the
+    overlay (#<prefix>-overlay) and save the screenshot ``shot``."""
+    _example(page, example)
+    page.locator(f"#{prefix}-image img").wait_for(state="attached")
+    page.click(f"#{prefix}-run")
+    page.locator(f"#{prefix}-overlay img").wait_for(timeout=RUN_TIMEOUT_MS)
+    _shot(page, shot)
+
+
 def test_image_tab_offers_no_digits_model_and_untrained_top_k_shows_real_percentages(page):
     from playwright.sync_api import expect
 
@@ -263,20 +270,12 @@ def test_screenshots_of_the_other_tabs(page):
     _shot(page, "explain")
 
     _tab(page, "Token shrinking")
-    _example(page, 1)
-    page.locator("#shrink-image img").wait_for(state="attached")
-    page.click("#shrink-run")
-    page.locator("#shrink-overlay img").wait_for(timeout=RUN_TIMEOUT_MS)
-    _shot(page, "token_shrinking")
+    _run_example(page, "shrink", 1, "token_shrinking")
 
     _tab(page, "Segmentation")
     _pick(page, "seg-model", "fpn_xxs")
     page.locator("#seg-scale label", has_text="256 (fast)").click()
-    _example(page, 1)
-    page.locator("#seg-image img").wait_for(state="attached")
-    page.click("#seg-run")
-    page.locator("#seg-overlay img").wait_for(timeout=RUN_TIMEOUT_MS)
-    _shot(page, "segmentation")
+    _run_example(page, "seg", 1, "segmentation")
 
     _tab(page, "Video")
     _example(page, 1)  # moving_digits_1_right
