@@ -75,6 +75,7 @@ def test_click_a_point_and_get_heat_maps_back(server, page):
     expect(page.locator("#explain-files")).to_contain_text(".png")
     expect(page.locator("#explain-files")).to_contain_text(".json")
 
+    page.get_by_text("Class activation maps (pytorch-grad-cam)").click()  # collapsed until asked for
     page.locator("#explain-cam-run").click()
     expect(page.locator("#explain-cam-caption")).to_contain_text("GradCAM")
     page.wait_for_timeout(500)
