@@ -21,7 +21,8 @@ TITLE = "UniFormer"
 
 #: Largest upload the server accepts (Gradio's ``launch(max_file_size=...)``; the browser refuses a
 #: bigger file at once with "File exceeds max size", the server stops the transfer, so no upload can
-#: fill the disk or the memory). Sized for the largest official checkpoint (UniFormer-L, ~0.9 GB)
+#: fill the disk or the memory). Sized for the largest official checkpoint (UniFormer-L: 100 M parameters,
+#: ~0.4 GB in fp32, more with training state)
 #: that the weights accordion accepts; photos and clips are far smaller. Pass it to ``launch``.
 MAX_FILE_SIZE = "1gb"
 
