@@ -68,8 +68,10 @@ def test_upload_a_video_get_five_labels_and_explanations(server, page, tmp_path)
 
     # a file that is not a video: a clear message, and the app keeps serving
     _upload(page, broken)
+    message = page.get_by_text("This file cannot be used as a video: notes.mp4 is not a video file")
+    expect(message.first).to_be_visible()  # said on upload, before any click (not the player's "not playable")
     page.click("#video-classify")
-    expect(page.get_by_text("This file cannot be used as a video: notes.mp4 is not a video file")).to_be_visible()
+    expect(message).to_have_count(2)  # and again for the click
 
     _upload(page, clip)
     page.click("#video-classify")
