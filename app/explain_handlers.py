@@ -175,6 +175,11 @@ class _Static:
     rollout_note: str | None
     class_overlay: Image.Image | None
     features: list[tuple[Image.Image, str]]
+    #: the same pictures as PNG files (class overlay first when there is one), for the galleries:
+    #: they are identical in every response about this analysis, and Gradio re-writes a PIL output
+    #: in place in its content-addressed cache (gradio 6.31 ``save_pil_to_cache``), so concurrent
+    #: responses could serve each other a half-written file; a file path is copied atomically.
+    files: list[tuple[str, str]]
 
 
 def _static(analysis: E.Analysis, key: str) -> _Static:
@@ -187,7 +192,13 @@ def _static(analysis: E.Analysis, key: str) -> _Static:
                                                     size=_display(analysis, THUMBNAIL_SIDE))
         features = [(E.rgb_picture(rgb, THUMBNAIL_SIDE), f"stage {s + 1} features, PCA -> RGB")
                     for s, rgb in enumerate(E.stage_pca(analysis))]
-        return _Static(E.mean_attention_distance(analysis), ro, note, overlay, features)
+        folder = Path(tempfile.mkdtemp(prefix="uniformer_explain_static_"))
+        pictures = ([] if overlay is None else [(overlay, "rollout: mean of stage-4 tokens")]) + features
+        files = []
+        for n, (im, caption) in enumerate(pictures):
+            im.save(folder / f"{n}.png")  # a fresh folder: written once, before anyone reads it
+            files.append((str(folder / f"{n}.png"), caption))
+        return _Static(E.mean_attention_distance(analysis), ro, note, overlay, features, files)
 
     return extras.get_or_compute(("static", key, analysis.model_name), compute)[0]
 
@@ -202,7 +213,7 @@ class ExplainView(NamedTuple):
     query_plot: go.Figure
     kernels_plot: go.Figure | None
     distance_plot: go.Figure
-    rollout: list[tuple[Image.Image, str]]
+    rollout: list[tuple[Image.Image | str, str]]  # str: a PNG file (see _Static.files)
 
 
 @dataclass
@@ -308,9 +319,9 @@ def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], laye
                               boxes=[(geo.token_box(t4, static.rollout.grid4), E.QUERY_COLOUR)]),
                     "rollout: clicked stage-4 token")]
     erf = E.receptive_field_overlay(analysis, q.rf, _display(analysis)) if q.rf is not None else None
+    shown_rollout = static.files[:1] + rollout[1:] + static.files[1:] if rollout else static.files
     view = ExplainView(canvas, _info(analysis, q, cached, (time.perf_counter() - t0) * 1000), gallery, erf, query_plot,
-                       kernels_plot, E.distance_figure(static.distance, selected=q.layer.name),
-                       rollout + static.features)
+                       kernels_plot, E.distance_figure(static.distance, selected=q.layer.name), shown_rollout)
     panels = [(("clicked layer: " + _caption(q.shown, q.head)) if q.shown is not None else q.layer.label, canvas)]
     panels += [(caption, im) for im, caption in gallery]
     panels += [("stage-2 effective receptive field", erf)] if erf is not None else []
