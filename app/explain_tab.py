@@ -69,7 +69,7 @@ def build_explain_tab(demo: gr.Blocks) -> None:
             kernels_plot = gr.Plot(label="Local affinity kernels a_n (Eq. 6), exact weights",
                                    elem_id="explain-kernels")
             with gr.Accordion("Attention rollout (stages 3-4) and stage features (PCA -> RGB)", open=False):
-                rollout = gr.Gallery(label="Attention rollout and stage features", columns=3, height="auto",
+                rollout = gr.Gallery(label="Attention rollout and stage features", columns=6, height=300,
                                      object_fit="contain", elem_id="explain-rollout", show_label=False)
         with gr.Accordion("Class activation maps (pytorch-grad-cam)", open=False):
             with gr.Row():

@@ -267,6 +267,13 @@ def test_screenshots_of_the_other_tabs(page):
     box = canvas.bounding_box()
     canvas.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.45})
     page.locator("#explain-lvg img").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_text("Attention rollout (stages 3-4)").click()  # both gallery rows are shown in full
+    rollout = page.locator("#explain-rollout img")
+    expect(rollout).to_have_count(6)  # class map, clicked token, 4 stage PCA pictures, in one row
+    rollout.last.wait_for()
+    page.wait_for_timeout(500)
+    frame, last = page.locator("#explain-rollout").bounding_box(), rollout.last.bounding_box()
+    assert last["y"] + last["height"] <= frame["y"] + frame["height"] + 1  # no picture is cut off
     _shot(page, "explain")
 
     _tab(page, "Token shrinking")
