@@ -15,9 +15,16 @@ from .segmentation_tab import build_segmentation_tab
 from .shrinking_tab import build_shrinking_tab
 from .video_tab import build_video_tab
 
-__all__ = ["TITLE", "build_app"]
+__all__ = ["TITLE", "MAX_FILE_SIZE", "build_app"]
 
 TITLE = "UniFormer"
+
+#: Largest upload the server accepts (Gradio's ``launch(max_file_size=...)``; the browser refuses a
+#: bigger file at once with "File exceeds max size", the server stops the transfer, so no upload can
+#: fill the disk or the memory). Sized for the largest official checkpoint (UniFormer-L: 100 M parameters,
+#: ~0.4 GB in fp32, more with training state)
+#: that the weights accordion accepts; photos and clips are far smaller. Pass it to ``launch``.
+MAX_FILE_SIZE = "1gb"
 
 _INTRO = (f"# {TITLE}\n"
           "UniFormer (Li et al., *UniFormer: Unifying Convolution and Self-attention for Visual Recognition*, "

@@ -12,8 +12,9 @@ from __future__ import annotations
 import gradio as gr
 from gradio import processing_utils
 from gradio.data_classes import ImageData
+from gradio.exceptions import Error
 
-__all__ = ["RawImage"]
+__all__ = ["RawImage", "NumericRadio"]
 
 
 class RawImage(gr.Image):
@@ -35,3 +36,33 @@ class RawImage(gr.Image):
         if payload.url and payload.url.startswith("data:"):
             return processing_utils.save_base64_to_cache(payload.url, self.GRADIO_CACHE, payload.orig_name)
         return payload.path
+
+
+class NumericRadio(gr.Radio):
+    """``gr.Radio`` whose choice values are numbers (int or float), documented and accepted as
+    numbers by the API.
+
+    ``gr.Radio`` documents every choice as a string (``Literal['0.5', ...]``) and then refuses the
+    string a client sends, since only the number 0.5 is a choice. This radio documents a number
+    enum and accepts a number or its text (``0.5``, ``"0.5"``, ``512``, ``"512"``), passing the
+    matching choice value (its own type) to the handler; anything else gets a message listing the
+    choices.
+    """
+
+    is_template = True
+
+    def api_info(self) -> dict:
+        return {"enum": [value for _, value in self.choices], "title": "Radio", "type": "number"}
+
+    def preprocess(self, payload):
+        """The choice whose value equals ``payload`` as a number (None passes through)."""
+        if payload is None:
+            return None
+        try:
+            number = float(payload)
+        except (TypeError, ValueError):
+            number = None
+        for _, value in self.choices:
+            if number is not None and float(value) == number:
+                return value
+        raise Error(f"{self.label or 'Value'}: {payload!r} is not one of {[value for _, value in self.choices]}")

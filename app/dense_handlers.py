@@ -8,6 +8,7 @@ checkpoint) raise ``gr.Error`` with a message in words; Gradio shows it and keep
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -22,9 +23,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
+import uniformer
 from uniformer.data import ImageDecodeError, load_image
 from uniformer.data.images import load_image_reduced
 from uniformer.precision import default_precision
+from uniformer.models.uniformer import stage3_window_sizes
 from uniformer.tasks import estimate_pose, segment_image
 from uniformer.tasks.pose import PoseResult, validate_box
 from uniformer.tasks.segmentation import SegmentationResult
@@ -32,6 +35,7 @@ from uniformer.tasks.visualize import draw_boxes, draw_pose, mask_to_png_image, 
 
 from .dense_models import Stage3Twins
 from .handlers import default_device, device_label
+from . import errors
 from .models import get_model
 
 __all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "MAX_DISPLAY_SIDE", "SegView", "SegOutputs", "segment",
@@ -55,15 +59,14 @@ LEGEND_ROWS = 20
 
 def _need_image(image) -> None:
     if image is None:
-        raise gr.Error("No image yet: upload a photo, paste one or pick an example.", title="No image")
+        raise errors.no_input()
 
 
 def _decode(image, max_side: int | None = None) -> Image.Image:
     try:
         return load_image(image) if max_side is None else load_image_reduced(image, max_side)
     except ImageDecodeError as e:
-        raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
-                       print_exception=False) from None
+        raise errors.unreadable(e) from None
 
 
 def _display_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -127,12 +130,28 @@ def _class_choices(result: SegmentationResult) -> list[tuple[str, int]]:
     return [(f"{a.name.strip()} ({100 * a.fraction:.1f}%)", a.index) for a in result.class_areas()]
 
 
+def _hybrid_global_blocks(model_name: str) -> str:
+    """Which stage-3 blocks a hybrid run keeps global, read from the model's config
+    (:func:`uniformer.models.uniformer.stage3_window_sizes`): 'blocks 4 and 8 of stage 3' for
+    UniFormer-S, 'blocks 4, 8, 12, 16 and 20 of stage 3' for UniFormer-B."""
+    try:
+        backbone = uniformer.get_entry(model_name).config.backbone
+    except (KeyError, AttributeError):  # a model built by hand
+        return "every 4th block of stage 3"
+    sizes = stage3_window_sizes(dataclasses.replace(backbone, stage3_attention="hybrid"))
+    blocks = [str(i + 1) for i, w in enumerate(sizes) if w is None]
+    if not blocks:
+        return "no block of stage 3"
+    listed = blocks[0] if len(blocks) == 1 else ", ".join(blocks[:-1]) + f" and {blocks[-1]}"
+    return f"block{'s' * (len(blocks) > 1)} {listed} of stage 3"
+
+
 def _windows_caption(result: SegmentationResult) -> str:
     if result.stage3_attention == "global":
         return "global: every stage-3 token attends to all others"
     n = len(result.window_boxes())
     ws = result.window_size
-    extra = "; blocks 4 and 8 of stage 3 stay global" if result.stage3_attention == "hybrid" else ""
+    extra = f"; {_hybrid_global_blocks(result.model_name)} stay global" if result.stage3_attention == "hybrid" else ""
     return (f"{result.stage3_attention}: {n} window{'s' * (n != 1)} of {ws}\u00d7{ws} stage-3 tokens "
             f"({16 * ws}\u00d7{16 * ws} input pixels, zero-padded at the right/bottom){extra}")
 
@@ -191,7 +210,7 @@ def _run(twins: Stage3Twins, image: Image.Image, model_name: str, mode: str, win
     except ValueError as e:
         raise gr.Error(str(e), title="Not available for this model") from None
     if model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+        raise errors.model_not_loaded(model_name, loaded.error)
     try:
         return segment_image(model, image, scale=_scale(short_side), device=default_device(),
                              precision=default_precision(default_device()))
@@ -386,14 +405,42 @@ def estimate(image, model_name: str, box_text: str | None, flip_test: bool, thre
     none), drawn with scores (joints below ``threshold`` hidden), a table, details and downloads
     (overlay PNG, keypoints JSON). Raises gr.Error: no image, unreadable image, bad box, model not
     loaded."""
+    return PoseOutputs(*estimate_live(image, model_name, box_text, flip_test, threshold)[:-1])
+
+
+@dataclass(frozen=True)
+class PoseRun:
+    """What one pose run keeps for re-drawing: the decoded photo and the result."""
+
+    image: Image.Image
+    result: PoseResult
+
+
+def estimate_live(image, model_name: str, box_text: str | None, flip_test: bool, threshold: float):
+    """:func:`estimate` for the tab: its outputs plus a :class:`PoseRun` state, so the threshold
+    re-draws (:func:`redraw_pose`) without running the model again."""
     _need_image(image)
     img = _decode(image)
     boxes = parse_boxes(box_text, img.size)
     loaded = get_model(model_name)
     if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
-    result = estimate_pose(loaded.model, img, boxes=boxes or None, flip_test=bool(flip_test),
-                           device=default_device())
+        raise errors.model_not_loaded(model_name, loaded.error)
+    run = PoseRun(img, estimate_pose(loaded.model, img, boxes=boxes or None, flip_test=bool(flip_test),
+                                     device=default_device()))
+    return (*render_pose(run, threshold), run)
+
+
+def redraw_pose(run: PoseRun | None, threshold: float) -> PoseOutputs:
+    """The threshold moved: re-draw the last run with joints scoring below ``threshold`` hidden
+    (no network); nothing to do before the first run."""
+    if run is None:
+        return PoseOutputs(*(gr.skip() for _ in PoseOutputs._fields))
+    return render_pose(run, threshold)
+
+
+def render_pose(run: PoseRun, threshold: float) -> PoseOutputs:
+    """Draw ``run`` with joints scoring below ``threshold`` hidden -> outputs, files written."""
+    img, result = run.image, run.result
     info = result.keypoint_info
     full = draw_pose(img, result.persons, info.names, info.skeleton, score_threshold=float(threshold))
     folder = _out_dir("uniformer_pose_")

@@ -17,7 +17,7 @@ from torch import nn
 import uniformer
 import uniformer.models.detection  # noqa: F401  (registers the detectors)
 from uniformer.models.dense import with_stage3_attention
-from uniformer.models.light import UniFormerLightConfig
+from uniformer.inference import is_light
 
 from .models import LoadedModel, get_model
 
@@ -52,7 +52,7 @@ def pose_model_choices() -> list[tuple[str, str]]:
 def is_light_detector(name: str) -> bool:
     """Whether detector ``name`` has a light-weight (XXS / XS) backbone: hourglass stage-3 blocks,
     so no windowed attention to switch."""
-    return isinstance(uniformer.get_entry(name).config.backbone, UniFormerLightConfig)
+    return is_light(name)
 
 
 def det_model_choices() -> list[tuple[str, str]]:

@@ -27,12 +27,14 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from uniformer.tasks.detection import DetectionResult, class_colors, detect_objects, draw_detections, mask_to_rle
+from uniformer.inference import is_light
+from uniformer.tasks.detection import DetectionResult, class_colors, detect_objects, draw_detections
 from uniformer.tasks.visualize import draw_boxes
 
 from .dense_handlers import BoxPick, _box_text, _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins, is_light_detector
 from .handlers import default_device, device_label
+from . import errors
 from .models import CHECKPOINT_DIR_ENV, LoadedModel, get_model
 
 __all__ = ["MODES", "WINDOW_SIZE", "SHORT_SIDES", "OFFICIAL_SCORE_THR", "DEFAULT_SHOW_THR", "MAX_DETECT_SIDE",
@@ -155,7 +157,7 @@ def _detection_image(img: Image.Image) -> Image.Image:
 def _load(model_name: str) -> LoadedModel:
     loaded = get_model(model_name)
     if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+        raise errors.model_not_loaded(model_name, loaded.error)
     return loaded
 
 
@@ -187,14 +189,13 @@ def _class_choices(view: DetView, thr: float) -> list[tuple[str, int]]:
 
 def _table(view: DetView, idx: np.ndarray) -> pd.DataFrame:
     r = view.result
-    fx, fy = view.original_size[0] / r.image_size[0], view.original_size[1] / r.image_size[1]
-    areas = (view.masks(idx).sum(axis=(1, 2)) * fx * fy).round() if view.packed is not None and len(idx) else None
+    boxes = r.boxes_in(view.original_size)  # upload pixels
+    area_scale = (view.original_size[0] * view.original_size[1]) / (r.image_size[0] * r.image_size[1])
+    areas = (view.masks(idx).sum(axis=(1, 2)) * area_scale).round() if view.packed is not None and len(idx) else None
     rows = []
     for n, i in enumerate(idx):
-        x1, y1, x2, y2 = (float(v) for v in r.boxes[i])
-        rows.append([n + 1, r.class_names[r.labels[i]], round(float(r.scores[i]), 3), round(x1 * fx, 1),
-                     round(y1 * fy, 1), round(x2 * fx, 1), round(y2 * fy, 1),
-                     "" if areas is None else int(areas[n])])
+        rows.append([n + 1, r.class_names[r.labels[i]], round(float(r.scores[i]), 3),
+                     *(round(float(v), 1) for v in boxes[i]), "" if areas is None else int(areas[n])])
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
@@ -254,7 +255,7 @@ def _stage3_text(view: DetView) -> str:
 
 def _is_light(name: str) -> bool:
     try:
-        return is_light_detector(name)
+        return is_light(name)
     except KeyError:  # not a registered name (a model built by hand)
         return False
 
@@ -275,18 +276,7 @@ def _details(view: DetView) -> str:
 def _coco(view: DetView, idx: np.ndarray) -> list[dict]:
     """COCO results of detections ``idx`` in the uploaded photo's pixels (boxes scaled back and
     masks resized, nearest neighbour, when the photo was downscaled)."""
-    r = view.result
-    if view.original_size == tuple(r.image_size):
-        return view.subset(idx).to_coco()
-    fx, fy = view.original_size[0] / r.image_size[0], view.original_size[1] / r.image_size[1]
-    scaled = dataclasses.replace(r, boxes=r.boxes[idx] * np.asarray([fx, fy, fx, fy], dtype=np.float32),
-                                 scores=r.scores[idx], labels=r.labels[idx], masks=None)
-    items = scaled.to_coco()
-    if view.packed is not None:
-        for item, i in zip(items, idx):
-            mask = Image.fromarray(view.masks(np.asarray([i]))[0]).resize(view.original_size, Image.NEAREST)
-            item["segmentation"] = mask_to_rle(np.asarray(mask))
-    return items
+    return view.subset(idx).rescaled(view.original_size).to_coco()
 
 
 def _redraw(view: DetView, thr: float, opacity: float, show_masks: bool, show_labels: bool) -> RedrawOutputs:
@@ -387,16 +377,15 @@ def find_people(image, detector_name: str, progress=gr.Progress()):
     -> (pick state, box text, preview with the boxes, note). With untrained weights (or no person
     found) the box is left as it is and the note says why. Raises gr.Error: no image, unreadable
     image, detector not loaded."""
-    _need_image(image)
-    img = _decode(image)
-    loaded = _load(detector_name)
+    loaded = _load(detector_name)  # cached since the page loaded: declining costs no decode
     if not _trained(loaded):
         return gr.update(), gr.update(), gr.update(), f"**The detector was not run.** {detector_note(detector_name)}"
+    _need_image(image)
+    img = _decode(image)
     work = _detection_image(img)
     progress(0.2, desc=f"Finding people with {detector_name}")
     result = detect_objects(loaded.model, work, score_thr=OFFICIAL_SCORE_THR, device=default_device())
-    fx, fy = img.size[0] / work.size[0], img.size[1] / work.size[1]
-    boxes = [(x * fx, y * fy, w * fx, h * fy) for x, y, w, h in result.person_boxes(PERSON_SCORE_THR)[:MAX_PERSONS]]
+    boxes = result.rescaled(img.size, with_masks=False).person_boxes(PERSON_SCORE_THR)[:MAX_PERSONS]  # upload pixels
     if not boxes:
         best = result.select(0.0, ["person"])
         seen = f" (the best person scores {float(result.scores[best[0]]):.2f})" if len(best) else ""

@@ -7,7 +7,7 @@ import gradio as gr
 
 from . import detection_handlers as xd
 from . import handlers
-from .components import RawImage
+from .components import NumericRadio, RawImage
 from .dense_models import DEFAULT_DET_MODEL, Stage3Twins, det_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -31,7 +31,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 model = gr.Dropdown(det_model_choices(), value=DEFAULT_DET_MODEL, label="Model", elem_id="det-model")
                 mode = gr.Radio(xd.MODES, value="hybrid", label="Stage-3 attention", elem_id="det-mode",
                                 info=xd.mode_update(DEFAULT_DET_MODEL)["info"])
-                short_side = gr.Radio(xd.SHORT_SIDES, value=800, label="Resolution (short side, pixels)",
+                short_side = NumericRadio(xd.SHORT_SIDES, value=800, label="Resolution (short side, pixels)",
                                       elem_id="det-scale", info="official: 800 (long side at most 1333); smaller "
                                       "runs faster")
                 run = gr.Button("Detect", variant="primary", elem_id="det-run")
@@ -52,29 +52,35 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 with gr.Row():
                     show_masks = gr.Checkbox(value=True, label="Masks", elem_id="det-show-masks")
                     show_labels = gr.Checkbox(value=True, label="Labels", elem_id="det-show-labels")
-                note = gr.Markdown(elem_id="det-note")
+                note = gr.Markdown(elem_id="det-note", label="Note")
                 classes = gr.CheckboxGroup([], label="Classes shown (detections at this threshold)",
                                            show_select_all=True, elem_id="det-classes")
-                table = gr.Dataframe(label="Detections (photo pixels)", interactive=False, elem_id="det-table",
+                table = gr.Dataframe(xd.empty_detection().table, label="Detections (photo pixels)", interactive=False, elem_id="det-table",
                                      max_height=320)
                 timing = gr.HTML(label="Time per step (this device)", elem_id="det-timing")
-                details = gr.Markdown(elem_id="det-details")
+                details = gr.Markdown(elem_id="det-details", label="Details")
                 files = gr.File(label="Downloads: drawing (PNG), shown detections in COCO results format with RLE "
                                 "masks (JSON)", file_count="multiple", interactive=False, elem_id="det-files")
         state = gr.State(None)
 
     outputs = [overlay, note, classes, table, timing, details, files, state]
     run.click(functools.partial(xd.detect, twins=twins), [image, model, mode, short_side, thr, opacity, show_masks,
-                                                          show_labels], outputs, api_name="detect")
+                                                          show_labels], outputs, api_name="detect",
+                                                          api_description=(
+        "Object detection and instance segmentation (COCO, 80 classes) of a photo: the drawing, the classes found, a "
+        "table of detections (box in photo pixels, class, score), per-step timings, and downloads (PNG; COCO "
+        "results JSON with RLE masks). thr: lowest score shown."))
     redraw = dict(fn=xd.rerender, inputs=[state, thr, classes, opacity, show_masks, show_labels],
                   outputs=[overlay, note, classes, table, files, state], api_visibility="private",
                   show_progress="hidden")
-    thr.release(**redraw)
-    opacity.release(**redraw)
+    # .change: a drag, a typed value (Enter or leaving the box) and the arrows all re-draw
+    thr.change(**redraw, trigger_mode="always_last")
+    opacity.change(**redraw, trigger_mode="always_last")
     classes.input(**redraw)
     show_masks.input(**redraw)
     show_labels.input(**redraw)
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(xd.mode_update, model, mode, api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change, short_side.change], xd.empty_detection, None, outputs,
           api_visibility="private", show_progress="hidden")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,9 +27,9 @@ import torch
 from PIL import Image
 
 from uniformer import explain as E
-from uniformer.data import eval_transform
 from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer
 from uniformer.hub import read_export_config
+from uniformer.inference import predict_image, preprocess_images
 from uniformer.models.digits import DIGITS_MODEL
 from uniformer.train.digits import EmptySketchError, digit_image, sketch_to_digit
 
@@ -203,6 +202,12 @@ def _shrinking_panels(trace, model, picture: Image.Image) -> tuple[list[tuple[Im
     return panels, pd.DataFrame(rows, columns=list(SHRINK_COLUMNS))
 
 
+def classify_digit_image(image) -> DigitsView:
+    """The ``/digits`` API: a picture of one digit (a file path: dark ink on a light background, or
+    strokes on a transparent canvas; any size) -> :class:`DigitsView`, as :func:`classify_sketch`."""
+    return classify_sketch(image)
+
+
 def classify_sketch(sketch: Any, loaded: LoadedModel | None = None) -> DigitsView:
     """Classify a drawing (the sketchpad's value: a dict with 'composite' / 'layers' /
     'background', or an image / array / path) with the digits model -> :class:`DigitsView`.
@@ -224,16 +229,13 @@ def classify_sketch(sketch: Any, loaded: LoadedModel | None = None) -> DigitsVie
     device = default_device()
     model.to(device)
     image8 = digit_image(counts)
-    x = eval_transform(model.pretrained_cfg)(image8).unsqueeze(0).to(device)
-    t0 = time.perf_counter()
     with torch.inference_mode(), E.capture_attention(model) as capture:
-        logits, trace = model.forward_trace(x)
-    forward_ms = (time.perf_counter() - t0) * 1000
-    probs = logits.float().softmax(-1)[0].cpu()
-    labels = model.pretrained_cfg.class_names()
-    values, indices = probs.topk(TOPK)
-    label = {labels[int(i)]: float(p) for p, i in zip(values, indices)}
-    top = labels[int(indices[0])]
+        prediction = predict_image(model, image8, topk=TOPK, device=device)  # the library's one inference path
+        _, trace = model.forward_trace(preprocess_images([image8], model.pretrained_cfg).to(device))  # the shrinking
+    forward_ms = prediction.inference_ms
+    label = {c.label: c.probability for c in prediction.topk}
+    top, best = prediction.topk[0].label, prediction.topk[0]
+    x_size = prediction.input_size
 
     picture = digit_picture(counts)
     panels = _attention_panels(capture, model, picture)
@@ -246,13 +248,13 @@ def classify_sketch(sketch: Any, loaded: LoadedModel | None = None) -> DigitsVie
                              f"(4\u00d74 tokens); right: stage 4, the last stage (2\u00d72 tokens, the digit in "
                              f"quarters).")
     else:
-        attention = [_grad_cam_panel(model, image8, picture, int(indices[0]))]
+        attention = [_grad_cam_panel(model, image8, picture, best.index)]
         attention_caption = ("**View: Grad-CAM** (the attention capture recorded no map for this model's hourglass "
                              f"blocks): which stage-3 regions raise the score of '{html.escape(top)}'.")
     shrinking, table = _shrinking_panels(trace, model, picture)
     ink = int(counts.sum())
-    details = (f"**Prediction:** {html.escape(top)} ({100 * float(values[0]):.1f}%) \u00b7 **Forward:** "
+    details = (f"**Prediction:** {html.escape(top)} ({100 * best.probability:.1f}%) \u00b7 **Forward:** "
                f"{forward_ms:.0f} ms (with capture) \u00b7 **Device:** {device_label(device)}  \n"
                f"**Input:** the drawing as an 8\u00d78 digit (ink counts 0-16, {ink} in all, as scikit-learn's "
-               f"digits), upsampled to {x.shape[-2]}\u00d7{x.shape[-1]}")
+               f"digits), upsampled to {x_size[-2]}\u00d7{x_size[-1]}")
     return DigitsView(picture, label, attention, attention_caption, shrinking, table, details)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import digits_handlers as dh
+from .components import RawImage
 
 __all__ = ["build_digits_tab"]
 
@@ -20,12 +21,19 @@ def build_digits_tab(demo: gr.Blocks) -> None:
         gr.Markdown(_INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                sketch = gr.Sketchpad(label="Pick the brush (\u270e, left), then draw a digit (0-9), large and centred",
-                                      type="numpy", image_mode="RGBA", canvas_size=(320, 320), height=380,
+                gr.Markdown("**Draw a digit (0-9), large and centred** (brush: \u270e in the toolbar; the bin "
+                            "clears the canvas)", elem_id="digits-sketch-label")
+                # a drag on the canvas must draw, never select the placeholder text under it
+                gr.HTML("<style>#digits-sketch, #digits-sketch * {user-select: none; -webkit-user-select: none}"
+                        "</style>", padding=False)
+                sketch = gr.Sketchpad(label="Draw a digit (0-9)", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(320, 320), height=380,
                                       elem_id="digits-sketch",
                                       brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"),
                                       layers=False, transforms=())
                 button = gr.Button("Classify the drawing", variant="primary", elem_id="digits-run")
+                # the /digits API takes a picture file (the tab's sketchpad value is an editor dict)
+                api_image = RawImage(label="Digit image", type="filepath", visible=False)
+                api_button = gr.Button("Classify a picture", visible=False)
                 examples = gr.Examples([[str(p)] for p in dh.write_digit_examples().values()], inputs=sketch,
                             cache_examples=False, examples_per_page=10, elem_id="digits-examples",
                             label="Held-out digits (scikit-learn's validation split, never trained on): click one")
@@ -37,10 +45,10 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                                      height=240, elem_id="digits-input", format="png", scale=1)
                     label = gr.Label(num_top_classes=dh.TOPK, label=f"Top-{dh.TOPK} digits", elem_id="digits-top",
                                      scale=1)
-                details = gr.Markdown(dh.NOTHING_DRAWN, elem_id="digits-details")
+                details = gr.Markdown(dh.NOTHING_DRAWN, elem_id="digits-details", label="Details")
                 attention = gr.Gallery(label="Attention", columns=2, height=330, object_fit="contain",
                                        elem_id="digits-attention", format="png")
-                attention_caption = gr.Markdown(elem_id="digits-attention-caption")
+                attention_caption = gr.Markdown(elem_id="digits-attention-caption", label="About the attention")
         shrinking = gr.Gallery(label="Token shrinking: kept (green) and fused (dark, red hatch) tokens per hourglass "
                                      "layer", columns=4, height=300, object_fit="contain", elem_id="digits-shrinking",
                                      format="png")
@@ -48,8 +56,12 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                              elem_id="digits-shrinking-table")
 
     outputs = [digit, label, attention, attention_caption, shrinking, table, details]
-    gr.on([button.click, sketch.change], dh.classify_sketch, sketch, outputs, api_name="classify_digit",
+    gr.on([button.click, sketch.change], dh.classify_sketch, sketch, outputs, api_visibility="private",
           trigger_mode="always_last", show_progress="hidden")
+    api_button.click(dh.classify_digit_image, api_image, outputs, api_name="digits", show_progress="hidden",
+                     api_description="Read a picture of one handwritten digit (0-9; dark ink on a light "
+                                     "background) with the shipped digits model: the 8x8 digit it reads, the top-3 "
+                                     "digits, attention and token-shrinking views, and a table of tokens per layer.")
     # a loaded example replaces the editor's value without a change event: classify it explicitly
     examples.load_input_event.then(dh.classify_sketch, sketch, outputs, api_visibility="private",
                                    show_progress="hidden")

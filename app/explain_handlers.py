@@ -27,7 +27,7 @@ from PIL import Image
 from uniformer import explain as E
 from uniformer.data import ImageDecodeError, load_image
 
-from .models import get_model
+from . import errors
 
 __all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "BoundedCache", "analyses", "extras", "image_key",
            "get_analysis", "head_slider", "ExplainView", "Rendered", "render_view", "export_files", "prepare_image",
@@ -105,32 +105,25 @@ extras = BoundedCache(32)
 def image_key(image) -> str:
     """SHA-1 of the uploaded file's bytes (``image`` is a path, as RawImage passes it)."""
     if image is None:
-        raise gr.Error("No image yet: upload a photo or pick an example.", title="No image")
+        raise errors.no_input()
     try:
         return hashlib.sha1(Path(image).read_bytes()).hexdigest()
     except OSError as e:
-        raise gr.Error(f"The uploaded file cannot be read: {e}", title="Unreadable image") from None
+        raise errors.unreadable(e) from None
 
-
-def _loaded_model(model_name: str):
-    loaded = get_model(model_name)
-    if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
-    return loaded.model
 
 
 def get_analysis(image, model_name: str, key: str | None = None) -> tuple[E.Analysis, bool]:
     """The cached :func:`uniformer.explain.analyze` of ``image`` with ``model_name`` ->
     (analysis, cached). Raises gr.Error for no image, an undecodable file or an unloadable model."""
     key = key or image_key(image)
-    model = _loaded_model(model_name)
+    model = errors.loaded_model(model_name)
 
     def compute():
         try:
             return E.analyze(model, image, model_name=model_name)
         except ImageDecodeError as e:
-            raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
-                           print_exception=False) from None
+            raise errors.unreadable(e) from None
 
     return analyses.get_or_compute((key, model_name), compute)
 
@@ -167,7 +160,7 @@ def _erf(analysis: E.Analysis, key: str, x: float, y: float) -> E.ReceptiveField
     if not analysis.layers_of(E.LOCAL, stage=1):
         return None
     token = analysis.geometry.token_at(x, y, analysis.stage_grid(1))
-    model = _loaded_model(analysis.model_name)
+    model = errors.loaded_model(analysis.model_name)
     value, _ = extras.get_or_compute(("erf", key, analysis.model_name, token),
                                      lambda: E.effective_receptive_field(model, analysis, x, y, stage=1))
     return value
@@ -182,6 +175,11 @@ class _Static:
     rollout_note: str | None
     class_overlay: Image.Image | None
     features: list[tuple[Image.Image, str]]
+    #: the same pictures as PNG files (class overlay first when there is one), for the galleries:
+    #: they are identical in every response about this analysis, and Gradio re-writes a PIL output
+    #: in place in its content-addressed cache (gradio 6.31 ``save_pil_to_cache``), so concurrent
+    #: responses could serve each other a half-written file; a file path is copied atomically.
+    files: list[tuple[str, str]]
 
 
 def _static(analysis: E.Analysis, key: str) -> _Static:
@@ -194,7 +192,13 @@ def _static(analysis: E.Analysis, key: str) -> _Static:
                                                     size=_display(analysis, THUMBNAIL_SIDE))
         features = [(E.rgb_picture(rgb, THUMBNAIL_SIDE), f"stage {s + 1} features, PCA -> RGB")
                     for s, rgb in enumerate(E.stage_pca(analysis))]
-        return _Static(E.mean_attention_distance(analysis), ro, note, overlay, features)
+        folder = Path(tempfile.mkdtemp(prefix="uniformer_explain_static_"))
+        pictures = ([] if overlay is None else [(overlay, "rollout: mean of stage-4 tokens")]) + features
+        files = []
+        for n, (im, caption) in enumerate(pictures):
+            im.save(folder / f"{n}.png")  # a fresh folder: written once, before anyone reads it
+            files.append((str(folder / f"{n}.png"), caption))
+        return _Static(E.mean_attention_distance(analysis), ro, note, overlay, features, files)
 
     return extras.get_or_compute(("static", key, analysis.model_name), compute)[0]
 
@@ -209,7 +213,7 @@ class ExplainView(NamedTuple):
     query_plot: go.Figure
     kernels_plot: go.Figure | None
     distance_plot: go.Figure
-    rollout: list[tuple[Image.Image, str]]
+    rollout: list[tuple[Image.Image | str, str]]  # str: a PNG file (see _Static.files)
 
 
 @dataclass
@@ -315,9 +319,9 @@ def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], laye
                               boxes=[(geo.token_box(t4, static.rollout.grid4), E.QUERY_COLOUR)]),
                     "rollout: clicked stage-4 token")]
     erf = E.receptive_field_overlay(analysis, q.rf, _display(analysis)) if q.rf is not None else None
+    shown_rollout = static.files[:1] + rollout[1:] + static.files[1:] if rollout else static.files
     view = ExplainView(canvas, _info(analysis, q, cached, (time.perf_counter() - t0) * 1000), gallery, erf, query_plot,
-                       kernels_plot, E.distance_figure(static.distance, selected=q.layer.name),
-                       rollout + static.features)
+                       kernels_plot, E.distance_figure(static.distance, selected=q.layer.name), shown_rollout)
     panels = [(("clicked layer: " + _caption(q.shown, q.head)) if q.shown is not None else q.layer.label, canvas)]
     panels += [(caption, im) for im, caption in gallery]
     panels += [("stage-2 effective receptive field", erf)] if erf is not None else []
@@ -346,9 +350,8 @@ def prepare_image(image, model_name: str) -> tuple[Image.Image | None, str, dict
     try:
         picture = load_image(image)
     except ImageDecodeError as e:
-        raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
-                       print_exception=False) from None
-    model = _loaded_model(model_name)
+        raise errors.unreadable(e) from None
+    model = errors.loaded_model(model_name)
     geometry = E.input_geometry(picture.size, model.pretrained_cfg)
     canvas = E.overlay(picture, None, geometry, size=E.display_size(picture.size, MAX_DISPLAY_SIDE))
     state = {"key": image_key(image), "image": image, "model": model_name, "point": None}
@@ -364,7 +367,7 @@ def warm_up(state: dict) -> None:
 
 def _state_analysis(state: dict) -> tuple[E.Analysis, bool]:
     if not state or state.get("image") is None:
-        raise gr.Error("No image yet: upload a photo or pick an example, then click on it.", title="No image")
+        raise errors.no_input(then="click on it")
     return get_analysis(state["image"], state["model"], state["key"])
 
 
@@ -386,6 +389,33 @@ def click(state: dict, layer: int, head: int, evt: gr.SelectData) -> tuple:
     view = render_view(analysis, state["key"], tuple(evt.index), layer, head, cached).view
     state = {**state, "point": list(evt.index)}
     return (state, *view, gr.update(maximum=len(analysis.layers), value=layer), head_slider(analysis, layer))
+
+
+def explain_point(image, model_name: str, x: float | None, y: float | None, layer: int | None = None,
+                  head: int = 0) -> tuple:
+    """The API's and the tab's one-call explanation: ``image`` (path) with ``model_name``, the point
+    (``x``, ``y``) in pixels of the original image, 1-based ``layer`` (None: the first stage-3 block)
+    and ``head`` (0: mean over heads) -> (state, *ExplainView, layer update, head update, numbers).
+    ``numbers`` is the JSON of the views (clicked token's row, local-vs-global, distances, ERF,
+    rollout, top-5). Raises gr.Error for a missing image / point, an unreadable file, an unloadable
+    model or a point outside the centre crop."""
+    if x is None or y is None:
+        raise gr.Error("Give the point to explain: x and y in pixels of the image.", title="No point")
+    analysis, cached = get_analysis(image, model_name)
+    key = image_key(image)
+    W, H = analysis.image_size
+    if not (0 <= float(x) < W and 0 <= float(y) < H):
+        raise gr.Error(f"The point ({x}, {y}) is outside the {W}\u00d7{H} image.", title="Outside the image")
+    (Wd, Hd) = _display(analysis)
+    point = (float(x) * Wd / W - 0.5, float(y) * Hd / H - 0.5)  # inverse of _to_original
+    if layer is None:
+        first_global = analysis.layers_of(E.GLOBAL) or analysis.layers
+        layer = analysis.layers.index(first_global[0]) + 1
+    layer = min(max(int(layer), 1), len(analysis.layers))
+    rendered = render_view(analysis, key, point, layer, int(head or 0), cached)
+    state = {"key": key, "image": image, "model": model_name, "point": list(point)}
+    return (state, *rendered.view, gr.update(maximum=len(analysis.layers), value=layer), head_slider(analysis, layer),
+            rendered.payload)
 
 
 def rerender(state: dict, layer: int, head: int) -> tuple:
@@ -436,7 +466,7 @@ def cam_view(state: dict, method: str, stage: str, class_index: int | None) -> C
     """``method`` on ``stage`` ('stage 1'..'stage 4') for ``class_index`` (-1/None: top class) of
     the current image -> CamView. One forward (+ backward) on a private copy of the model; cached."""
     analysis, _ = _state_analysis(state)
-    model = _loaded_model(state["model"])
+    model = errors.loaded_model(state["model"])
     target = None if class_index is None or int(class_index) < 0 else int(class_index)
     s = CAM_STAGES.get(stage, 3)
     t0 = time.perf_counter()

@@ -10,8 +10,8 @@ from uniformer.explain import CAM_METHODS
 from . import explain_handlers as xh
 from .components import RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
-from .handlers import model_status
-from .models import DEFAULT_MODEL, image_model_choices
+from .handlers import general_image_model_choices, model_status
+from .models import DEFAULT_MODEL
 
 __all__ = ["build_explain_tab"]
 
@@ -38,7 +38,7 @@ def build_explain_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=2):
                 image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
                                  height=240, elem_id="explain-input")
-                model = gr.Dropdown(image_model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="explain-model")
+                model = gr.Dropdown(general_image_model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="explain-model")
                 weights = gr.Markdown(elem_id="explain-weights")
                 banner = gr.HTML(elem_id="explain-weights-banner")
                 gr.Examples([[str(p)] for p in write_examples().values()], inputs=image, cache_examples=False,
@@ -51,27 +51,36 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                     layer = gr.Slider(1, 18, value=8, step=1, label="Layer (all blocks, shallow to deep)",
                                       elem_id="explain-layer")
                     head = gr.Slider(0, 8, value=0, step=1, label="Head: 0 = mean over heads", elem_id="explain-head")
-                info = gr.Markdown(elem_id="explain-info")
-        with gr.Row(equal_height=False):
+                info = gr.Markdown(elem_id="explain-info", label="About this view")
+                # the /explain API: the point in image pixels (the tab sets it by clicking the picture)
+                x = gr.Number(label="Point x (image pixels)", visible=False)
+                y = gr.Number(label="Point y (image pixels)", visible=False)
+                explain_button = gr.Button("Explain this point", visible=False)
+                numbers = gr.JSON(label="Numbers behind the views", visible=False)
+        with gr.Column(visible=False) as results, gr.Row(equal_height=False):
             lvg = gr.Gallery(label="Same point: stage-2 local affinity | stage-3 | stage-4 global attention",
                              columns=3, height=330, object_fit="contain", elem_id="explain-lvg", scale=3)
             erf = gr.Image(label="Stage-2 effective receptive field", type="pil", interactive=False, height=330,
                            elem_id="explain-erf", scale=1)
-        with gr.Row(equal_height=False):
-            query_plot = gr.Plot(label="Clicked token's row (hover for values)", elem_id="explain-query-plot")
-            distance_plot = gr.Plot(label="Mean attention distance per head", elem_id="explain-distance")
-        kernels_plot = gr.Plot(label="Local affinity kernels a_n (Eq. 6), exact weights", elem_id="explain-kernels")
-        with gr.Accordion("Attention rollout (stages 3-4) and stage features (PCA -> RGB)", open=False):
-            rollout = gr.Gallery(columns=3, height=260, object_fit="contain", elem_id="explain-rollout", show_label=False)
-        with gr.Accordion("Class activation maps (pytorch-grad-cam)", open=True):
+        with gr.Column(visible=False) as plots:
+            with gr.Row(equal_height=False):
+                query_plot = gr.Plot(label="Clicked token's row (hover for values)", elem_id="explain-query-plot")
+                distance_plot = gr.Plot(label="Mean attention distance per head", elem_id="explain-distance")
+            kernels_plot = gr.Plot(label="Local affinity kernels a_n (Eq. 6), exact weights",
+                                   elem_id="explain-kernels")
+            with gr.Accordion("Attention rollout (stages 3-4) and stage features (PCA -> RGB)", open=False):
+                rollout = gr.Gallery(label="Attention rollout and stage features", columns=6, height=300,
+                                     object_fit="contain", elem_id="explain-rollout", show_label=False)
+        with gr.Accordion("Class activation maps (pytorch-grad-cam)", open=False):
             with gr.Row():
                 method = gr.Dropdown(list(CAM_METHODS), value="GradCAM", label="Method", elem_id="explain-cam-method")
                 cam_stage = gr.Radio(list(xh.CAM_STAGES), value="stage 4", label="Target stage", elem_id="explain-cam-stage")
                 cam_class = gr.Dropdown([("top class", -1)], value=-1, label="Class", elem_id="explain-cam-class")
                 cam_button = gr.Button("Compute CAM", elem_id="explain-cam-run")
             with gr.Row(equal_height=False):
-                cam_image = gr.Image(type="pil", interactive=False, height=300, show_label=False, elem_id="explain-cam")
-                cam_caption = gr.Markdown(elem_id="explain-cam-caption")
+                cam_image = gr.Image(label="Class activation map", type="pil", interactive=False, height=300,
+                                     show_label=False, elem_id="explain-cam")
+                cam_caption = gr.Markdown(label="About the CAM", elem_id="explain-cam-caption")
         with gr.Row(equal_height=False):
             export = gr.Button("Export what is shown (PNG + JSON)", elem_id="explain-export", scale=1)
             files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="explain-files",
@@ -79,15 +88,27 @@ def build_explain_tab(demo: gr.Blocks) -> None:
 
     view = [canvas, info, lvg, erf, query_plot, kernels_plot, distance_plot, rollout]
     cleared = [lvg, erf, query_plot, kernels_plot, distance_plot, rollout, cam_image, cam_caption, files]
-    gr.on([demo.load, model.change], model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([demo.load, model.change], _layer_slider, model, layer, api_visibility="private")
+    shown = [results, plots]
     gr.on([image.change, model.change], xh.prepare_image, [image, model], [canvas, info, state],
           api_visibility="private").then(
+        lambda: [gr.Column(visible=False)] * len(shown), None, shown, api_visibility="private",
+        show_progress="hidden").then(
         lambda: [None] * len(cleared), None, cleared, api_visibility="private", show_progress="hidden").then(
         xh.warm_up, state, None, api_visibility="private", show_progress="hidden").then(
         xh.class_choices, state, cam_class, api_visibility="private", show_progress="hidden")
-    canvas.select(xh.click, [state, layer, head], [state, *view, layer, head], api_name="explain_click",
-                  trigger_mode="always_last")
+    reveal = dict(fn=lambda: [gr.Column(visible=True)] * len(shown), inputs=None, outputs=shown,
+                  api_visibility="private", show_progress="hidden")
+    canvas.select(xh.click, [state, layer, head], [state, *view, layer, head], api_visibility="private",
+                  trigger_mode="always_last").then(**reveal)
+    explain_button.click(xh.explain_point, [image, model, x, y, layer, head], [state, *view, layer, head, numbers],
+                         api_name="explain", api_description=(
+                             "Explain one point of a photo: the attention / local affinity of the token at (x, y) "
+                             "(image pixels) in the chosen layer (1-based; head 0 = mean over heads), the same point "
+                             "in stages 2-4, the stage-2 effective receptive field, attention distances, rollout "
+                             "and stage features, and the numbers behind them (JSON).")).then(**reveal)
     layer.input(xh.layer_changed, [state, layer], head, api_visibility="private", show_progress="hidden",
                 trigger_mode="always_last").then(
         xh.rerender, [state, layer, head], view, api_visibility="private", show_progress="hidden")
@@ -95,5 +116,5 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                trigger_mode="always_last")
     export.click(xh.export, [state, layer, head], files, api_visibility="private")
     gr.on([cam_button.click, method.input, cam_stage.input, cam_class.input], xh.cam_view,
-          [state, method, cam_stage, cam_class], [cam_image, cam_caption], api_name="explain_cam",
+          [state, method, cam_stage, cam_class], [cam_image, cam_caption], api_visibility="private",
           trigger_mode="always_last")

@@ -11,15 +11,20 @@ import html
 from typing import NamedTuple
 
 import gradio as gr
+import numpy as np
 import torch
+
+import uniformer
 
 from uniformer.data import ImageDecodeError
 from uniformer.inference import ClassScore, ImagePrediction, predict_image, select_device
 
-from .models import LoadedModel, get_model, how_to_get_weights
+from . import errors
+from .models import LoadedModel, get_model, how_to_get_weights, image_model_choices
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
-           "model_status", "label_scores", "prediction_details", "ImageResult", "classify_image", "empty_result"]
+           "model_status", "label_scores", "RELATIVE_NOTE", "is_relative", "is_project_model", "trained_on_note",
+           "general_image_model_choices", "prediction_details", "ImageResult", "classify_image", "empty_result"]
 
 #: Number of classes shown.
 TOPK = 5
@@ -79,9 +84,60 @@ def model_status(model_name: str) -> ModelStatus:
 
 def label_scores(topk: list[ClassScore]) -> dict[str, float]:
     """{class name: probability} for ``gr.Label``, best first. A name that occurs twice in the
-    list (ImageNet has two 'crane' and two 'maillot' classes) gets its class index appended."""
+    list (ImageNet has two 'crane' and two 'maillot' classes) gets its class index appended.
+
+    ``gr.Label`` prints ``round(100 p)`` %, so near-uniform scores (untrained weights: about 0.1 %
+    each over 1000 classes) would all read "0%". When some shown probability is under 0.5 %, every
+    name carries its real probability with two significant decimals ("tabby · 0.14 %") and
+    the bars are drawn relative to the best class (the best one full), see :data:`RELATIVE_NOTE`.
+    """
     names = [c.label for c in topk]
-    return {(c.label if names.count(c.label) == 1 else f"{c.label} (class {c.index})"): c.probability for c in topk}
+    named = [(c.label if names.count(c.label) == 1 else f"{c.label} (class {c.index})", c.probability) for c in topk]
+    if not topk or min(p for _, p in named) >= 0.005:
+        return dict(named)
+    best = max(p for _, p in named) or 1.0
+    return {f"{name} \u00b7 {_percent(p)}": p / best for name, p in named}
+
+
+#: Said next to a top-k whose bars are relative (see :func:`label_scores`).
+RELATIVE_NOTE = ("Scores this low are near-uniform (untrained weights give every class about the same): "
+                 "each name carries its real probability, the bars compare the classes with the best one.")
+
+
+def _percent(p: float) -> str:
+    """A probability as a percentage with at least two significant digits: 0.0014 -> '0.14 %'."""
+    pct = 100 * p
+    digits = 1 if pct >= 1 else max(2, 1 - int(np.floor(np.log10(max(pct, 1e-12)))))
+    return f"{pct:.{digits}f} %"
+
+
+def is_relative(scores: dict[str, float] | None) -> bool:
+    """True when :func:`label_scores` drew the bars relative to the best class."""
+    return bool(scores) and any(" \u00b7 " in k and k.endswith("%") for k in scores)
+
+
+def is_project_model(model_name: str) -> bool:
+    """True for a model this project trained and ships inside the package (digits, moving digits):
+    its classes are not ImageNet's / Kinetics', so it belongs to its own tab or carries
+    :func:`trained_on_note` next to its answers."""
+    return uniformer.get_entry(model_name).pretrained.package_file is not None
+
+
+def trained_on_note(model_name: str) -> str:
+    """A plain line to show next to every answer of a project model (empty for other models)."""
+    if not is_project_model(model_name):
+        return ""
+    e = uniformer.get_entry(model_name)
+    classes = e.pretrained.class_names()
+    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    return (f"\u26a0\ufe0f **Trained on a toy domain**: {model_name} is a {e.description} (classes: {shown}). "
+            "Other inputs (photos, real videos) give meaningless answers.")
+
+
+def general_image_model_choices() -> list[tuple[str, str]]:
+    """:func:`app.models.image_model_choices` without the project models (the digits model has its
+    own tab: on photos its answers are meaningless)."""
+    return [(label, name) for label, name in image_model_choices() if not is_project_model(name)]
 
 
 def prediction_details(prediction: ImagePrediction) -> str:
@@ -111,19 +167,21 @@ def classify_image(image, model_name: str, precision: str = "auto") -> ImageResu
     precision is not available on the device.
     """
     if image is None:
-        raise gr.Error("No image yet: upload a photo, take one with the webcam, paste one or pick an example.",
-                       title="No image")
+        raise errors.no_input()
     loaded = get_model(model_name)
     if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+        raise errors.model_not_loaded(model_name, loaded.error)
     try:
         prediction = predict_image(loaded.model, image, topk=TOPK, device=default_device(), precision=precision)
     except ImageDecodeError as e:
-        raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
-                       print_exception=False) from None
+        raise errors.unreadable(e) from None
     except ValueError as e:
         raise gr.Error(str(e), title="Invalid setting") from None
-    return ImageResult(label_scores(prediction.topk), prediction_details(prediction))
+    scores = label_scores(prediction.topk)
+    details = prediction_details(prediction)
+    if is_relative(scores):
+        details = f"{details}  \n<small>{RELATIVE_NOTE}</small>"
+    return ImageResult(scores, details)
 
 
 def empty_result() -> ImageResult:

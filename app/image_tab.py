@@ -8,7 +8,7 @@ from uniformer.precision import default_precision, precision_label
 from . import handlers
 from .components import RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
-from .models import DEFAULT_MODEL, image_model_choices
+from .models import DEFAULT_MODEL
 
 __all__ = ["build_image_tab"]
 
@@ -21,7 +21,7 @@ def build_image_tab(demo: gr.Blocks) -> None:
                 image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
                                  height=360, elem_id="input-image")
                 with gr.Row():
-                    model = gr.Dropdown(image_model_choices(), value=DEFAULT_MODEL, label="Model", scale=3,
+                    model = gr.Dropdown(handlers.general_image_model_choices(), value=DEFAULT_MODEL, label="Model", scale=3,
                                         elem_id="model")
                     precision = gr.Radio(handlers.precision_choices(handlers.default_device()),
                                          value=default_precision(handlers.default_device()), label="Precision",
@@ -36,9 +36,12 @@ def build_image_tab(demo: gr.Blocks) -> None:
                 banner = gr.HTML(elem_id="weights-banner")
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes",
                                  elem_id="top-classes")
-                details = gr.Markdown(elem_id="details")
+                details = gr.Markdown(elem_id="details", label="Details")
 
-    button.click(handlers.classify_image, [image, model, precision], [label, details], api_name="classify")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    button.click(handlers.classify_image, [image, model, precision], [label, details], api_name="classify",
+                 api_description="Classify a photo: the top-5 classes with their probabilities, and what produced "
+                                 "them (model, weights, device, precision, timings).")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change], handlers.empty_result, None, [label, details], api_visibility="private",
           show_progress="hidden")

@@ -53,20 +53,27 @@ def build_pose_tab(demo: gr.Blocks) -> None:
                 banner = gr.HTML(elem_id="pose-weights-banner")
                 overlay = gr.Image(label="Keypoints and scores", type="pil", interactive=False, height=480,
                                    elem_id="pose-overlay", format="png")
-                details = gr.Markdown(elem_id="pose-details")
-                table = gr.Dataframe(label="Keypoints (image pixels)", interactive=False, elem_id="pose-table")
+                details = gr.Markdown(elem_id="pose-details", label="Details")
+                table = gr.Dataframe(dh.empty_pose().table, label="Keypoints (image pixels)", interactive=False, elem_id="pose-table")
                 files = gr.File(label="Downloads: drawing (PNG), keypoints (JSON)", file_count="multiple",
                                 interactive=False, elem_id="pose-files")
         pick = gr.State(dh.BoxPick())
+        last_run = gr.State(None)
 
     outputs = [overlay, table, details, files]
-    run.click(dh.estimate, [image, model, box, flip, threshold], outputs, api_name="pose")
+    run.click(dh.estimate_live, [image, model, box, flip, threshold], [*outputs, last_run], api_name="pose",
+            api_description="Top-down pose estimation (COCO, 17 keypoints) of the people in a photo: box_text is "
+                            "'x, y, width, height' in pixels (several separated by ';'; empty: the whole image). "
+                            "Returns the drawing, a table of keypoints (pixels, score), and downloads (PNG, JSON).")
     image.select(dh.pick_corner, [image, pick], [pick, box, preview], api_visibility="private")
     clear.click(dh.clear_box, None, [pick, box, preview], api_visibility="private")
     find.click(xd.find_people, [image, detector], [pick, box, preview, detector_note], api_visibility="private")
     gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, api_visibility="private",
           show_progress="hidden")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     image.change(dh.clear_box, None, [pick, box, preview], api_visibility="private", show_progress="hidden")
-    gr.on([image.change, model.change], dh.empty_pose, None, outputs, api_visibility="private",
-          show_progress="hidden")
+    threshold.change(dh.redraw_pose, [last_run, threshold], outputs, api_visibility="private", show_progress="hidden",
+                     trigger_mode="always_last")
+    gr.on([image.change, model.change], lambda: (*dh.empty_pose(), None), None, [*outputs, last_run],
+          api_visibility="private", show_progress="hidden")

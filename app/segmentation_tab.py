@@ -7,7 +7,7 @@ import gradio as gr
 
 from . import dense_handlers as dh
 from . import handlers
-from .components import RawImage
+from .components import NumericRadio, RawImage
 from .dense_models import DEFAULT_SEG_MODEL, Stage3Twins, seg_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -31,9 +31,9 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                 model = gr.Dropdown(seg_model_choices(), value=DEFAULT_SEG_MODEL, label="Model", elem_id="seg-model")
                 with gr.Row():
                     mode = gr.Radio(dh.MODES, value="global", label="Stage-3 attention", elem_id="seg-mode", scale=3)
-                    window = gr.Radio(dh.WINDOW_SIZES, value=32, label="Window (tokens)", elem_id="seg-window",
+                    window = NumericRadio(dh.WINDOW_SIZES, value=32, label="Window (tokens)", elem_id="seg-window",
                                       scale=2)
-                short_side = gr.Radio(dh.SHORT_SIDES, value=512, label="Resolution (short side, pixels)",
+                short_side = NumericRadio(dh.SHORT_SIDES, value=512, label="Resolution (short side, pixels)",
                                       elem_id="seg-scale", info="official: 512; smaller runs faster")
                 with gr.Row():
                     run = gr.Button("Segment", variant="primary", elem_id="seg-run")
@@ -51,8 +51,9 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                     opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Opacity", elem_id="seg-opacity", scale=3)
                     show_windows = gr.Checkbox(value=True, label="Draw the stage-3 windows", elem_id="seg-show-windows",
                                                scale=2)
-                details = gr.Markdown(elem_id="seg-details")
-                timings = gr.Dataframe(label="Time per stage-3 mode on this image (this device)", interactive=False,
+                details = gr.Markdown(elem_id="seg-details", label="Details")
+                timings = gr.Dataframe(dh.empty_segmentation().timings, label="Time per stage-3 mode on this image (this device)",
+                                       interactive=False,
                                        elem_id="seg-timings")
                 with gr.Row(equal_height=False):
                     with gr.Column():
@@ -65,13 +66,17 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
 
     inputs = [image, model, mode, window, short_side, opacity, show_windows, state]
     outputs = [overlay, classes, legend, details, timings, files, state]
-    run.click(functools.partial(dh.segment, twins=twins), inputs, outputs, api_name="segment")
-    compare.click(functools.partial(dh.compare_modes, twins=twins), inputs, outputs, api_name="segment_compare_modes")
+    run.click(functools.partial(dh.segment, twins=twins), inputs, outputs, api_name="segment",
+              api_description="Semantic segmentation (ADE20K, 150 classes) of a photo: the overlay, the classes found "
+                              "with their areas, timings, and downloads (overlay PNG, class-index mask PNG, areas "
+                              "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.")
+    compare.click(functools.partial(dh.compare_modes, twins=twins), inputs, outputs, api_visibility="private")
     redraw = dict(fn=dh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
-    opacity.release(**redraw)
+    opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value
     classes.input(**redraw)
     show_windows.input(**redraw)
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change, short_side.change], dh.empty_segmentation, None, outputs,
           api_visibility="private", show_progress="hidden")

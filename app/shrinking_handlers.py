@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,12 +28,12 @@ from PIL import Image
 import uniformer
 from uniformer.data import ImageDecodeError, eval_transform, get_labels, load_image
 from uniformer.explain.geometry import InputGeometry, input_geometry
-from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer
-from uniformer.inference import ClassScore
+from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer, trace_keep_ratios
+from uniformer.inference import ClassScore, is_light
 from uniformer.models.light import BlockTrace, UniFormerLight
 
-from .handlers import TOPK, default_device, device_label, label_scores
-from .models import get_model
+from .handlers import TOPK, default_device, device_label, is_project_model, label_scores
+from . import errors
 
 __all__ = ["DEFAULT_LIGHT_MODEL", "KEEP_RATIOS", "DEFAULT_KEEP_RATIO", "REPEATS", "MAX_DISPLAY_SIDE",
            "SWEEP_COLUMNS", "light_model_choices", "keep_ratio_choices", "image_digest", "ShrinkingRun", "TraceCache",
@@ -62,7 +61,7 @@ def light_model_choices() -> list[tuple[str, str]]:
     """(label shown, model name) of every registered light image classifier (uniformer_xxs_* and
     uniformer_xs_*: the models with hourglass blocks), for a dropdown."""
     names = [n for n in uniformer.list_models(task="image-classification")
-             if issubclass(uniformer.get_entry(n).build, UniFormerLight)]
+             if is_light(n) and not is_project_model(n)]
     return [(f"{n} \u2014 {uniformer.get_entry(n).description}", n) for n in names]
 
 
@@ -188,49 +187,11 @@ def _display_copy(image: Image.Image) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@torch.inference_mode()
 def trace_ratios(model: UniFormerLight, x: torch.Tensor, keep_ratios, repeats: int = REPEATS
                  ) -> dict[float, tuple[torch.Tensor, list[BlockTrace], float]]:
-    """``model.forward_trace(x, keep_ratio=r)`` for each r of ``keep_ratios`` on x (1, 3, S, S) (on the
-    model's device) -> {r: (softmax probabilities (num_classes,) float32 CPU, the trace on the CPU,
-    median latency in ms)}.
-
-    One untimed warm-up forward first; then ``repeats`` rounds over all ratios (round-robin), so a
-    burst of load on a shared machine slows every ratio alike instead of one. That is
-    ``1 + len(keep_ratios) * repeats`` forwards in all.
-    """
-    device = x.device
-    ratios = [float(r) for r in keep_ratios]
-    if not ratios:
-        return {}
-    model.forward_trace(x, keep_ratio=ratios[0])  # warm-up: first-call allocations and kernel selection
-    times: dict[float, list[float]] = {r: [] for r in ratios}
-    outputs = {}
-    for _ in range(max(1, repeats)):
-        for r in ratios:
-            _sync(device)
-            t0 = time.perf_counter()
-            outputs[r] = model.forward_trace(x, keep_ratio=r)
-            _sync(device)
-            times[r].append((time.perf_counter() - t0) * 1000)
-    result = {}
-    for r, (logits, trace) in outputs.items():
-        cpu = [BlockTrace(t.stage, t.block, t.grid, t.keep_ratio, None if t.scores is None else t.scores.cpu(),
-                          t.kept.cpu(), t.fused.cpu(), t.fuse_weights.cpu(), t.tokens_processed) for t in trace]
-        result[r] = (logits.float().softmax(-1)[0].cpu(), cpu, float(np.median(times[r])))
-    return result
-
-
-def _loaded_model(model_name: str):
-    loaded = get_model(model_name)
-    if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
-    return loaded.model
+    """{r: (probabilities, CPU trace, median latency ms)} of
+    :func:`uniformer.explain.shrinking.trace_keep_ratios` (warm-up, round-robin timing)."""
+    return {r: (t.probs, t.trace, t.latency_ms) for r, t in trace_keep_ratios(model, x, keep_ratios, repeats).items()}
 
 
 def get_runs(image, model_name: str, keep_ratios=KEEP_RATIOS, repeats: int = REPEATS,
@@ -244,9 +205,8 @@ def get_runs(image, model_name: str, keep_ratios=KEEP_RATIOS, repeats: int = REP
     whose weights failed to load.
     """
     if image is None:
-        raise gr.Error("No image yet: upload a photo, take one with the webcam, paste one or pick an example.",
-                       title="No image")
-    model = _loaded_model(model_name)
+        raise errors.no_input()
+    model = errors.loaded_model(model_name)
     try:
         digest = digest or image_digest(image)
         runs = {r: cache.get((digest, model_name, float(r)), model) for r in keep_ratios}
@@ -254,8 +214,7 @@ def get_runs(image, model_name: str, keep_ratios=KEEP_RATIOS, repeats: int = REP
         if missing:
             original = load_image(image)
     except ImageDecodeError as e:
-        raise gr.Error(f"This file cannot be used as an image: {e}", title="Unreadable image",
-                       print_exception=False) from None
+        raise errors.unreadable(e) from None
     if missing:
         cfg = model.pretrained_cfg
         device = default_device()

@@ -5,7 +5,7 @@ import gradio as gr
 
 from . import handlers
 from . import shrinking_handlers as sh
-from .components import RawImage
+from .components import NumericRadio, RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
 
 __all__ = ["build_shrinking_tab"]
@@ -32,7 +32,7 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                                     elem_id="shrink-model")
                 weights = gr.Markdown(elem_id="shrink-weights")
                 banner = gr.HTML(elem_id="shrink-weights-banner")
-                keep_ratio = gr.Radio(sh.keep_ratio_choices(), value=sh.DEFAULT_KEEP_RATIO, elem_id="shrink-ratio",
+                keep_ratio = NumericRadio(sh.keep_ratio_choices(), value=sh.DEFAULT_KEEP_RATIO, elem_id="shrink-ratio",
                                       label="Keep ratio (Table 23)",
                                       info="fraction of tokens each hourglass block keeps; the rest are fused")
                 button = gr.Button("Run", variant="primary", elem_id="shrink-run")
@@ -44,19 +44,23 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                                    interactive=False, height=420, elem_id="shrink-overlay", format="png")
                 layer = gr.Slider(1, 10, value=2, step=1, label="Hourglass layer", elem_id="shrink-layer",
                                   info="stage-3 and stage-4 blocks in forward order")
-                caption = gr.Markdown(elem_id="shrink-caption")
+                caption = gr.Markdown(elem_id="shrink-caption", label="About this layer")
                 chart = gr.Plot(label="Tokens per layer", elem_id="shrink-chart")
-                details = gr.Markdown(elem_id="shrink-details")
+                details = gr.Markdown(elem_id="shrink-details", label="Details")
                 sweep = gr.Dataframe(sh.empty_view().sweep, label=("All keep ratios on this image (\u25c0 = shown; latency: median of 3 forwards, batch 1, "
                                             "noisy on a busy CPU)"), interactive=False,
                                      elem_id="shrink-sweep")
         state = gr.State(None)
 
     run_outputs = [overlay, caption, chart, label, details, sweep, layer, state]
-    button.click(sh.run_shrinking, [image, model, keep_ratio, layer], run_outputs, api_name="token_shrinking")
+    button.click(sh.run_shrinking, [image, model, keep_ratio, layer], run_outputs, api_name="shrink",
+                 api_description="Token shrinking of a light UniFormer (XXS / XS) on a photo at one keep ratio: the "
+                                 "kept and fused tokens of one hourglass layer, tokens per layer, the top-5 classes, "
+                                 "and every keep ratio's top class and latency.")
     keep_ratio.change(sh.change_keep_ratio, [state, keep_ratio, layer], run_outputs, api_visibility="private")
     layer.change(sh.show_layer, [state, layer], [overlay, caption, chart], api_visibility="private",
                  show_progress="hidden")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change], sh.empty_view, None, run_outputs, api_visibility="private",
           show_progress="hidden")

@@ -34,15 +34,17 @@ import torch
 from PIL import Image, ImageDraw
 
 import uniformer
-from uniformer.data.video import VideoDecodeError
+from uniformer.inference import is_light
+from uniformer.data.video import VideoDecodeError, probe_video
 from uniformer.explain.video import (SpaceTimeAttention, frame_strip, grad_cam, overlay_frames, sampling_timeline,
                                      token_attention, write_overlay)
 from uniformer.inference_video import VIEW_CHOICES, VideoClips, VideoPrediction, Views, load_clips, predict_clips
 from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES, MOVING_DIGITS_MODEL, MOVING_DIGITS_SIZE
-from uniformer.models.light import UniFormerLight
 
 from .digits_handlers import project_weights_text
-from .handlers import TOPK, ModelStatus, default_device, device_label, label_scores, render_status
+from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, device_label, is_project_model, is_relative,
+                       label_scores, render_status, trained_on_note)
+from . import errors
 from .models import find_local_checkpoint, get_model
 
 __all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT",
@@ -242,8 +244,23 @@ def view_choices() -> list[tuple[str, str]]:
 
 
 def default_views(model_name: str) -> str:
-    """The views a model starts with: 1 x 1 (one forward, the fastest answer on a CPU)."""
-    return "1x1"
+    """The views a model is selected with: its official test views ('CLIPSxCROPS', e.g. '4x1' for
+    Kinetics, '1x3' for Something-Something), as :func:`model_info` states them; the user can pick
+    fewer for a faster answer."""
+    p = uniformer.get_entry(model_name).pretrained
+    chosen = f"{p.test_clips}x{p.test_crops}"
+    return chosen if chosen in {value for _, value in view_choices()} else "1x1"
+
+
+def check_upload(video) -> None:
+    """On upload: probe the file at once, so a file that is not a usable video gets a message in
+    words (the browser's own player only says "Video not playable"). Raises :func:`app.errors.unreadable`."""
+    if video is None:
+        return
+    try:
+        probe_video(video)
+    except VideoDecodeError as e:
+        raise errors.unreadable(e, "video") from None
 
 
 def model_info(model_name: str) -> str:
@@ -321,25 +338,31 @@ class VideoResult(NamedTuple):
 
 def empty_result() -> VideoResult:
     """No result: shown when the video or the model changes, so nothing stale stays on screen."""
-    return VideoResult(None, "", None, None, None, None, gr.update(value=1, maximum=16), None, "", None)
+    return VideoResult(None, "", pd.DataFrame(columns=VIEWS_TABLE_COLUMNS), None, None, None,
+                       gr.update(value=1, maximum=16), None, "", None)
+
+
+#: Columns of the per-view table before any view (no "1 2 3" placeholder headers).
+VIEWS_TABLE_COLUMNS = ["class", "average"]
 
 
 def views_table(prediction: VideoPrediction) -> pd.DataFrame:
-    """One row per view: clip, crop, the frames it saw, its probability (%) of each final top class,
-    and its own top-1."""
+    """One row per final top class (class names in rows, so long names wrap between words), one
+    column per view ('clip c, crop (frames a-b)') with that view's probability (%), then the
+    average; a last row gives each view's own top-1."""
     crop_names = {1: ["centre"], 3: ["left/top", "centre", "right/bottom"]}[prediction.crops]
+    heads = [f"clip {v.clip + 1}, {crop_names[v.crop]} (frames {v.frame_indices[0]}\u2013{v.frame_indices[-1]})"
+             for v in prediction.views]
     rows = []
-    for v in prediction.views:
-        row = {"clip": v.clip + 1, "crop": crop_names[v.crop],
-               "frames": f"{v.frame_indices[0]}\u2013{v.frame_indices[-1]}"}
-        for c, p in zip(prediction.topk, v.probabilities):
-            row[c.label] = round(100 * p, 2)
-        row["view's top-1"] = f"{v.top1.label} ({100 * v.top1.probability:.1f}%)"
+    for k, c in enumerate(prediction.topk):
+        row = {"class": c.label}
+        row.update({h: round(100 * v.probabilities[k], 2) for h, v in zip(heads, prediction.views)})
+        row["average"] = round(100 * c.probability, 2)
         rows.append(row)
-    mean = {"clip": "all", "crop": "average", "frames": ""}
-    mean.update({c.label: round(100 * c.probability, 2) for c in prediction.topk})
-    mean["view's top-1"] = prediction.topk[0].label
-    return pd.DataFrame(rows + [mean])
+    top1 = {"class": "view's own top-1"}
+    top1.update({h: f"{v.top1.label} ({100 * v.top1.probability:.1f}%)" for h, v in zip(heads, prediction.views)})
+    top1["average"] = prediction.topk[0].label
+    return pd.DataFrame(rows + [top1], columns=["class", *heads, "average"])
 
 
 def details_markdown(prediction: VideoPrediction) -> str:
@@ -424,12 +447,8 @@ def _attention_image(session: VideoSession, frame: int) -> Image.Image | None:
 def _outline_query(img: Image.Image, session: VideoSession, frame: int) -> Image.Image:
     """``img`` with the query token outlined (cyan) when ``frame`` shares its token time step."""
     att = session.attention
-    if att is not None and min(att.frame // 2, att.grid[0] - 1) == min(frame // 2, att.grid[0] - 1):
-        s = img.size[0]
-        _, r, c = att.query
-        h, w = att.grid[1:]
-        ImageDraw.Draw(img).rectangle((c * s / w, r * s / h, (c + 1) * s / w - 1, (r + 1) * s / h - 1),
-                                      outline=(0, 255, 255), width=2)
+    if att is not None and att.token_time(att.frame) == att.token_time(frame):
+        ImageDraw.Draw(img).rectangle(att.query_box(img.size[0]), outline=(0, 255, 255), width=2)
     return img
 
 
@@ -443,8 +462,9 @@ def _attention_caption(session: VideoSession) -> str:
     far = float(sum(p for t, p in enumerate(profile) if abs(t - t_query) >= 2))
     stage, block = att.block
     share = (f" {100 * att.score_token_share:.0f}% goes to the score token." if att.score_token_share else "")
-    return (f"Token ({att.query[1]}, {att.query[2]}) of frames {2 * t_query + 1}\u2013"
-            f"{min(2 * t_query + 2, len(session.frames))} (token time {t_query + 1} of {att.grid[0]}), "
+    first, last = att.query_frames(len(session.frames))
+    return (f"Token ({att.query[1]}, {att.query[2]}) of frames {first + 1}\u2013{last + 1} "
+            f"(token time {t_query + 1} of {att.grid[0]}), "
             f"stage {stage + 1} block {block + 1}, {att.grid[0]}\u00d7{att.grid[1]}\u00d7{att.grid[2]} tokens: "
             f"{100 * own:.0f}% of its attention stays in its own time step, {100 * far:.0f}% reaches two or more "
             f"steps away (joint space-time attention, \u00a74.2).{share} Heat: one colour scale for all frames.")
@@ -459,10 +479,10 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     views are invalid.
     """
     if video is None:
-        raise gr.Error("No video yet: upload a clip, record one or pick an example.", title="No video")
+        raise errors.no_input("video")
     loaded = get_model(model_name)
     if loaded.model is None:
-        raise gr.Error(f"The weights of {model_name} could not be loaded: {loaded.error}", title="Model not loaded")
+        raise errors.model_not_loaded(model_name, loaded.error)
     model = loaded.model
     try:
         chosen = Views.parse(views)
@@ -475,8 +495,7 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     try:
         clips = load_clips(video, model.pretrained_cfg, chosen, progress=report)
     except VideoDecodeError as e:
-        raise gr.Error(f"This file cannot be used as a video: {e}", title="Unreadable video",
-                       print_exception=False) from None
+        raise errors.unreadable(e, "video") from None
     prediction = predict_clips(model, clips, topk=TOPK, device=default_device(), progress=report, source=str(video))
     view = clips.centre_view()
     t = clips.frames_per_clip
@@ -490,7 +509,12 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
         bad = ", ".join(str(i) for i in sorted(clips.decoded.substituted)[:8])
         details += (f"  \n\u26a0\ufe0f Frames {bad} could not be decoded (damaged file); the nearest earlier "
                     f"frame stands in for them.")
-    return VideoResult(label_scores(prediction.topk), details, views_table(prediction), strip_image(clips),
+    if is_project_model(model_name):
+        details = f"{trained_on_note(model_name)}  \n{details}"
+    scores = label_scores(prediction.topk)
+    if is_relative(scores):
+        details += f"  \n<small>{RELATIVE_NOTE}</small>"
+    return VideoResult(scores, details, views_table(prediction), strip_image(clips),
                        timeline_image(clips), _frame_image(session, 0), gr.update(value=1, maximum=t), None,
                        _attention_caption(session), session)
 
@@ -501,7 +525,7 @@ def block_choices(model_name: str) -> list[tuple[str, str]]:
     every stage-3/4 hourglass block (:func:`uniformer.explain.video.global_blocks`)."""
     entry = uniformer.get_entry(model_name)
     cfg = entry.config
-    if issubclass(entry.build, UniFormerLight):
+    if is_light(model_name):
         blocks = [(s, b) for s in (2, 3) for b in range(cfg.depths[s])]
     else:
         blocks = [(s, b) for s in range(4) if cfg.block_types[s] == "global" for b in range(cfg.depths[s])]

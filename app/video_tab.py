@@ -36,6 +36,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
                 real = list(vh.write_video_examples().values())
                 clips = moving + real if start == vh.OFFLINE_VIDEO_MODEL else real + moving
                 gr.Examples([[str(p)] for p in clips], inputs=video, cache_examples=False, examples_per_page=10,
+                            example_labels=[p.stem.replace("_", " ") for p in clips],
                             label="Examples (click one, then Classify video)")
                 credits = [vh.MOVING_DIGITS_EXAMPLES_CREDIT, vh.VIDEO_EXAMPLES_CREDIT]
                 gr.Markdown("<small>" + " ".join(credits if start == vh.OFFLINE_VIDEO_MODEL else credits[::-1])
@@ -45,8 +46,8 @@ def build_video_tab(demo: gr.Blocks) -> None:
                 banner = gr.HTML(elem_id="video-weights-banner")
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes (views averaged)",
                                  elem_id="video-top-classes")
-                details = gr.Markdown(elem_id="video-details")
-                table = gr.Dataframe(label="Per-view probabilities (%) of the top classes", interactive=False,
+                details = gr.Markdown(elem_id="video-details", label="Details")
+                table = gr.Dataframe(vh.empty_result().table, label="Per-view probabilities (%) of the top classes", interactive=False,
                                      elem_id="video-views-table", wrap=True)
         gr.Markdown("**Where the sampled frames sit in the video** (one row per clip), and **the frames the model "
                     "saw**, clip by clip (#frame index; yellow: the crop it saw):")
@@ -66,7 +67,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
                 with gr.Column():
                     attention = gr.Image(label="Where the clicked token looks, at this frame", type="pil",
                                          interactive=False, elem_id="video-attn-map", format="png", height=300)
-                    attention_caption = gr.Markdown(elem_id="video-attn-caption")
+                    attention_caption = gr.Markdown(elem_id="video-attn-caption", label="About the attention")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1):
                     cam_button = gr.Button("Grad-CAM of the top class (GIF + MP4)", elem_id="video-gradcam")
@@ -79,15 +80,22 @@ def build_video_tab(demo: gr.Blocks) -> None:
         state = gr.State(None)
 
     outputs = [label, details, table, strip, timeline, frame, slider, attention, attention_caption, state]
-    button.click(vh.classify_video, [video, model, views], outputs, api_name="classify_video")
+    button.click(vh.classify_video, [video, model, views], outputs, api_name="classify_video",
+                 api_description="Classify a video with the checkpoint's official frame sampling and test views "
+                                 "(views: 'CLIPSxCROPS', e.g. '4x1'): the top-5 classes (views averaged), per-view "
+                                 "probabilities, the frames the model saw and where they sit in the video.")
     slider.change(vh.show_frame, [state, slider], [frame, attention], api_visibility="private",
                   show_progress="hidden")
     frame.select(vh.attend, [state, slider, block], [frame, attention, attention_caption, state],
                  api_visibility="private")
     cam_button.click(vh.explain_gradcam, state, [cam_gif, cam_mp4, cam_files, cam_caption], api_visibility="private")
     demo.load(vh.opening_status, model, [model, weights, banner, offline_note], api_visibility="private")
-    model.change(vh.video_model_status, model, [weights, banner], api_visibility="private")
+    model.change(vh.video_model_status, model, [weights, banner], api_visibility="private",
+          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(vh.model_info, model, info, api_visibility="private", show_progress="hidden")
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
+    model.change(lambda name: gr.update(value=vh.default_views(name)), model, views, api_visibility="private",
+                 show_progress="hidden")
+    video.upload(vh.check_upload, video, None, api_visibility="private", show_progress="hidden")
     gr.on([video.change, model.change], vh.empty_result, None, outputs, api_visibility="private",
           show_progress="hidden")

@@ -100,6 +100,16 @@ def app_server(hf_home: Path, log: Path, extra_env: dict[str, str] | None = None
             process.wait()
 
 
+@contextmanager
+def running_app(tmp: Path, timeout_s: float, extra_env: dict[str, str] | None = None):
+    """``python app.py`` offline with :func:`make_hub_home` under ``tmp`` (log: ``tmp/app.log``),
+    up and answering; yields its URL. The process is always terminated."""
+    log = tmp / "app.log"
+    with app_server(make_hub_home(tmp / "hf_home"), log, extra_env) as (process, url):
+        wait_until_up(process, url, log, timeout_s)
+        yield url
+
+
 def wait_until_up(process: subprocess.Popen, url: str, log: Path, timeout_s: float) -> None:
     """Return once ``url`` answers 200; fail the test (with the log's tail) if the server exits or
     does not answer within ``timeout_s`` seconds."""

@@ -61,6 +61,11 @@ def bad_images(tmp_path_factory, photo):
 def _assert_top5(result: handlers.ImageResult) -> None:
     assert len(result.label) == 5
     probabilities = list(result.label.values())
+    if handlers.is_relative(result.label):  # near-uniform scores: real probabilities in the names, bars vs the best
+        assert max(probabilities) == 1.0 and handlers.RELATIVE_NOTE in result.details
+        bars = probabilities
+        probabilities = [float(k.rsplit(" \u00b7 ", 1)[1].rstrip(" %")) / 100 for k in result.label]
+        assert bars == pytest.approx([p / probabilities[0] for p in probabilities], rel=0.05)
     assert all(0 <= p <= 1 for p in probabilities) and sum(probabilities) <= 1 + 1e-6
     assert probabilities == sorted(probabilities, reverse=True)
     assert " ms " in result.details and "**Device:** CPU" in result.details
@@ -209,8 +214,59 @@ def test_build_app_layout():
     assert image["type"] == "image"  # RawImage renders with gr.Image's frontend and props
     assert image["props"]["sources"] == ["upload", "webcam", "clipboard"]
     choices = [value for _, value in by_id["model"]["props"]["choices"]]
-    assert choices == models.uniformer.list_models(task="image-classification")
+    assert choices == [n for n in models.uniformer.list_models(task="image-classification")
+                       if not handlers.is_project_model(n)]  # the digits model has its own tab
+    assert "uniformer_xxs_digits" not in choices
     assert by_id["model"]["props"]["value"] == MODEL
     assert [value for _, value in by_id["precision"]["props"]["choices"]] == handlers.precision_choices(
         handlers.default_device())
     assert "classify" in {d.get("api_name") for d in config["dependencies"]}
+
+
+def test_near_uniform_top_k_shows_real_percentages_with_relative_bars():
+    from uniformer.inference import ClassScore
+
+    sure = handlers.label_scores([ClassScore(0, "tabby", 0.9), ClassScore(1, "lynx", 0.05)])
+    assert sure == {"tabby": 0.9, "lynx": 0.05} and not handlers.is_relative(sure)
+    flat = handlers.label_scores([ClassScore(0, "tabby", 0.0014), ClassScore(1, "lynx", 0.0007)])
+    assert flat == {"tabby \u00b7 0.14 %": 1.0, "lynx \u00b7 0.070 %": 0.5} and handlers.is_relative(flat)
+
+
+def test_project_models_are_named_as_such_and_kept_out_of_the_photo_tabs():
+    assert handlers.is_project_model("uniformer_xxs_digits") and handlers.is_project_model("uniformer_xxs_moving_digits")
+    assert not handlers.is_project_model("uniformer_small_in1k")
+    note = handlers.trained_on_note("uniformer_xxs_moving_digits")
+    assert "meaningless" in note and "left, right, up, down" in note and handlers.trained_on_note("uniformer_small_in1k") == ""
+    names = [n for _, n in handlers.general_image_model_choices()]
+    assert "uniformer_small_in1k" in names and "uniformer_xxs_digits" not in names
+
+
+def test_is_light_reads_the_config_of_image_video_and_dense_models():
+    from uniformer.inference import is_light
+
+    assert [is_light(n) for n in ("uniformer_xxs_128_in1k", "uniformer_xxs_moving_digits", "fpn_xxs", "mask_rcnn_1x_xs",
+                                  "uniformer_small_in1k", "mask_rcnn_1x_hybrid_small", "upernet_global_small")] == \
+        [True, True, True, True, False, False, False]
+    model = models.uniformer.create_model("uniformer_xxs_digits")
+    assert is_light(model) and is_light(model.cfg) and not is_light(object())
+
+
+def test_numeric_radio_accepts_numbers_and_their_text_and_documents_numbers():
+    from gradio.exceptions import Error
+
+    from app.components import NumericRadio
+
+    radio = NumericRadio([("0.5 (default)", 0.5), ("1", 1.0)], value=0.5, label="Keep ratio")
+    assert radio.api_info()["type"] == "number" and radio.api_info()["enum"] == [0.5, 1.0]
+    assert radio.preprocess("0.5") == 0.5 and radio.preprocess(1) == 1.0 and radio.preprocess(None) is None
+    with pytest.raises(Error, match="Keep ratio: '0.3' is not one of"):
+        radio.preprocess("0.3")
+
+
+def test_one_error_helper_words_each_problem_once():
+    from app import errors
+
+    assert errors.no_input().message.startswith("No image yet: upload a photo") and errors.no_input().title == "No image"
+    assert errors.no_input("video", then="classify it").message.endswith("pick an example, then classify it.")
+    assert "could not be loaded: bad file" in errors.model_not_loaded("m", "bad file").message
+    assert errors.unreadable("empty", "video").message == "This file cannot be used as a video: empty"

@@ -321,3 +321,26 @@ def test_detector_note_and_errors(fake, photo):
         xd.find_people(None, "mask_rcnn_1x_xxs")
     with pytest.raises(gr.Error, match="could not be loaded"):
         xd.find_people(photo, "mask_rcnn_1x_hybrid_base")
+
+
+def test_detection_result_in_the_uploads_pixels():
+    """Boxes scaled and masks resized (nearest) to another size of the same photo: the library's
+    rescale that the tab uses for its table, COCO download and the Pose tab's person boxes."""
+    import dataclasses as dc
+
+    from uniformer.tasks.detection import DetectionResult, mask_to_rle
+
+    masks = np.zeros((1, 40, 60), dtype=bool)
+    masks[0, 10:20, 30:45] = True
+    r = DetectionResult(boxes=np.array([[30, 10, 45, 20]], dtype=np.float32), scores=np.array([0.9], dtype=np.float32),
+                        labels=np.array([0]), masks=masks, class_names=("person",), image_size=(60, 40),
+                        input_size=(60, 40), model_name="m", weights=None, device="cpu", precision="fp32",
+                        stage3_attention="global", times={}, num_proposals=1)
+    big = r.rescaled((120, 80))
+    assert big.image_size == (120, 80) and big.boxes.tolist() == [[60, 20, 90, 40]]
+    assert big.masks.shape == (1, 80, 120) and int(big.masks.sum()) == 4 * int(masks.sum())
+    assert big.to_coco()[0]["segmentation"] == mask_to_rle(big.masks[0])
+    assert r.rescaled((120, 80), with_masks=False).masks is None
+    assert r.rescaled((60, 40)) is r
+    assert r.rescaled((120, 80)).person_boxes(0.5) == [(60.0, 20.0, 30.0, 20.0)]
+    assert dc.replace(r, masks=None).rescaled((30, 20)).boxes.tolist() == [[15, 5, 22.5, 10]]

@@ -279,7 +279,7 @@ def test_layout_has_the_digits_tab_and_the_offline_video_default():
     for elem in ("digits-input", "digits-top", "digits-attention", "digits-shrinking", "digits-weights",
                  "digits-details", "digits-run"):
         assert elem in by_id, elem
-    assert "classify_digit" in {d.get("api_name") for d in config["dependencies"]}
+    assert "digits" in {d.get("api_name") for d in config["dependencies"]}
     assert by_id["video-model"]["props"]["value"] == MOVING_DIGITS_MODEL
     assert "Offline default" in by_id["video-offline-note"]["props"]["value"]
     assert "Digits" in {c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from appfiles import app_server, browser_page, chromium_browser, make_hub_home, wait_until_up
+from appfiles import browser_page, chromium_browser, running_app
 from playwright.sync_api import expect
 
 from app.examples import write_examples
@@ -23,10 +23,7 @@ TIMEOUT_MS = 120_000  # the first click runs the captured forward on a (possibly
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """URL of ``python app.py`` running offline with synthetic official weights; terminated after."""
-    tmp = tmp_path_factory.mktemp("explain_e2e")
-    log = tmp / "app.log"
-    with app_server(make_hub_home(tmp / "hf_home"), log) as (process, url):
-        wait_until_up(process, url, log, START_TIMEOUT_S)
+    with running_app(tmp_path_factory.mktemp("explain_e2e"), START_TIMEOUT_S) as url:
         yield url
 
 
@@ -78,6 +75,7 @@ def test_click_a_point_and_get_heat_maps_back(server, page):
     expect(page.locator("#explain-files")).to_contain_text(".png")
     expect(page.locator("#explain-files")).to_contain_text(".json")
 
+    page.get_by_text("Class activation maps (pytorch-grad-cam)").click()  # collapsed until asked for
     page.locator("#explain-cam-run").click()
     expect(page.locator("#explain-cam-caption")).to_contain_text("GradCAM")
     page.wait_for_timeout(500)

@@ -263,4 +263,4 @@ def test_light_model_choices_and_layout():
     assert by_id["shrink-ratio"]["props"]["value"] == 0.5
     assert by_id["shrink-image"]["type"] == "image" and by_id["shrink-layer"]["type"] == "slider"
     assert by_id["shrink-chart"]["type"] == "plot"
-    assert "token_shrinking" in {d.get("api_name") for d in config["dependencies"]}
+    assert "shrink" in {d.get("api_name") for d in config["dependencies"]}

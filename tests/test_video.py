@@ -516,7 +516,9 @@ def test_app_classifies_explains_and_exports(tiny_app_models, videos):
     result = vh.classify_video(str(videos["long"]), vh.DEFAULT_VIDEO_MODEL, "2x3")
     assert len(result.label) == 5
     assert list(result.label.values()) == sorted(result.label.values(), reverse=True)
-    assert len(result.table) == 7 and list(result.table.columns[:3]) == ["clip", "crop", "frames"]
+    # one row per top class and a last row of each view's own top-1; a column per view (2 clips x 3 crops)
+    assert len(result.table) == 6 and list(result.table["class"])[-1] == "view's own top-1"
+    assert len(result.table.columns) == 1 + 6 + 1 and result.table.columns[1].startswith("clip 1, left/top (frames ")
     assert "**Decode:**" in result.details and "**Inference:**" in result.details and "mean 0.45 / std 0.225" in result.details
     assert result.strip.size[1] > 2 * 40 and result.timeline.size[0] == 1200
     session = result.state

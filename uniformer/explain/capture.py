@@ -1,11 +1,13 @@
 """Capture global-MHRA attention (Eq. 7) without changing the model's forward.
 
 The forward always runs the fused ``scaled_dot_product_attention``, which never materializes the
-attention matrix. :func:`capture_attention` registers forward-pre-hooks that receive the exact
+attention matrix. :func:`capture_attention` reads them with forward-pre-hooks (installed once per model, then
+left in place and idle while nobody captures) that receive the exact
 normalized tokens a global MHRA attends over and recompute ``softmax(Q K^T / sqrt(d))`` from the
 module's own ``qkv`` weights, outside the forward (in float32, autocast off), so the logits are
 bit-for-bit those of a plain forward. Hooks record only forwards run by the thread (context) that
-opened the capture, so two requests sharing one model never see each other's maps.
+opened the capture, so two requests sharing one model never see each other's maps, and no capture
+changes a hook dict another thread's forward may be reading.
 
 Every capture is a (B, heads, N, N) matrix over the block's N = prod(grid) tokens, whatever the
 attention actually ran over (:attr:`AttentionCapture.kinds`):
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -44,7 +47,7 @@ from ..models.light import HourglassBlock
 
 __all__ = ["AttentionCapture", "ShrunkAttention", "capture_attention", "global_mhra_modules", "window_attention"]
 
-_ACTIVE: contextvars.ContextVar["AttentionCapture | None"] = contextvars.ContextVar("uniformer_capture", default=None)
+_ACTIVE: contextvars.ContextVar["_Recorder | None"] = contextvars.ContextVar("uniformer_capture", default=None)
 
 
 def global_mhra_modules(model: nn.Module) -> dict[str, GlobalMHRA]:
@@ -174,6 +177,89 @@ def window_attention(module: GlobalMHRA, tokens: torch.Tensor, grid: Sequence[in
     return out.view(B, heads, N, N)
 
 
+class _Recorder:
+    """What the permanent taps write into while a :func:`capture_attention` is open in this context:
+    the capture and the module path of each global MHRA / shrink tap of the captured model."""
+
+    def __init__(self, capture: AttentionCapture, names: dict[int, str]):
+        self.capture = capture
+        self.names = names
+
+
+class _MHRATap:
+    """Permanent forward-pre-hook of a global MHRA (args only: the block calls ``mhra(tokens, grid)``).
+    Does nothing unless a capture is open in the calling context and covers this module."""
+
+    def __call__(self, module: GlobalMHRA, args):
+        rec = _ACTIVE.get()
+        name = None if rec is None else rec.names.get(id(module))
+        if name is None:
+            return None
+        tokens = args[0]  # (B, N, C) normalized tokens
+        grid = tuple(args[1]) if len(args) > 1 and args[1] is not None else None
+        capture = rec.capture
+        with torch.no_grad():
+            if module.window_size is None:
+                capture.maps[name] = _attention_probs(module, tokens).detach()
+                capture.kinds[name] = "global"
+            else:
+                capture.maps[name] = window_attention(module, tokens, grid).detach()
+                capture.kinds[name] = "window"
+        if grid is not None:
+            capture.spatial[name] = grid
+        return None
+
+
+class _ShrinkTapHook:
+    """Permanent forward-pre-hook of an hourglass block's ``shrink_tap`` (light models, §5.1)."""
+
+    def __init__(self, mhra: GlobalMHRA):
+        self.mhra = mhra
+
+    def __call__(self, module: nn.Module, args):
+        rec = _ACTIVE.get()
+        name = None if rec is None else rec.names.get(id(module))
+        if name is None:
+            return None
+        tokens, trace = args  # (B, M, C), BlockTrace
+        capture = rec.capture
+        with torch.no_grad():
+            shrunk = ShrunkAttention(_attention_probs(self.mhra, tokens).detach(), trace.kept, trace.fused,
+                                     trace.fuse_weights.float(), tuple(trace.grid))
+            capture.shrunk[name] = shrunk
+            capture.maps[name] = shrunk.to_grid()
+            capture.spatial[name] = shrunk.grid
+            capture.kinds[name] = "hourglass"
+        return None
+
+
+_INSTALL_LOCK = threading.Lock()
+
+
+def _tap_points(model: nn.Module) -> dict[nn.Module, tuple[str, object]]:
+    """The module each capture hook sits on -> (capture name, hook class to install there)."""
+    points = {}
+    for name, module in model.named_modules():
+        mhra = getattr(module, "mhra", None)
+        if not isinstance(mhra, GlobalMHRA):
+            continue
+        if isinstance(module, HourglassBlock):
+            points[module.shrink_tap] = (f"{name}.mhra", _ShrinkTapHook(mhra))
+        else:
+            points[mhra] = (f"{name}.mhra", _MHRATap())
+    return points
+
+
+def _install_taps(points: dict[nn.Module, tuple[str, object]]) -> None:
+    """Install each tap once and for good (idempotent). A hook is added to a module's hook dict by
+    one dict insertion (no ``with_kwargs``: nothing is half-registered), never removed, and is a
+    no-op while nobody captures, so forwards running in other threads meanwhile are unaffected."""
+    with _INSTALL_LOCK:
+        for module, (_, hook) in points.items():
+            if not any(isinstance(h, (_MHRATap, _ShrinkTapHook)) for h in module._forward_pre_hooks.values()):
+                module.register_forward_pre_hook(hook)
+
+
 @contextlib.contextmanager
 def capture_attention(model: nn.Module):
     """Record every global MHRA's attention probabilities for forwards run in this context.
@@ -182,66 +268,20 @@ def capture_attention(model: nn.Module):
     use; a second forward overwrites). Covers plain global blocks, windowed blocks of dense
     backbones and the hourglass blocks of the light models (image, video and dense), each as a
     (B, heads, N, N) matrix on the block's token grid (see the module doc for what rows and columns
-    mean in each case). Thread-safe: other threads' forwards are not recorded.
+    mean in each case).
+
+    Race-free by design: the first capture on a model installs parameter-free forward-pre-hooks
+    (one per global MHRA / shrink tap) permanently; they read a context variable that holds the
+    open capture of the calling thread (or task) and return at once when it is None. No capture
+    registers or removes hooks on the shared model afterwards, so concurrent forwards (captured or
+    not) never see a hook dict being changed, and each capture sees only its own context's
+    forwards. The hooks never change the forward: logits are bit-identical with or without them.
     """
     capture = AttentionCapture()
-    handles = []
-
-    def active() -> bool:
-        return _ACTIVE.get() is capture
-
-    def make_mhra_hook(name: str):
-        def pre_hook(module, args, kwargs):
-            if not active():
-                return None
-            tokens = args[0]
-            with torch.no_grad():
-                if module.window_size is None:
-                    capture.maps[name] = _attention_probs(module, tokens).detach()
-                    capture.kinds[name] = "global"
-                else:
-                    grid = args[1] if len(args) > 1 else kwargs.get("grid")
-                    capture.maps[name] = window_attention(module, tokens, grid).detach()
-                    capture.kinds[name] = "window"
-            return None
-        return pre_hook
-
-    def make_grid_hook(name: str):
-        def block_hook(module, args):
-            if active():
-                capture.spatial[name] = tuple(args[0].shape[2:])
-            return None
-        return block_hook
-
-    def make_tap_hook(name: str, mhra: GlobalMHRA):
-        def tap_hook(module, args):
-            if not active():
-                return None
-            tokens, trace = args  # (B, M, C), BlockTrace
-            with torch.no_grad():
-                shrunk = ShrunkAttention(_attention_probs(mhra, tokens).detach(), trace.kept, trace.fused,
-                                         trace.fuse_weights.float(), tuple(trace.grid))
-                capture.shrunk[name] = shrunk
-                capture.maps[name] = shrunk.to_grid()
-                capture.spatial[name] = shrunk.grid
-                capture.kinds[name] = "hourglass"
-            return None
-        return tap_hook
-
-    for name, module in model.named_modules():
-        mhra = getattr(module, "mhra", None)
-        if not isinstance(mhra, GlobalMHRA):
-            continue
-        if isinstance(module, HourglassBlock):
-            handles.append(module.shrink_tap.register_forward_pre_hook(make_tap_hook(f"{name}.mhra", mhra)))
-        else:
-            handles.append(module.register_forward_pre_hook(make_grid_hook(f"{name}.mhra")))
-            handles.append(mhra.register_forward_pre_hook(make_mhra_hook(f"{name}.mhra"), with_kwargs=True))
-    token = _ACTIVE.set(capture)
+    points = _tap_points(model)
+    _install_taps(points)
+    token = _ACTIVE.set(_Recorder(capture, {id(m): name for m, (name, _) in points.items()}))
     try:
         yield capture
     finally:
         _ACTIVE.reset(token)
-        for h in handles:
-            h.remove()
-

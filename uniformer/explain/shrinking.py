@@ -17,7 +17,7 @@ from ..models.light import BlockTrace
 from .geometry import InputGeometry
 
 __all__ = ["KEPT", "FUSED", "token_state_map", "score_map", "shrinking_overlay", "tokens_per_layer",
-           "SweepPoint", "keep_ratio_sweep"]
+           "SweepPoint", "RatioTrace", "trace_keep_ratios", "keep_ratio_sweep"]
 
 KEPT, FUSED = 1, 0  # values of token_state_map
 
@@ -89,17 +89,65 @@ class SweepPoint:
     tokens_processed: int
 
 
+@dataclass(frozen=True)
+class RatioTrace:
+    """One keep ratio of :func:`trace_keep_ratios`: probs (num_classes,) float32 softmax on the CPU,
+    trace: one BlockTrace per hourglass block (CPU tensors, batch of 1), latency_ms: median wall
+    time (milliseconds) of the timed forwards."""
+
+    keep_ratio: float
+    probs: torch.Tensor
+    trace: list[BlockTrace]
+    latency_ms: float
+
+    @property
+    def tokens_processed(self) -> int:
+        """Tokens attention ran on, summed over the hourglass blocks."""
+        return sum(t.tokens_processed for t in self.trace)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _cpu_trace(trace: list[BlockTrace]) -> list[BlockTrace]:
+    return [BlockTrace(t.stage, t.block, t.grid, t.keep_ratio, None if t.scores is None else t.scores.cpu(),
+                       t.kept.cpu(), t.fused.cpu(), t.fuse_weights.cpu(), t.tokens_processed) for t in trace]
+
+
 @torch.inference_mode()
-def keep_ratio_sweep(model, x: torch.Tensor, ratios=(1.0, 0.8, 0.6, 0.5, 0.4, 0.25), repeats: int = 3) -> list[SweepPoint]:
-    """Run a light model on ``x`` (1, 3, H, W) at each keep ratio (Table 23's trade-off)."""
-    points = []
-    for r in ratios:
-        times = []
-        for _ in range(max(1, repeats)):
+def trace_keep_ratios(model, x: torch.Tensor, ratios=(1.0, 0.8, 0.6, 0.5, 0.4, 0.25),
+                      repeats: int = 3) -> dict[float, RatioTrace]:
+    """``model.forward_trace(x, keep_ratio=r)`` of a light model for each keep ratio r on x
+    (1, 3, H, W) (on the model's device) -> {r: :class:`RatioTrace`} (Table 23's trade-off).
+
+    Timing: one untimed warm-up forward first (first-call allocations, kernel selection); then
+    ``repeats`` rounds over all ratios, round-robin, so a burst of load on a shared machine slows
+    every ratio alike instead of one; CUDA is synchronized around each forward. That is
+    ``1 + len(ratios) * repeats`` forwards in all.
+    """
+    device = x.device
+    ratios = [float(r) for r in ratios]
+    if not ratios:
+        return {}
+    model.forward_trace(x, keep_ratio=ratios[0])  # warm-up
+    times: dict[float, list[float]] = {r: [] for r in ratios}
+    outputs = {}
+    for _ in range(max(1, repeats)):
+        for r in ratios:
+            _sync(device)
             t0 = time.perf_counter()
-            logits, trace = model.forward_trace(x, keep_ratio=r)
-            times.append((time.perf_counter() - t0) * 1000)
-        p = logits.float().softmax(-1)[0]
-        points.append(SweepPoint(r, int(p.argmax()), float(p.max()), float(np.median(times)),
-                                 sum(t.tokens_processed for t in trace)))
-    return points
+            outputs[r] = model.forward_trace(x, keep_ratio=r)
+            _sync(device)
+            times[r].append((time.perf_counter() - t0) * 1000)
+    return {r: RatioTrace(r, logits.float().softmax(-1)[0].cpu(), _cpu_trace(trace), float(np.median(times[r])))
+            for r, (logits, trace) in outputs.items()}
+
+
+def keep_ratio_sweep(model, x: torch.Tensor, ratios=(1.0, 0.8, 0.6, 0.5, 0.4, 0.25), repeats: int = 3) -> list[SweepPoint]:
+    """Run a light model on ``x`` (1, 3, H, W) at each keep ratio (Table 23's trade-off): top-1,
+    its probability, median latency and tokens processed per ratio, timed as
+    :func:`trace_keep_ratios` does (warm-up, round-robin rounds)."""
+    return [SweepPoint(r, int(t.probs.argmax()), float(t.probs.max()), t.latency_ms, t.tokens_processed)
+            for r, t in trace_keep_ratios(model, x, ratios, repeats).items()]

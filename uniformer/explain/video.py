@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..tasks.visualize import load_font
+from ..inference import is_light
 from .capture import capture_attention
 
 __all__ = ["SpaceTimeAttention", "token_attention", "token_at", "VideoCAM", "grad_cam", "overlay_frames",
@@ -47,16 +48,12 @@ def _batch(clip: torch.Tensor) -> torch.Tensor:
     return clip
 
 
-def _is_light(model: nn.Module) -> bool:
-    return hasattr(model, "cls_token")
-
-
 def global_blocks(model: nn.Module) -> list[tuple[int, int]]:
     """(stage, block) of every block whose attention :func:`token_attention` can show: every global
     block of UniFormer-S/B; every stage-3/4 hourglass block of the light models (§5.1; in blocks
     that shrink, fused tokens show their representative's attention, see
     :mod:`uniformer.explain.capture`)."""
-    if _is_light(model):
+    if is_light(model):
         return [(s, b) for s in (2, 3) for b in range(len(model.stages[s].blocks))]
     return [(s, b) for s, stage in enumerate(model.stages) if model.cfg.block_types[s] == "global"
             for b in range(len(stage.blocks))]
@@ -86,6 +83,22 @@ class SpaceTimeAttention:
     def temporal_profile(self) -> np.ndarray:
         """(T',) total attention per token time step (mean over heads): how far in time it looks."""
         return self.per_head.mean(0).sum((1, 2))
+
+    def token_time(self, frame: int) -> int:
+        """The token time step t' of input frame ``frame`` (0-based; the stem halves T)."""
+        return min(frame // 2, self.grid[0] - 1)
+
+    def query_frames(self, num_frames: int) -> tuple[int, int]:
+        """The input frames (first, last; 0-based, inclusive) of the query token's time step in a
+        clip of ``num_frames`` frames."""
+        t = self.query[0]
+        return 2 * t, min(2 * t + 1, num_frames - 1)
+
+    def query_box(self, size: int) -> tuple[float, float, float, float] | None:
+        """The query token's box (x0, y0, x1, y1) in pixels of a frame shown ``size`` pixels square."""
+        _, r, c = self.query
+        h, w = self.grid[1:]
+        return c * size / w, r * size / h, (c + 1) * size / w - 1, (r + 1) * size / h - 1
 
 
 def token_at(frame: int, x: float, y: float, crop_size: int, grid: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -157,7 +170,7 @@ def grad_cam(model: nn.Module, clip: torch.Tensor, target: int | None = None, la
     the spatial resolution; UniFormer-S/B only). Raises ValueError for an unknown or unsupported layer."""
     if layer not in ("last", "stage3"):
         raise ValueError(f"layer must be 'last' or 'stage3', got {layer!r}")
-    if layer == "stage3" and _is_light(model):
+    if layer == "stage3" and is_light(model):
         raise ValueError("layer 'stage3' needs UniFormer-S/B; the light models' stage 4 depends on stage 3's "
                          "token-shrinking state, use layer='last'")
     x = _batch(clip).to(next(model.parameters()).device)

@@ -152,6 +152,26 @@ class DetectionResult:
     def total_ms(self) -> float:
         return float(sum(self.times.values()))
 
+    def boxes_in(self, size: tuple[int, int]) -> np.ndarray:
+        """(K, 4) float32 boxes ``(x1, y1, x2, y2)`` in the pixels of the same photo at ``size`` =
+        (w, h) (e.g. the original upload when the detector ran on a downscaled copy)."""
+        fx, fy = size[0] / self.image_size[0], size[1] / self.image_size[1]
+        return (self.boxes * np.asarray([fx, fy, fx, fy], dtype=np.float32)).astype(np.float32)
+
+    def rescaled(self, size: tuple[int, int], with_masks: bool = True) -> "DetectionResult":
+        """The same detections in the pixels of the photo at ``size`` = (w, h): boxes scaled
+        (:meth:`boxes_in`), masks resized with nearest neighbour (K, h, w) or dropped
+        (``with_masks=False``: None, cheaper when only boxes are needed), ``image_size`` = size.
+        Returns ``self`` when the size is already the result's and masks are kept."""
+        size = (int(size[0]), int(size[1]))
+        if size == tuple(self.image_size) and with_masks:
+            return self
+        masks = None
+        if self.masks is not None and with_masks:
+            masks = np.stack([np.asarray(Image.fromarray(m).resize(size, Image.NEAREST)) for m in self.masks]) \
+                if len(self.masks) else np.zeros((0, size[1], size[0]), dtype=bool)
+        return dataclasses.replace(self, boxes=self.boxes_in(size), masks=masks, image_size=size)
+
     def to_coco(self, image_id: int = 0, score_thr: float = 0.0, classes: Iterable[int | str] | None = None,
                 with_masks: bool = True) -> list[dict]:
         """COCO results format: one dict per detection with ``image_id``, ``category_id`` (standard
