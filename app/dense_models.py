@@ -17,7 +17,7 @@ from torch import nn
 import uniformer
 import uniformer.models.detection  # noqa: F401  (registers the detectors)
 from uniformer.models.dense import with_stage3_attention
-from uniformer.inference import is_light
+from uniformer.models.light import is_light
 
 from .models import LoadedModel, get_model
 

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from uniformer.inference import is_light
+from uniformer.models.light import is_light
 from uniformer.tasks.detection import DetectionResult, class_colors, detect_objects, draw_detections
 from uniformer.tasks.visualize import draw_boxes
 

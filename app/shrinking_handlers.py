@@ -29,7 +29,8 @@ import uniformer
 from uniformer.data import ImageDecodeError, eval_transform, get_labels, load_image
 from uniformer.explain.geometry import InputGeometry, input_geometry
 from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer, trace_keep_ratios
-from uniformer.inference import ClassScore, is_light
+from uniformer.inference import ClassScore
+from uniformer.models.light import is_light
 from uniformer.models.light import BlockTrace, UniFormerLight
 
 from .handlers import TOPK, default_device, device_label, is_project_model, label_scores

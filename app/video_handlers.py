@@ -34,7 +34,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import uniformer
-from uniformer.inference import is_light
+from uniformer.models.light import is_light
 from uniformer.data.video import VideoDecodeError, probe_video
 from uniformer.explain.video import (SpaceTimeAttention, frame_strip, grad_cam, overlay_frames, sampling_timeline,
                                      token_attention, write_overlay)

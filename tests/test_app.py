@@ -242,7 +242,7 @@ def test_project_models_are_named_as_such_and_kept_out_of_the_photo_tabs():
 
 
 def test_is_light_reads_the_config_of_image_video_and_dense_models():
-    from uniformer.inference import is_light
+    from uniformer.models.light import is_light
 
     assert [is_light(n) for n in ("uniformer_xxs_128_in1k", "uniformer_xxs_moving_digits", "fpn_xxs", "mask_rcnn_1x_xs",
                                   "uniformer_small_in1k", "mask_rcnn_1x_hybrid_small", "upernet_global_small")] == \

@@ -17,7 +17,7 @@ from .data import eval_transform, load_image
 from .hub import WeightsInfo
 
 __all__ = ["ClassScore", "ImagePrediction", "select_device", "autocast", "preprocess_images",
-           "predict_image", "predict_images", "PRECISIONS", "resolve_precision", "is_light"]
+           "predict_image", "predict_images", "PRECISIONS", "resolve_precision"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -150,21 +150,3 @@ def predict_image(model: nn.Module, image, topk: int = 5, device: str | torch.de
                   precision: str = "fp32") -> ImagePrediction:
     """Classify one image; see :func:`predict_images`."""
     return predict_images(model, [image], topk=topk, device=device, precision=precision)[0]
-
-
-def is_light(model: nn.Module | object | str) -> bool:
-    """True for a light-weight UniFormer (XXS / XS: hourglass blocks with token shrinking, paper
-    §5.1), read from the config: ``model`` is a model (its ``cfg``), a config, or a registered model
-    name. Dense models (segmentation, detection, pose) answer for their backbone (``cfg.backbone``).
-    The one place the question is decided (image, video and dense models alike)."""
-    from .models.light import UniFormerLightConfig
-
-    if isinstance(model, str):
-        from .registry import get_entry
-
-        cfg = get_entry(model).config
-    elif isinstance(model, nn.Module):
-        cfg = getattr(model, "cfg", None)
-    else:
-        cfg = model
-    return isinstance(getattr(cfg, "backbone", cfg), UniFormerLightConfig)

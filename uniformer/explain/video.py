@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..tasks.visualize import load_font
-from ..inference import is_light
+from ..models.light import is_light
 from .capture import capture_attention
 
 __all__ = ["SpaceTimeAttention", "token_attention", "token_at", "VideoCAM", "grad_cam", "overlay_frames",

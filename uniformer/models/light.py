@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks import UniFormerBlock
-from ..registry import ModelEntry, PretrainedCfg, register_model
+from ..registry import ModelEntry, PretrainedCfg, get_entry, register_model
 from .uniformer import UniFormer, UniFormerConfig, backbone_filter_fn, checkpoint_filter_fn, run_block
 
-__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "ShrinkTap", "UniFormerLightConfig", "UniFormerLight", "light_config"]
+__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "ShrinkTap", "UniFormerLightConfig", "UniFormerLight", "light_config", "is_light"]
 
 
 @dataclass
@@ -325,3 +325,17 @@ def _register() -> None:
 
 
 _register()
+
+
+def is_light(model: nn.Module | object | str) -> bool:
+    """True for a light-weight UniFormer (XXS / XS: hourglass blocks with token shrinking, paper
+    §5.1), read from the config: ``model`` is a model (its ``cfg``), a config, or a registered model
+    name. Dense models (segmentation, detection, pose) answer for their backbone (``cfg.backbone``).
+    The one place the question is decided (image, video and dense models alike)."""
+    if isinstance(model, str):
+        cfg = get_entry(model).config
+    elif isinstance(model, nn.Module):
+        cfg = getattr(model, "cfg", None)
+    else:
+        cfg = model
+    return isinstance(getattr(cfg, "backbone", cfg), UniFormerLightConfig)
