@@ -16,7 +16,7 @@ import torch
 from uniformer.data import ImageDecodeError
 from uniformer.inference import ClassScore, ImagePrediction, predict_image, select_device
 
-from .models import LoadedModel, get_model, how_to_get_weights
+from .models import LoadedModel, get_model, how_to_get_weights, weights_line
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
            "model_status", "label_scores", "prediction_details", "ImageResult", "classify_image", "empty_result"]
@@ -63,7 +63,7 @@ def render_status(loaded: LoadedModel) -> ModelStatus:
                 f"Fix or replace the file, or choose another model.")
         return ModelStatus("**Weights:** none (loading failed)", _BANNER.format(border="#d32f2f", background="#fdecea",
                                                                               body=body))
-    weights = f"**Weights:** {loaded.weights.describe()}"
+    weights = weights_line(loaded)
     if loaded.fallback_reason is None:
         return ModelStatus(weights, "")
     body = (f"&#9888;&#65039; <b>{name} runs with untrained random weights: its predictions are meaningless.</b><br>"
