@@ -9,7 +9,8 @@ Bytes are counted by a *footprint* function over the values held (``values -> {p
 pool being e.g. ``'cpu'`` or ``'cuda:0'``), so values that share memory (a stage-3 twin shares
 every weight with its model) are counted once, and by a *weigh* function per value otherwise.
 Budgets are per pool (``max_bytes={'cpu': ..., 'cuda': ...}``; a ``'cuda'`` budget applies to
-each ``'cuda:N'`` pool). The newest value always stays, even alone over budget.
+each ``'cuda:N'`` pool); when a pool is over budget, the least recently used entry holding memory in
+that pool goes first. The newest value always stays, even alone over budget.
 
 Eviction only drops the cache's reference: a value a request still uses stays alive (Python
 references keep it), so nothing is freed under a running request. With ``held`` (value -> the
@@ -168,26 +169,46 @@ class LRUCache:
                 total[pool] = total.get(pool, 0) + n
         return total
 
-    def _over_budget(self) -> bool:
+    def _measure_one(self, value: Any) -> dict[str, int]:
+        if self._footprint is not None:
+            return dict(self._footprint(list(self.held(value)) if self.held else [value]))
+        return _as_pools(self.weigh(value))
+
+    def _over_budget(self) -> set[str]:
+        """The pools whose bytes exceed their budget."""
         if self.max_bytes is None:
-            return False
+            return set()
+        over = set()
         for pool, n in self._measure().items():
             budget = self.max_bytes.get(pool, self.max_bytes.get(pool.split(":")[0]))
             if budget is not None and n > budget:
-                return True
-        return False
+                over.add(pool)
+        return over
+
+    def _victim(self, over: set[str]) -> Hashable | None:
+        """The least recently used key (never the newest) holding memory in one of the ``over`` pools."""
+        for key in list(self._data)[:-1]:
+            if any(n > 0 and pool in over for pool, n in self._measure_one(self._data[key]).items()):
+                return key
+        return None
 
     def _trim(self) -> bool:
         evicted, collected = False, False
         while len(self._data) > 1:
-            if self.max_items is None or len(self._data) <= max(1, self.max_items):
-                if not self._over_budget():
+            if self.max_items is not None and len(self._data) > max(1, self.max_items):
+                key = next(iter(self._data))
+            else:
+                over = self._over_budget()
+                if not over:
                     break
                 if evicted and not collected and len(self._evicted_alive):
                     gc.collect()  # evicted values in reference cycles: free them before evicting more
                     collected = True
                     continue
-            _, value = self._data.popitem(last=False)
+                key = self._victim(over)
+                if key is None:
+                    break
+            value = self._data.pop(key)
             self._retire(value)
             del value  # a local reference would count the evicted value as still alive
             evicted = True
