@@ -11,7 +11,9 @@ from . import explain_handlers as xh
 from .components import RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
 from .handlers import model_status
+from .gpu import MEDIUM, SHORT
 from .models import DEFAULT_MODEL, image_model_choices
+from .weights import build_weights_panel
 
 __all__ = ["build_explain_tab"]
 
@@ -41,6 +43,7 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                 model = gr.Dropdown(image_model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="explain-model")
                 weights = gr.Markdown(elem_id="explain-weights")
                 banner = gr.HTML(elem_id="explain-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "explain")
                 gr.Examples([[str(p)] for p in write_examples().values()], inputs=image, cache_examples=False,
                             label="Examples (pick one, then click on the picture)")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
@@ -79,21 +82,24 @@ def build_explain_tab(demo: gr.Blocks) -> None:
 
     view = [canvas, info, lvg, erf, query_plot, kernels_plot, distance_plot, rollout]
     cleared = [lvg, erf, query_plot, kernels_plot, distance_plot, rollout, cam_image, cam_caption, files]
-    gr.on([demo.load, model.change], model_status, model, [weights, banner], api_visibility="private")
+    bind, session = panel.bind, panel.state
+    gr.on([demo.load, model.change], bind(model_status), [model, session], [weights, banner], api_visibility="private")
     gr.on([demo.load, model.change], _layer_slider, model, layer, api_visibility="private")
-    gr.on([image.change, model.change], xh.prepare_image, [image, model], [canvas, info, state],
-          api_visibility="private").then(
+    gr.on([image.change, model.change], bind(xh.prepare_image, gpu=MEDIUM), [image, model, session],
+          [canvas, info, state], api_visibility="private").then(
         lambda: [None] * len(cleared), None, cleared, api_visibility="private", show_progress="hidden").then(
-        xh.warm_up, state, None, api_visibility="private", show_progress="hidden").then(
-        xh.class_choices, state, cam_class, api_visibility="private", show_progress="hidden")
-    canvas.select(xh.click, [state, layer, head], [state, *view, layer, head], api_name="explain_click",
-                  trigger_mode="always_last")
-    layer.input(xh.layer_changed, [state, layer], head, api_visibility="private", show_progress="hidden",
-                trigger_mode="always_last").then(
-        xh.rerender, [state, layer, head], view, api_visibility="private", show_progress="hidden")
-    head.input(xh.rerender, [state, layer, head], view, api_visibility="private", show_progress="hidden",
-               trigger_mode="always_last")
-    export.click(xh.export, [state, layer, head], files, api_visibility="private")
-    gr.on([cam_button.click, method.input, cam_stage.input, cam_class.input], xh.cam_view,
-          [state, method, cam_stage, cam_class], [cam_image, cam_caption], api_name="explain_cam",
+        bind(xh.warm_up, gpu=MEDIUM), [state, session], None, api_visibility="private", show_progress="hidden").then(
+        bind(xh.class_choices, gpu=SHORT), [state, session], cam_class, api_visibility="private",
+        show_progress="hidden")
+    canvas.select(bind(xh.click, gpu=MEDIUM), [state, layer, head, session], [state, *view, layer, head],
+                  api_name="explain_click", trigger_mode="always_last")
+    layer.input(bind(xh.layer_changed, gpu=SHORT), [state, layer, session], head, api_visibility="private",
+                show_progress="hidden", trigger_mode="always_last").then(
+        bind(xh.rerender, gpu=SHORT), [state, layer, head, session], view, api_visibility="private",
+        show_progress="hidden")
+    head.input(bind(xh.rerender, gpu=SHORT), [state, layer, head, session], view, api_visibility="private",
+               show_progress="hidden", trigger_mode="always_last")
+    export.click(bind(xh.export, gpu=SHORT), [state, layer, head, session], files, api_visibility="private")
+    gr.on([cam_button.click, method.input, cam_stage.input, cam_class.input], bind(xh.cam_view, gpu=MEDIUM),
+          [state, method, cam_stage, cam_class, session], [cam_image, cam_caption], api_name="explain_cam",
           trigger_mode="always_last")

@@ -6,7 +6,9 @@ import gradio as gr
 from . import handlers
 from .components import RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
+from .gpu import SHORT
 from .models import DEFAULT_MODEL, image_model_choices
+from .weights import build_weights_panel
 
 __all__ = ["build_image_tab"]
 
@@ -32,11 +34,14 @@ def build_image_tab(demo: gr.Blocks) -> None:
             with gr.Column():
                 weights = gr.Markdown(elem_id="weights")
                 banner = gr.HTML(elem_id="weights-banner")
+                panel = build_weights_panel(model, weights, banner, "image")
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes",
                                  elem_id="top-classes")
                 details = gr.Markdown(elem_id="details")
 
-    button.click(handlers.classify_image, [image, model, precision], [label, details], api_name="classify")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    button.click(panel.bind(handlers.classify_image, gpu=SHORT), [image, model, precision, panel.state],
+                 [label, details], api_name="classify")
+    gr.on([demo.load, model.change], panel.bind(handlers.model_status), [model, panel.state], [weights, banner],
+          api_visibility="private")
     gr.on([image.change, model.change], handlers.empty_result, None, [label, details], api_visibility="private",
           show_progress="hidden")

@@ -7,6 +7,8 @@ from . import dense_handlers as dh
 from . import detection_handlers as xd
 from . import handlers
 from .components import RawImage
+from .gpu import LONG, MEDIUM
+from .weights import build_weights_panel
 from .dense_models import DEFAULT_DET_MODEL, DEFAULT_POSE_MODEL, det_model_choices, pose_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -51,6 +53,7 @@ def build_pose_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="pose-weights")
                 banner = gr.HTML(elem_id="pose-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "pose")
                 overlay = gr.Image(label="Keypoints and scores", type="pil", interactive=False, height=480,
                                    elem_id="pose-overlay", format="png")
                 details = gr.Markdown(elem_id="pose-details")
@@ -60,13 +63,16 @@ def build_pose_tab(demo: gr.Blocks) -> None:
         pick = gr.State(dh.BoxPick())
 
     outputs = [overlay, table, details, files]
-    run.click(dh.estimate, [image, model, box, flip, threshold], outputs, api_name="pose")
+    bind, session = panel.bind, panel.state
+    run.click(bind(dh.estimate, gpu=MEDIUM), [image, model, box, flip, threshold, session], outputs, api_name="pose")
     image.select(dh.pick_corner, [image, pick], [pick, box, preview], api_visibility="private")
     clear.click(dh.clear_box, None, [pick, box, preview], api_visibility="private")
-    find.click(xd.find_people, [image, detector], [pick, box, preview, detector_note], api_visibility="private")
+    find.click(bind(xd.find_people, gpu=LONG), [image, detector, session], [pick, box, preview, detector_note],
+               api_visibility="private")
     gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, api_visibility="private",
           show_progress="hidden")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], bind(handlers.model_status), [model, session], [weights, banner],
+          api_visibility="private")
     image.change(dh.clear_box, None, [pick, box, preview], api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change], dh.empty_pose, None, outputs, api_visibility="private",
           show_progress="hidden")

@@ -8,6 +8,8 @@ import gradio as gr
 from . import dense_handlers as dh
 from . import handlers
 from .components import RawImage
+from .gpu import LONG, MEDIUM
+from .weights import build_weights_panel
 from .dense_models import DEFAULT_SEG_MODEL, Stage3Twins, seg_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -45,6 +47,7 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="seg-weights")
                 banner = gr.HTML(elem_id="seg-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "seg")
                 overlay = gr.Image(label="Segmentation (ADE20K palette)", type="pil", interactive=False, height=440,
                                    elem_id="seg-overlay", format="png")
                 with gr.Row():
@@ -65,13 +68,17 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
 
     inputs = [image, model, mode, window, short_side, opacity, show_windows, state]
     outputs = [overlay, classes, legend, details, timings, files, state]
-    run.click(functools.partial(dh.segment, twins=twins), inputs, outputs, api_name="segment")
-    compare.click(functools.partial(dh.compare_modes, twins=twins), inputs, outputs, api_name="segment_compare_modes")
+    bind, session = panel.bind, panel.state
+    run.click(bind(functools.partial(dh.segment, twins=twins), gpu=MEDIUM), [*inputs, session], outputs,
+              api_name="segment")
+    compare.click(bind(functools.partial(dh.compare_modes, twins=twins), gpu=LONG), [*inputs, session], outputs,
+                  api_name="segment_compare_modes")
     redraw = dict(fn=dh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
     opacity.release(**redraw)
     classes.input(**redraw)
     show_windows.input(**redraw)
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], bind(handlers.model_status), [model, session], [weights, banner],
+          api_visibility="private")
     gr.on([image.change, model.change, short_side.change], dh.empty_segmentation, None, outputs,
           api_visibility="private", show_progress="hidden")
