@@ -128,6 +128,29 @@ class LRUCache:
             evicted = self._trim()
         self._after_evict(evicted)
 
+    def make_room(self, nbytes: Mapping[str, int]) -> None:
+        """Evict least recently used entries until ``nbytes`` more ({pool: bytes}, e.g. a model about
+        to be loaded) would fit the budgets (or nothing is left to evict)."""
+        if self.max_bytes is None:
+            return
+        evicted = False
+        with self._lock:
+            while self._data:
+                total = self._measure()
+                over = {pool for pool, n in nbytes.items() if n > 0 and (budget := self.max_bytes.get(
+                    pool, self.max_bytes.get(pool.split(":")[0]))) is not None and total.get(pool, 0) + n > budget}
+                if not over:
+                    break
+                key = next((k for k in self._data if any(
+                    p in over and b > 0 for p, b in self._measure_one(self._data[k]).items())), None)
+                if key is None:
+                    break
+                value = self._data.pop(key)
+                self._retire(value)
+                del value
+                evicted = True
+        self._after_evict(evicted)
+
     def discard(self, key: Hashable) -> None:
         """Drop ``key`` if present."""
         with self._lock:
