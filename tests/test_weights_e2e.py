@@ -19,6 +19,8 @@ import uniformer
 
 MODEL = "uniformer_xxs_digits"  # the smallest image classifier: a checkpoint of a few MB
 START_TIMEOUT_S = 180
+#: Opening the page loads every tab's default model (queued, two at a time): slow on a busy CPU.
+LOAD_TIMEOUT_MS = 240_000
 SCREENSHOT = Path("/tmp/shots/weights_upload.png")
 
 
@@ -32,9 +34,10 @@ def server(tmp_path_factory):
 
 
 def _select_digits(page) -> None:
+    page.locator("#weights").get_by_text("Weights:").wait_for(timeout=LOAD_TIMEOUT_MS)
     page.locator("#model input").click()
     page.get_by_role("option", name=re.compile(f"^{MODEL}")).click()
-    page.locator("#weights").get_by_text("project-trained").wait_for()
+    page.locator("#weights").get_by_text("project-trained").wait_for(timeout=LOAD_TIMEOUT_MS)
 
 
 def test_uploaded_checkpoint_is_live_for_this_session_only(server, tmp_path):
