@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import digits_handlers as dh
+from .gpu import SHORT, gpu_task
 
 __all__ = ["build_digits_tab"]
 
@@ -48,9 +49,9 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                              elem_id="digits-shrinking-table")
 
     outputs = [digit, label, attention, attention_caption, shrinking, table, details]
-    gr.on([button.click, sketch.change], dh.classify_sketch, sketch, outputs, api_name="classify_digit",
+    gr.on([button.click, sketch.change], gpu_task(SHORT)(dh.classify_sketch), sketch, outputs, api_name="classify_digit",
           trigger_mode="always_last", show_progress="hidden")
     # a loaded example replaces the editor's value without a change event: classify it explicitly
-    examples.load_input_event.then(dh.classify_sketch, sketch, outputs, api_visibility="private",
+    examples.load_input_event.then(gpu_task(SHORT)(dh.classify_sketch), sketch, outputs, api_visibility="private",
                                    show_progress="hidden")
     demo.load(dh.weights_status, None, [weights, banner], api_visibility="private")

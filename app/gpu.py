@@ -9,7 +9,9 @@ function unchanged. ``spaces`` must be imported before anything initializes CUDA
 """
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 from typing import Callable, TypeVar
 
 __all__ = ["ZERO_GPU_ENV", "SHORT", "MEDIUM", "LONG", "zero_gpu", "prepare", "gpu_task"]
@@ -31,20 +33,37 @@ def zero_gpu() -> bool:
     return os.environ.get(ZERO_GPU_ENV, "").lower() in ("1", "t", "true")
 
 
+@functools.lru_cache(maxsize=1)
+def _spaces():
+    """The ``spaces`` module, or None (with a warning) when it cannot start here although
+    ``$SPACES_ZERO_GPU`` is set: e.g. a CPU-only torch, where ``spaces`` fails on import. The app
+    then runs as on any other hardware instead of failing to start."""
+    try:
+        import spaces
+    except Exception as e:  # noqa: BLE001 -- any failure of the platform package: run without it
+        warnings.warn(f"${ZERO_GPU_ENV} is set but the spaces package cannot start here "
+                      f"({type(e).__name__}: {e}); running without @spaces.GPU", RuntimeWarning, stacklevel=2)
+        return None
+    return spaces
+
+
 def prepare() -> None:
     """On ZeroGPU, import ``spaces`` now, before torch initializes CUDA (``spaces`` refuses to work
     otherwise); elsewhere nothing."""
     if zero_gpu():
-        import spaces  # noqa: F401
+        _spaces()
 
 
 def gpu_task(duration: int) -> Callable[[F], F]:
-    """Decorator: ``spaces.GPU(duration=duration)`` on ZeroGPU (the function then runs in a GPU
-    worker for at most ``duration`` seconds), else the function itself, unchanged."""
+    """Decorator: on ZeroGPU, ``spaces.GPU(duration=duration)`` (the function then runs in a GPU
+    worker for at most ``duration`` seconds) and the result carries ``gpu_duration`` (seconds);
+    elsewhere the function itself, unchanged."""
     def decorate(fn: F) -> F:
         if not zero_gpu():
             return fn
-        import spaces
-        return spaces.GPU(duration=duration)(fn)
+        spaces = _spaces()
+        task = spaces.GPU(duration=duration)(fn) if spaces is not None else fn
+        task.gpu_duration = duration
+        return task
 
     return decorate
