@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
+sys.path.insert(0, str(REPO / "tests"))
 
 
 def rss_mb(pid: int) -> float:
@@ -62,42 +60,18 @@ class PeakSampler(threading.Thread):
         return self.peak
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(process: subprocess.Popen, url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"app.py did not answer at {url} within {timeout_s} s")
-
-
 def run(budget_mb: float | None, names: list[str], image: str, online: bool, log: Path) -> dict:
     """Start the server with ``budget_mb`` (None: unbounded), classify ``image`` with each of
     ``names``; return the measurements (MB, seconds)."""
+    from appfiles import app_server, wait_until_up  # the browser tests' server helpers
     from gradio_client import Client, handle_file
 
-    port = _free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "UNIFORMER_MODEL_CACHE_MB": str(budget_mb or 10 ** 7)}
-    if not online:
-        env["HF_HUB_OFFLINE"] = "1"
-    env.pop("UNIFORMER_PRELOAD", None)
-    url = f"http://127.0.0.1:{port}/"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_up(process, url, 300)
+    env = {"UNIFORMER_MODEL_CACHE_MB": str(budget_mb or 10 ** 7), "UNIFORMER_PRELOAD": ""}
+    if online:
+        env["HF_HUB_OFFLINE"] = "0"
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    with app_server(hf_home, log, env) as (process, url):
+        wait_until_up(process, url, log, 300)
         client = Client(url, verbose=False)
         time.sleep(1.0)
         start = rss_mb(process.pid)
@@ -111,15 +85,8 @@ def run(budget_mb: float | None, names: list[str], image: str, online: bool, log
                          "rss_mb": round(rss_mb(process.pid), 1)})
             print(f"  {name:<34} {rows[-1]['seconds']:>7.1f} s   RSS {rows[-1]['rss_mb']:>7.0f} MB", flush=True)
         peak = sampler.stop()
-        return {"budget_mb": budget_mb, "start_rss_mb": round(start, 1), "peak_rss_mb": round(peak, 1),
-                "end_rss_mb": rows[-1]["rss_mb"] if rows else start, "models": rows}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return {"budget_mb": budget_mb, "start_rss_mb": round(start, 1), "peak_rss_mb": round(peak, 1),
+            "end_rss_mb": rows[-1]["rss_mb"] if rows else start, "models": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
