@@ -69,7 +69,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     outputs = [overlay, note, classes, table, timing, details, files, state]
     bind, session = panel.bind, panel.state
     run.click(bind(functools.partial(xd.detect, twins=twins), gpu=LONG),
-              [image, model, mode, short_side, thr, opacity, show_masks, show_labels, session], outputs,
+              [session, image, model, mode, short_side, thr, opacity, show_masks, show_labels], outputs,
               api_name="detect")
     redraw = dict(fn=xd.rerender, inputs=[state, thr, classes, opacity, show_masks, show_labels],
                   outputs=[overlay, note, classes, table, files, state], api_visibility="private",
@@ -79,7 +79,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     classes.input(**redraw)
     show_masks.input(**redraw)
     show_labels.input(**redraw)
-    gr.on([demo.load, model.change], bind(handlers.model_status), [model, session], [weights, banner],
+    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
           api_visibility="private")
     model.change(xd.mode_update, model, mode, api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change, short_side.change], xd.empty_detection, None, outputs,

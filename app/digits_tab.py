@@ -49,8 +49,8 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                              elem_id="digits-shrinking-table")
 
     outputs = [digit, label, attention, attention_caption, shrinking, table, details]
-    gr.on([button.click, sketch.change], gpu_task(SHORT)(dh.classify_sketch), sketch, outputs, api_name="classify_digit",
-          trigger_mode="always_last", show_progress="hidden")
+    gr.on([button.click, sketch.change], gpu_task(SHORT)(dh.classify_sketch), sketch, outputs,
+          api_name="classify_digit", trigger_mode="always_last", show_progress="hidden")
     # a loaded example replaces the editor's value without a change event: classify it explicitly
     examples.load_input_event.then(gpu_task(SHORT)(dh.classify_sketch), sketch, outputs, api_visibility="private",
                                    show_progress="hidden")

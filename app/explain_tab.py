@@ -83,23 +83,23 @@ def build_explain_tab(demo: gr.Blocks) -> None:
     view = [canvas, info, lvg, erf, query_plot, kernels_plot, distance_plot, rollout]
     cleared = [lvg, erf, query_plot, kernels_plot, distance_plot, rollout, cam_image, cam_caption, files]
     bind, session = panel.bind, panel.state
-    gr.on([demo.load, model.change], bind(model_status), [model, session], [weights, banner], api_visibility="private")
+    gr.on([demo.load, model.change], bind(model_status), [session, model], [weights, banner], api_visibility="private")
     gr.on([demo.load, model.change], _layer_slider, model, layer, api_visibility="private")
-    gr.on([image.change, model.change], bind(xh.prepare_image, gpu=MEDIUM), [image, model, session],
+    gr.on([image.change, model.change], bind(xh.prepare_image, gpu=MEDIUM), [session, image, model],
           [canvas, info, state], api_visibility="private").then(
         lambda: [None] * len(cleared), None, cleared, api_visibility="private", show_progress="hidden").then(
-        bind(xh.warm_up, gpu=MEDIUM), [state, session], None, api_visibility="private", show_progress="hidden").then(
-        bind(xh.class_choices, gpu=SHORT), [state, session], cam_class, api_visibility="private",
+        bind(xh.warm_up, gpu=MEDIUM), [session, state], None, api_visibility="private", show_progress="hidden").then(
+        bind(xh.class_choices, gpu=SHORT), [session, state], cam_class, api_visibility="private",
         show_progress="hidden")
-    canvas.select(bind(xh.click, gpu=MEDIUM), [state, layer, head, session], [state, *view, layer, head],
+    canvas.select(bind(xh.click, gpu=MEDIUM), [session, state, layer, head], [state, *view, layer, head],
                   api_name="explain_click", trigger_mode="always_last")
-    layer.input(bind(xh.layer_changed, gpu=SHORT), [state, layer, session], head, api_visibility="private",
+    layer.input(bind(xh.layer_changed, gpu=SHORT), [session, state, layer], head, api_visibility="private",
                 show_progress="hidden", trigger_mode="always_last").then(
-        bind(xh.rerender, gpu=SHORT), [state, layer, head, session], view, api_visibility="private",
+        bind(xh.rerender, gpu=SHORT), [session, state, layer, head], view, api_visibility="private",
         show_progress="hidden")
-    head.input(bind(xh.rerender, gpu=SHORT), [state, layer, head, session], view, api_visibility="private",
+    head.input(bind(xh.rerender, gpu=SHORT), [session, state, layer, head], view, api_visibility="private",
                show_progress="hidden", trigger_mode="always_last")
-    export.click(bind(xh.export, gpu=SHORT), [state, layer, head, session], files, api_visibility="private")
+    export.click(bind(xh.export, gpu=SHORT), [session, state, layer, head], files, api_visibility="private")
     gr.on([cam_button.click, method.input, cam_stage.input, cam_class.input], bind(xh.cam_view, gpu=MEDIUM),
-          [state, method, cam_stage, cam_class, session], [cam_image, cam_caption], api_name="explain_cam",
+          [session, state, method, cam_stage, cam_class], [cam_image, cam_caption], api_name="explain_cam",
           trigger_mode="always_last")

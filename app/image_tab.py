@@ -39,9 +39,9 @@ def build_image_tab(demo: gr.Blocks) -> None:
                                  elem_id="top-classes")
                 details = gr.Markdown(elem_id="details")
 
-    button.click(panel.bind(handlers.classify_image, gpu=SHORT), [image, model, precision, panel.state],
+    button.click(panel.bind(handlers.classify_image, gpu=SHORT), [panel.state, image, model, precision],
                  [label, details], api_name="classify")
-    gr.on([demo.load, model.change], panel.bind(handlers.model_status), [model, panel.state], [weights, banner],
+    gr.on([demo.load, model.change], panel.bind(handlers.model_status), [panel.state, model], [weights, banner],
           api_visibility="private")
     gr.on([image.change, model.change], handlers.empty_result, None, [label, details], api_visibility="private",
           show_progress="hidden")

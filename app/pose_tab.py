@@ -64,14 +64,14 @@ def build_pose_tab(demo: gr.Blocks) -> None:
 
     outputs = [overlay, table, details, files]
     bind, session = panel.bind, panel.state
-    run.click(bind(dh.estimate, gpu=MEDIUM), [image, model, box, flip, threshold, session], outputs, api_name="pose")
+    run.click(bind(dh.estimate, gpu=MEDIUM), [session, image, model, box, flip, threshold], outputs, api_name="pose")
     image.select(dh.pick_corner, [image, pick], [pick, box, preview], api_visibility="private")
     clear.click(dh.clear_box, None, [pick, box, preview], api_visibility="private")
-    find.click(bind(xd.find_people, gpu=LONG), [image, detector, session], [pick, box, preview, detector_note],
+    find.click(bind(xd.find_people, gpu=LONG), [session, image, detector], [pick, box, preview, detector_note],
                api_visibility="private")
     gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, api_visibility="private",
           show_progress="hidden")
-    gr.on([demo.load, model.change], bind(handlers.model_status), [model, session], [weights, banner],
+    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
           api_visibility="private")
     image.change(dh.clear_box, None, [pick, box, preview], api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change], dh.empty_pose, None, outputs, api_visibility="private",

@@ -69,16 +69,16 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
     inputs = [image, model, mode, window, short_side, opacity, show_windows, state]
     outputs = [overlay, classes, legend, details, timings, files, state]
     bind, session = panel.bind, panel.state
-    run.click(bind(functools.partial(dh.segment, twins=twins), gpu=MEDIUM), [*inputs, session], outputs,
+    run.click(bind(functools.partial(dh.segment, twins=twins), gpu=MEDIUM), [session, *inputs], outputs,
               api_name="segment")
-    compare.click(bind(functools.partial(dh.compare_modes, twins=twins), gpu=LONG), [*inputs, session], outputs,
+    compare.click(bind(functools.partial(dh.compare_modes, twins=twins), gpu=LONG), [session, *inputs], outputs,
                   api_name="segment_compare_modes")
     redraw = dict(fn=dh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
     opacity.release(**redraw)
     classes.input(**redraw)
     show_windows.input(**redraw)
-    gr.on([demo.load, model.change], bind(handlers.model_status), [model, session], [weights, banner],
+    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
           api_visibility="private")
     gr.on([image.change, model.change, short_side.change], dh.empty_segmentation, None, outputs,
           api_visibility="private", show_progress="hidden")

@@ -57,13 +57,13 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
 
     run_outputs = [overlay, caption, chart, label, details, sweep, layer, state]
     bind, session = panel.bind, panel.state
-    button.click(bind(sh.run_shrinking, gpu=MEDIUM), [image, model, keep_ratio, layer, session], run_outputs,
+    button.click(bind(sh.run_shrinking, gpu=MEDIUM), [session, image, model, keep_ratio, layer], run_outputs,
                  api_name="token_shrinking")
-    keep_ratio.change(bind(sh.change_keep_ratio, gpu=MEDIUM), [state, keep_ratio, layer, session], run_outputs,
+    keep_ratio.change(bind(sh.change_keep_ratio, gpu=MEDIUM), [session, state, keep_ratio, layer], run_outputs,
                       api_visibility="private")
-    layer.change(bind(sh.show_layer, gpu=SHORT), [state, layer, session], [overlay, caption, chart],
+    layer.change(bind(sh.show_layer, gpu=SHORT), [session, state, layer], [overlay, caption, chart],
                  api_visibility="private", show_progress="hidden")
-    gr.on([demo.load, model.change], bind(handlers.model_status), [model, session], [weights, banner],
+    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
           api_visibility="private")
     gr.on([image.change, model.change], sh.empty_view, None, run_outputs, api_visibility="private",
           show_progress="hidden")

@@ -83,15 +83,15 @@ def build_video_tab(demo: gr.Blocks) -> None:
 
     outputs = [label, details, table, strip, timeline, frame, slider, attention, attention_caption, state]
     bind, session = panel.bind, panel.state
-    button.click(bind(vh.classify_video, gpu=LONG), [video, model, views, session], outputs, api_name="classify_video")
+    button.click(bind(vh.classify_video, gpu=LONG), [session, video, model, views], outputs, api_name="classify_video")
     slider.change(vh.show_frame, [state, slider], [frame, attention], api_visibility="private",
                   show_progress="hidden")
-    frame.select(bind(vh.attend, gpu=MEDIUM), [state, slider, block, session],
+    frame.select(bind(vh.attend, gpu=MEDIUM), [session, state, slider, block],
                  [frame, attention, attention_caption, state], api_visibility="private")
-    cam_button.click(bind(vh.explain_gradcam, gpu=LONG), [state, session], [cam_gif, cam_mp4, cam_files, cam_caption],
+    cam_button.click(bind(vh.explain_gradcam, gpu=LONG), [session, state], [cam_gif, cam_mp4, cam_files, cam_caption],
                      api_visibility="private")
     demo.load(vh.opening_status, model, [model, weights, banner, offline_note], api_visibility="private")
-    model.change(bind(vh.video_model_status), [model, session], [weights, banner], api_visibility="private")
+    model.change(bind(vh.video_model_status), [session, model], [weights, banner], api_visibility="private")
     model.change(vh.model_info, model, info, api_visibility="private", show_progress="hidden")
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
     gr.on([video.change, model.change], vh.empty_result, None, outputs, api_visibility="private",

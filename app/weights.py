@@ -4,7 +4,7 @@ which weights are live ("official file", "local file", "project-trained" or "unt
 
 One component for every tab (:func:`build_weights_panel`); a tab builds it under its model dropdown
 and wraps the event functions that use the model with :meth:`WeightsPanel.bind`, adding
-``panel.state`` as the last input. The state (a :class:`SessionWeights`) holds the session's
+``panel.state`` as the first input. The state (a :class:`SessionWeights`) holds the session's
 uploads; inside a bound function :func:`app.models.get_model` returns the uploaded file's model for
 that name, every other session keeps the shared one. Uploaded models live in the app's one model
 cache (bounded in bytes, :func:`app.models.model_cache`), keyed by the file's SHA-256; an evicted one
@@ -62,42 +62,34 @@ class SessionWeights:
         return SessionWeights({k: v for k, v in self.uploads.items() if k != name})
 
 
-def _session_of(args: tuple) -> tuple[SessionWeights, tuple]:
-    """Split the :class:`SessionWeights` (the last one among ``args``) from the other arguments."""
-    for i in range(len(args) - 1, -1, -1):
-        if isinstance(args[i], SessionWeights):
-            return args[i], args[:i] + args[i + 1:]
-    return SessionWeights(), args
-
-
 def _bound(fn: Callable) -> Callable:
-    """``fn`` taking one more positional argument, the session's :class:`SessionWeights`, and
-    running inside :func:`app.models.use_session` of its uploads."""
+    """``fn`` taking one more positional argument first, the session's :class:`SessionWeights`, and
+    running inside :func:`app.models.use_session` of its uploads. First, so that the positions
+    Gradio gives the other parameters (inputs, then gr.Progress / gr.SelectData / defaults where the
+    signature has them) all move by one."""
     @functools.wraps(fn)
-    def run(*args, **kwargs):
-        session, args = _session_of(args)
-        with models.use_session(session.uploads):
+    def run(session, *args, **kwargs):
+        uploads = session.uploads if isinstance(session, SessionWeights) else {}
+        with models.use_session(uploads):
             return fn(*args, **kwargs)
 
     sig = inspect.signature(fn)
-    params = list(sig.parameters.values())
-    at = next((i for i, p in enumerate(params) if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD)), len(params))
-    extra = inspect.Parameter("session_weights", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
-    run.__signature__ = sig.replace(parameters=params[:at] + [extra] + params[at:])
+    extra = inspect.Parameter("session_weights", inspect.Parameter.POSITIONAL_ONLY)
+    run.__signature__ = sig.replace(parameters=[extra, *sig.parameters.values()])
     return run
 
 
 @dataclass(frozen=True)
 class WeightsPanel:
-    """What a tab needs from its weights panel: ``state`` (add it as the last input of every bound
-    event) and :meth:`bind`."""
+    """What a tab needs from its weights panel: ``state`` (the first input of every bound event)
+    and :meth:`bind`."""
 
     state: gr.State
 
     @staticmethod
     def bind(fn: Callable, gpu: int | None = None) -> Callable:
-        """``fn`` running with this session's uploaded weights (its inputs: the usual ones, then
-        ``panel.state``); with ``gpu`` (seconds), also a ZeroGPU task (:func:`app.gpu.gpu_task`)."""
+        """``fn`` running with this session's uploaded weights (its inputs: ``panel.state``, then the
+        usual ones); with ``gpu`` (seconds), also a ZeroGPU task (:func:`app.gpu.gpu_task`)."""
         bound = _bound(fn)
         return gpu_task(gpu)(bound) if gpu is not None else bound
 

@@ -46,9 +46,9 @@ def test_upload_is_live_for_its_session_only(fresh_cache, tmp_path):
 
     photo = str(write_examples()["chelsea"])
     classify = WeightsPanel.bind(handlers.classify_image)
-    assert "local checkpoint file my_digits.pth" in classify(photo, DIGITS, "fp32", session).details
-    assert str(tmp_path) not in classify(photo, DIGITS, "fp32", session).details
-    other = classify(photo, DIGITS, "fp32", SessionWeights())  # another session: the shared weights
+    assert "local checkpoint file my_digits.pth" in classify(session, photo, DIGITS, "fp32").details
+    assert str(tmp_path) not in classify(session, photo, DIGITS, "fp32").details
+    other = classify(SessionWeights(), photo, DIGITS, "fp32")  # another session: the shared weights
     assert "project-trained" in other.details or "trained by this project" in other.details
     assert models.get_model(DIGITS).weights.source == "project"
     with models.use_session(session.uploads):
@@ -94,3 +94,16 @@ def test_download_makes_the_official_file_live_for_every_session(fresh_cache, tm
     line = f"**Weights:** official file \u00b7 official Hub checkpoint Andy1621/uniformer_light/{LIGHT}.pth"
     assert (weights, banner) == (line, "") and session.uploads == {}  # the session's upload gives way
     assert models.get_model(LIGHT).weights.source == "hub"  # shared: every session gets it
+
+
+def test_bound_handlers_get_their_arguments_where_gradio_puts_them():
+    """Gradio inserts gr.Progress / event data at their parameter's position and pads missing
+    defaults (gradio.helpers.special_args): the session comes first, so nothing shifts."""
+    from gradio.helpers import special_args
+
+    def handler(image, model_name, repeats=3, cache="shared", progress=gr.Progress()):
+        return image, model_name, repeats, cache, isinstance(progress, gr.Progress)
+
+    bound = WeightsPanel.bind(handler)
+    args, progress_index, *_ = special_args(bound, [SessionWeights(), "photo.png", "m"])
+    assert bound(*args) == ("photo.png", "m", 3, "shared", True) and progress_index == 5

@@ -48,7 +48,7 @@ def test_without_zero_gpu_nothing_is_decorated(monkeypatch):
     assert gpu.gpu_task(gpu.SHORT)(handler) is handler
     assert spaces.GPU(duration=30)(handler) is handler  # spaces itself is a no-op off ZeroGPU
     bound = WeightsPanel.bind(handler, gpu=gpu.LONG)
-    assert not hasattr(bound, "zerogpu") and bound(None, "m", SessionWeights()) == "m"
+    assert not hasattr(bound, "zerogpu") and bound(SessionWeights(), None, "m") == "m"
 
 
 def test_zero_gpu_decorates_the_functions_that_run_models():
