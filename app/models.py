@@ -191,7 +191,12 @@ def load_official(name: str) -> LoadedModel:
     pretrained=True)``, with its progress bars) and make it the model every session shares.
     Raises :class:`uniformer.CheckpointError` (e.g. CheckpointNotAvailableError offline) unchanged."""
     loaded = LoadedModel(name, _for_display(uniformer.create_model(name, pretrained=True)))
-    model_cache().put(("model", name), loaded)
+    cache = model_cache()
+    cache.put(("model", name), loaded)
+    for key in cache.keys():  # stage-3 twins of the replaced model
+        if key[0] == "twin" and key[1] == name:
+            cache.discard(key)
+    _GENERATION[name] = _GENERATION.get(name, 0) + 1  # results computed with the old weights are stale
     return loaded
 
 
@@ -296,11 +301,19 @@ def session_upload(name: str) -> UploadedCheckpoint | None:
     return _SESSION.get().get(name)
 
 
+#: How many times the shared weights of each model were replaced (:func:`load_official`).
+_GENERATION: dict[str, int] = {}
+
+
 def weights_key(name: str) -> str:
-    """``name``, or ``name@<sha256 prefix>`` when the session runs an uploaded checkpoint for it: a
-    cache key part that keeps results of different weights apart."""
+    """A cache key part naming the weights ``name`` runs with now: ``name``, ``name@<sha256 prefix>``
+    when the session runs an uploaded checkpoint, ``name#<n>`` after the shared weights were
+    replaced n times by a download. Keeps results of different weights apart."""
     upload = session_upload(name)
-    return name if upload is None else f"{name}@{upload.sha256[:16]}"
+    if upload is not None:
+        return f"{name}@{upload.sha256[:16]}"
+    generation = _GENERATION.get(name, 0)
+    return f"{name}#{generation}" if generation else name
 
 
 def get_model(name: str) -> LoadedModel:

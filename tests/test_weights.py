@@ -87,6 +87,7 @@ def test_download_makes_the_official_file_live_for_every_session(fresh_cache, tm
     hf_home = tmp_path / "hf_home"
     _offline_hub(monkeypatch, tmp_path / "empty")
     assert models.get_model(LIGHT).weights.source == "untrained"  # nothing to be had yet
+    stale_key = models.weights_key(LIGHT)
     add_to_hub_cache(hf_home, "Andy1621/uniformer_light", f"{LIGHT}.pth", official_state_dict("light_xxs"))
     _offline_hub(monkeypatch, hf_home)  # the file is now where the library downloads to
     upload = models.UploadedCheckpoint(LIGHT, str(tmp_path / "x.pth"), "x.pth", "0" * 64)
@@ -94,6 +95,7 @@ def test_download_makes_the_official_file_live_for_every_session(fresh_cache, tm
     line = f"**Weights:** official file \u00b7 official Hub checkpoint Andy1621/uniformer_light/{LIGHT}.pth"
     assert (weights, banner) == (line, "") and session.uploads == {}  # the session's upload gives way
     assert models.get_model(LIGHT).weights.source == "hub"  # shared: every session gets it
+    assert models.weights_key(LIGHT) != stale_key  # results cached for the untrained weights are not reused
 
 
 def test_bound_handlers_get_their_arguments_where_gradio_puts_them():
