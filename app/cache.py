@@ -61,6 +61,7 @@ class LRUCache:
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
         self._evicted_alive: weakref.WeakSet = weakref.WeakSet()
+        self._sizes: dict[Hashable, dict[str, int]] = {}  # bytes of each key when last stored
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, key: Hashable, default: Any = None) -> Any:
@@ -91,11 +92,13 @@ class LRUCache:
 
     # -- writing -------------------------------------------------------------------------------
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any],
-                       store: Callable[[Any], bool] | None = None) -> tuple[Any, bool]:
+                       store: Callable[[Any], bool] | None = None, make_room: bool = False) -> tuple[Any, bool]:
         """(value, cached): the cached value, or ``compute()``'s result, stored under ``key`` unless
         ``store(value)`` is false. Concurrent callers of one missing key wait for a single compute;
         other keys are not blocked (the cache lock is never held while computing). An exception
-        from ``compute`` reaches every waiting caller's own retry and nothing is stored."""
+        from ``compute`` reaches every waiting caller's own retry and nothing is stored.
+        make_room: before computing, evict for the bytes the value will take (:meth:`size_hint`),
+        so a large value is not built on top of a full cache."""
         sentinel = object()
         value = self.get(key, sentinel)
         if value is not sentinel:
@@ -107,6 +110,8 @@ class LRUCache:
             if value is not sentinel:
                 return value, True
             try:
+                if make_room:
+                    self.make_room(self.size_hint(key))
                 value = compute()
                 if store is None or store(value):
                     self.put(key, value)
@@ -125,8 +130,22 @@ class LRUCache:
                 self._retire(old)
             del old  # a local reference would count the replaced value as still alive
             self._data[key] = value
+            if self.max_bytes is not None:
+                self._sizes[key] = self._measure_one(value)
             evicted = self._trim()
         self._after_evict(evicted)
+
+    def size_hint(self, key: Hashable) -> dict[str, int]:
+        """{pool: bytes} the value of ``key`` will take: its size when it was last stored, else the
+        largest size stored so far per pool (a guess; {} before anything was stored)."""
+        with self._lock:
+            if key in self._sizes:
+                return dict(self._sizes[key])
+            hint: dict[str, int] = {}
+            for size in self._sizes.values():
+                for pool, n in size.items():
+                    hint[pool] = max(hint.get(pool, 0), n)
+            return hint
 
     def make_room(self, nbytes: Mapping[str, int]) -> None:
         """Evict least recently used entries until ``nbytes`` more ({pool: bytes}, e.g. a model about

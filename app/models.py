@@ -22,9 +22,9 @@ device: ``$UNIFORMER_MODEL_CACHE_MB`` for CPU memory (default :data:`DEFAULT_MOD
 ``$UNIFORMER_GPU_CACHE_MB`` for each GPU (default: 60% of its memory). Evicted models reload on
 demand. A model a running request still uses is not freed under it (the request's reference keeps
 it alive) and is counted against the budget until it is freed. Before a load, least recently used
-models make room for the new one (its size when loaded before, else the largest size seen so far);
-a first load of a model larger than any before can exceed the budget by the difference until it is
-stored.
+models make room for the new one (its size when loaded before, else the largest model's so far:
+:meth:`app.cache.LRUCache.size_hint`); a first load of a model larger than any before can exceed
+the budget by the difference until it is stored.
 """
 from __future__ import annotations
 
@@ -326,26 +326,7 @@ def get_model(name: str) -> LoadedModel:
         key, load = ("file", name, upload.sha256), functools.partial(load_checkpoint_file, upload)
     else:
         key, load = ("model", name), functools.partial(load_model, name)
-    cache = model_cache()
-
-    def compute() -> LoadedModel:
-        cache.make_room({"cpu": _size_hint(name)})  # the new model is built in CPU memory
-        loaded = load()
-        if loaded.model is not None:
-            _SIZES[name] = sum(module_footprint([loaded]).values())
-        return loaded
-
-    return cache.get_or_compute(key, compute, store=lambda loaded: loaded.error is None)[0]
-
-
-#: Bytes of each model loaded so far in this process: how much room a reload needs.
-_SIZES: dict[str, int] = {}
-
-
-def _size_hint(name: str) -> int:
-    """Bytes model ``name`` will take: its size when it was loaded before, else the largest model
-    loaded so far (a guess, so the load does not add a large model on top of a full cache)."""
-    return _SIZES.get(name) or max(_SIZES.values(), default=0)
+    return model_cache().get_or_compute(key, load, store=lambda loaded: loaded.error is None, make_room=True)[0]
 
 
 def clear_cache() -> None:

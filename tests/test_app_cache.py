@@ -144,6 +144,7 @@ def test_make_room_evicts_before_a_load(cache_of_three):
     cache = cache_of_three
     for i in range(3):
         cache.put(("model", f"m{i}"), tiny(f"m{i}"))
+    assert cache.size_hint(("model", "new")) == {"cpu": TINY_BYTES}  # the largest so far
     cache.make_room({"cpu": TINY_BYTES})  # one more model is about to be built
     assert cache.keys() == [("model", "m1"), ("model", "m2")]
     cache.make_room({"cpu": 10 * TINY_BYTES})  # more than the budget: everything goes, nothing breaks
