@@ -1,9 +1,16 @@
 """Gradio demo: ``python app.py`` (host and port: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
-Hugging Face Spaces run this file as is and use the module-level ``demo``."""
-from app.builder import build_app
+Hugging Face Spaces run this file as is and use the module-level ``demo``; the README's "Deploy as a
+Hugging Face Space" section lists the hardware and environment variables."""
+from app.gpu import prepare
+
+prepare()  # on ZeroGPU, `spaces` must come before torch initializes CUDA
+
+from app.builder import MAX_FILE_SIZE, build_app  # noqa: E402
+from app.weights import start_preload  # noqa: E402
 
 demo = build_app()
 demo.queue(default_concurrency_limit=2)
 
 if __name__ == "__main__":
-    demo.launch()
+    start_preload()  # $UNIFORMER_PRELOAD: fetch those weights in the background
+    demo.launch(max_file_size=MAX_FILE_SIZE)  # uploads are bounded (media and checkpoints)

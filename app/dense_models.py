@@ -4,8 +4,9 @@ twins (global / window / hybrid) of the loaded segmentors and detectors.
 Weights come from :func:`app.models.get_model` (local folder, Hub, or the untrained fallback with
 its warning). A stage-3 twin shares every weight with the loaded model
 (:func:`uniformer.models.dense.with_stage3_attention`), so switching modes costs no memory; building
-one takes a moment, so each :class:`Stage3Twins` keeps the twins it made (one instance per tab,
-created when the tab is built: no module-level state).
+one takes a moment, so twins live in the app's model cache (:func:`app.models.model_cache`, which
+counts shared weights once); each :class:`Stage3Twins` (one per tab, created when the tab is built)
+keeps at most ``maxsize`` of them there.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import uniformer.models.detection  # noqa: F401  (registers the detectors)
 from uniformer.models.dense import with_stage3_attention
 from uniformer.models.light import is_light
 
-from .models import LoadedModel, get_model
+from .models import LoadedModel, get_model, model_cache
 
 __all__ = ["DEFAULT_SEG_MODEL", "DEFAULT_POSE_MODEL", "DEFAULT_DET_MODEL", "seg_model_choices", "pose_model_choices",
            "det_model_choices", "is_light_detector", "Stage3Twins"]
@@ -64,13 +65,15 @@ def det_model_choices() -> list[tuple[str, str]]:
 
 
 class Stage3Twins:
-    """Thread-safe, bounded cache of stage-3 twins: ``get(name, mode, window_size)`` -> (the
-    :class:`LoadedModel` of ``name``, the model running stage 3 that way (the loaded model itself for
-    its own setting), or None when loading failed)."""
+    """Stage-3 twins of the loaded models, kept in the app's model cache: ``get(name, mode,
+    window_size)`` -> (the :class:`LoadedModel` of ``name``, the model running stage 3 that way (the
+    loaded model itself for its own setting), or None when loading failed). Thread-safe; a twin is
+    built once even under concurrent requests; this tab keeps at most ``maxsize`` twins (least
+    recently used dropped first), and the model cache may drop them sooner to stay within budget."""
 
     def __init__(self, maxsize: int = 8):
         self.maxsize = maxsize
-        self._twins: OrderedDict[tuple, nn.Module] = OrderedDict()
+        self._keys: OrderedDict[tuple, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, name: str, mode: str, window_size: int) -> tuple[LoadedModel, nn.Module | None]:
@@ -78,19 +81,21 @@ class Stage3Twins:
         loaded = get_model(name)
         if loaded.model is None:
             return loaded, None
-        key = (name, id(loaded.model), mode, int(window_size))
+        # The entry holds the model with its twin: while it exists, id(loaded.model) cannot be reused by
+        # a reloaded model (the twin shares its weights, so this costs no memory).
+        key = ("twin", name, id(loaded.model), mode, int(window_size))
+        (_, twin), _ = model_cache().get_or_compute(
+            key, lambda: (loaded.model, with_stage3_attention(loaded.model, mode, int(window_size))))
         with self._lock:
-            twin = self._twins.get(key)
-            if twin is not None:
-                self._twins.move_to_end(key)
-                return loaded, twin
-        twin = with_stage3_attention(loaded.model, mode, int(window_size))
-        with self._lock:
-            self._twins[key] = twin
-            while len(self._twins) > self.maxsize:
-                self._twins.popitem(last=False)
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            dropped = [self._keys.popitem(last=False)[0] for _ in range(max(0, len(self._keys) - self.maxsize))]
+        for old in dropped:
+            model_cache().discard(old)
         return loaded, twin
 
     def clear(self) -> None:
         with self._lock:
-            self._twins.clear()
+            keys, self._keys = list(self._keys), OrderedDict()
+        for key in keys:
+            model_cache().discard(key)

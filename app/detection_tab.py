@@ -8,6 +8,8 @@ import gradio as gr
 from . import detection_handlers as xd
 from . import handlers
 from .components import NumericRadio, RawImage
+from .gpu import LONG
+from .weights import build_weights_panel
 from .dense_models import DEFAULT_DET_MODEL, Stage3Twins, det_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -42,6 +44,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="det-weights")
                 banner = gr.HTML(elem_id="det-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "det")
                 overlay = gr.Image(label="Detections (masks, boxes, class and score)", type="pil", interactive=False,
                                    height=440, elem_id="det-overlay", format="png")
                 with gr.Row():
@@ -64,9 +67,10 @@ def build_detection_tab(demo: gr.Blocks) -> None:
         state = gr.State(None)
 
     outputs = [overlay, note, classes, table, timing, details, files, state]
-    run.click(functools.partial(xd.detect, twins=twins), [image, model, mode, short_side, thr, opacity, show_masks,
-                                                          show_labels], outputs, api_name="detect",
-                                                          api_description=(
+    bind, session = panel.bind, panel.state
+    run.click(bind(functools.partial(xd.detect, twins=twins), gpu=LONG),
+              [session, image, model, mode, short_side, thr, opacity, show_masks, show_labels], outputs,
+              api_name="detect", api_description=(
         "Object detection and instance segmentation (COCO, 80 classes) of a photo: the drawing, the classes found, a "
         "table of detections (box in photo pixels, class, score), per-step timings, and downloads (PNG; COCO "
         "results JSON with RLE masks). thr: lowest score shown."))
@@ -79,8 +83,8 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     classes.input(**redraw)
     show_masks.input(**redraw)
     show_labels.input(**redraw)
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
-          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
+          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(xd.mode_update, model, mode, api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change, short_side.change], xd.empty_detection, None, outputs,
           api_visibility="private", show_progress="hidden")

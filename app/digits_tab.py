@@ -5,6 +5,7 @@ import gradio as gr
 
 from . import digits_handlers as dh
 from .components import RawImage
+from .gpu import SHORT, gpu_task
 
 __all__ = ["build_digits_tab"]
 
@@ -56,13 +57,13 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                              elem_id="digits-shrinking-table")
 
     outputs = [digit, label, attention, attention_caption, shrinking, table, details]
-    gr.on([button.click, sketch.change], dh.classify_sketch, sketch, outputs, api_visibility="private",
+    gr.on([button.click, sketch.change], gpu_task(SHORT)(dh.classify_sketch), sketch, outputs, api_visibility="private",
           trigger_mode="always_last", show_progress="hidden")
-    api_button.click(dh.classify_digit_image, api_image, outputs, api_name="digits", show_progress="hidden",
+    api_button.click(gpu_task(SHORT)(dh.classify_digit_image), api_image, outputs, api_name="digits", show_progress="hidden",
                      api_description="Read a picture of one handwritten digit (0-9; dark ink on a light "
                                      "background) with the shipped digits model: the 8x8 digit it reads, the top-3 "
                                      "digits, attention and token-shrinking views, and a table of tokens per layer.")
     # a loaded example replaces the editor's value without a change event: classify it explicitly
-    examples.load_input_event.then(dh.classify_sketch, sketch, outputs, api_visibility="private",
+    examples.load_input_event.then(gpu_task(SHORT)(dh.classify_sketch), sketch, outputs, api_visibility="private",
                                    show_progress="hidden")
     demo.load(dh.weights_status, None, [weights, banner], api_visibility="private")

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -28,6 +26,8 @@ from uniformer import explain as E
 from uniformer.data import ImageDecodeError, load_image
 
 from . import errors
+from .cache import LRUCache
+from .models import weights_key
 
 __all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "BoundedCache", "analyses", "extras", "image_key",
            "get_analysis", "head_slider", "ExplainView", "Rendered", "render_view", "export_files", "prepare_image",
@@ -43,57 +43,14 @@ OUTSIDE_CROP = ("That point is outside the centre crop the model sees (the grey 
                 "click inside the bright region.")
 
 
-class BoundedCache:
-    """A thread-safe LRU cache of at most ``maxsize`` values and, with ``weigh`` (value -> bytes),
-    at most ``max_bytes`` in all (the newest value always stays). :meth:`get_or_compute` computes a
-    missing key once even when several threads ask for it at the same time (per-key lock)."""
+class BoundedCache(LRUCache):
+    """The app's :class:`app.cache.LRUCache` with this module's historical signature: at most
+    ``maxsize`` values and, with ``weigh`` (value -> bytes), at most ``max_bytes`` in all (the newest
+    value always stays); :meth:`get_or_compute` computes a missing key once even when several
+    threads ask for it at the same time (per-key lock)."""
 
     def __init__(self, maxsize: int, max_bytes: int | None = None, weigh: Callable[[Any], int] | None = None):
-        self.maxsize, self.max_bytes, self.weigh = maxsize, max_bytes, weigh
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self._key_locks: dict = {}
-
-    def get(self, key):
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-            return None
-
-    def get_or_compute(self, key, compute: Callable[[], Any]) -> tuple[Any, bool]:
-        """(value, cached): the cached value, or ``compute()``'s result stored under ``key``."""
-        value = self.get(key)
-        if value is not None:
-            return value, True
-        with self._lock:
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            value = self.get(key)
-            if value is not None:
-                return value, True
-            try:
-                value = compute()
-                with self._lock:
-                    self._data[key] = value
-                    while len(self._data) > max(1, self.maxsize) or (len(self._data) > 1 and self._too_heavy()):
-                        self._data.popitem(last=False)
-            finally:
-                with self._lock:
-                    self._key_locks.pop(key, None)
-            return value, False
-
-    def _too_heavy(self) -> bool:
-        if self.max_bytes is None or self.weigh is None:
-            return False
-        return sum(self.weigh(v) for v in self._data.values()) > self.max_bytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
+        super().__init__(max_items=maxsize, max_bytes=max_bytes if weigh is not None else None, weigh=weigh)
 
 
 #: (image SHA-1, model name) -> Analysis: 4 at most, 1 GB in all (S at 224 holds ~10 MB, L at 384 ~250 MB).
@@ -125,7 +82,7 @@ def get_analysis(image, model_name: str, key: str | None = None) -> tuple[E.Anal
         except ImageDecodeError as e:
             raise errors.unreadable(e) from None
 
-    return analyses.get_or_compute((key, model_name), compute)
+    return analyses.get_or_compute((key, weights_key(model_name)), compute)
 
 
 def head_slider(analysis: E.Analysis, layer: int) -> dict:
@@ -161,7 +118,7 @@ def _erf(analysis: E.Analysis, key: str, x: float, y: float) -> E.ReceptiveField
         return None
     token = analysis.geometry.token_at(x, y, analysis.stage_grid(1))
     model = errors.loaded_model(analysis.model_name)
-    value, _ = extras.get_or_compute(("erf", key, analysis.model_name, token),
+    value, _ = extras.get_or_compute(("erf", key, weights_key(analysis.model_name), token),
                                      lambda: E.effective_receptive_field(model, analysis, x, y, stage=1))
     return value
 
@@ -200,7 +157,7 @@ def _static(analysis: E.Analysis, key: str) -> _Static:
             files.append((str(folder / f"{n}.png"), caption))
         return _Static(E.mean_attention_distance(analysis), ro, note, overlay, features, files)
 
-    return extras.get_or_compute(("static", key, analysis.model_name), compute)[0]
+    return extras.get_or_compute(("static", key, weights_key(analysis.model_name)), compute)[0]
 
 
 class ExplainView(NamedTuple):
@@ -471,7 +428,7 @@ def cam_view(state: dict, method: str, stage: str, class_index: int | None) -> C
     s = CAM_STAGES.get(stage, 3)
     t0 = time.perf_counter()
     try:
-        cam, cached = extras.get_or_compute(("cam", state["key"], state["model"], method, s, target),
+        cam, cached = extras.get_or_compute(("cam", state["key"], weights_key(state["model"]), method, s, target),
                                             lambda: E.class_activation_map(model, analysis, method, s, target))
     except ValueError as e:
         raise gr.Error(str(e), title="CAM not available") from None

@@ -11,7 +11,9 @@ from . import explain_handlers as xh
 from .components import RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
 from .handlers import general_image_model_choices, model_status
+from .gpu import MEDIUM, SHORT
 from .models import DEFAULT_MODEL
+from .weights import build_weights_panel
 
 __all__ = ["build_explain_tab"]
 
@@ -41,6 +43,7 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                 model = gr.Dropdown(general_image_model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="explain-model")
                 weights = gr.Markdown(elem_id="explain-weights")
                 banner = gr.HTML(elem_id="explain-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "explain")
                 gr.Examples([[str(p)] for p in write_examples().values()], inputs=image, cache_examples=False,
                             label="Examples (pick one, then click on the picture)")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
@@ -88,33 +91,36 @@ def build_explain_tab(demo: gr.Blocks) -> None:
 
     view = [canvas, info, lvg, erf, query_plot, kernels_plot, distance_plot, rollout]
     cleared = [lvg, erf, query_plot, kernels_plot, distance_plot, rollout, cam_image, cam_caption, files]
-    gr.on([demo.load, model.change], model_status, model, [weights, banner], api_visibility="private",
+    bind, session = panel.bind, panel.state
+    gr.on([demo.load, model.change], bind(model_status), [session, model], [weights, banner], api_visibility="private",
           trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([demo.load, model.change], _layer_slider, model, layer, api_visibility="private")
     shown = [results, plots]
-    gr.on([image.change, model.change], xh.prepare_image, [image, model], [canvas, info, state],
-          api_visibility="private").then(
+    gr.on([image.change, model.change], bind(xh.prepare_image, gpu=MEDIUM), [session, image, model],
+          [canvas, info, state], api_visibility="private").then(
         lambda: [gr.Column(visible=False)] * len(shown), None, shown, api_visibility="private",
         show_progress="hidden").then(
         lambda: [None] * len(cleared), None, cleared, api_visibility="private", show_progress="hidden").then(
-        xh.warm_up, state, None, api_visibility="private", show_progress="hidden").then(
-        xh.class_choices, state, cam_class, api_visibility="private", show_progress="hidden")
+        bind(xh.warm_up, gpu=MEDIUM), [session, state], None, api_visibility="private", show_progress="hidden").then(
+        bind(xh.class_choices, gpu=SHORT), [session, state], cam_class, api_visibility="private",
+        show_progress="hidden")
     reveal = dict(fn=lambda: [gr.Column(visible=True)] * len(shown), inputs=None, outputs=shown,
                   api_visibility="private", show_progress="hidden")
-    canvas.select(xh.click, [state, layer, head], [state, *view, layer, head], api_visibility="private",
-                  trigger_mode="always_last").then(**reveal)
-    explain_button.click(xh.explain_point, [image, model, x, y, layer, head], [state, *view, layer, head, numbers],
-                         api_name="explain", api_description=(
+    canvas.select(bind(xh.click, gpu=MEDIUM), [session, state, layer, head], [state, *view, layer, head],
+                  api_visibility="private", trigger_mode="always_last").then(**reveal)
+    explain_button.click(bind(xh.explain_point, gpu=MEDIUM), [session, image, model, x, y, layer, head],
+                         [state, *view, layer, head, numbers], api_name="explain", api_description=(
                              "Explain one point of a photo: the attention / local affinity of the token at (x, y) "
                              "(image pixels) in the chosen layer (1-based; head 0 = mean over heads), the same point "
                              "in stages 2-4, the stage-2 effective receptive field, attention distances, rollout "
                              "and stage features, and the numbers behind them (JSON).")).then(**reveal)
-    layer.input(xh.layer_changed, [state, layer], head, api_visibility="private", show_progress="hidden",
-                trigger_mode="always_last").then(
-        xh.rerender, [state, layer, head], view, api_visibility="private", show_progress="hidden")
-    head.input(xh.rerender, [state, layer, head], view, api_visibility="private", show_progress="hidden",
-               trigger_mode="always_last")
-    export.click(xh.export, [state, layer, head], files, api_visibility="private")
-    gr.on([cam_button.click, method.input, cam_stage.input, cam_class.input], xh.cam_view,
-          [state, method, cam_stage, cam_class], [cam_image, cam_caption], api_visibility="private",
+    layer.input(bind(xh.layer_changed, gpu=SHORT), [session, state, layer], head, api_visibility="private",
+                show_progress="hidden", trigger_mode="always_last").then(
+        bind(xh.rerender, gpu=SHORT), [session, state, layer, head], view, api_visibility="private",
+        show_progress="hidden")
+    head.input(bind(xh.rerender, gpu=SHORT), [session, state, layer, head], view, api_visibility="private",
+               show_progress="hidden", trigger_mode="always_last")
+    export.click(bind(xh.export, gpu=SHORT), [session, state, layer, head], files, api_visibility="private")
+    gr.on([cam_button.click, method.input, cam_stage.input, cam_class.input], bind(xh.cam_view, gpu=MEDIUM),
+          [session, state, method, cam_stage, cam_class], [cam_image, cam_caption], api_visibility="private",
           trigger_mode="always_last")

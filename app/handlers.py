@@ -20,7 +20,7 @@ from uniformer.data import ImageDecodeError
 from uniformer.inference import ClassScore, ImagePrediction, predict_image, select_device
 
 from . import errors
-from .models import LoadedModel, get_model, how_to_get_weights, image_model_choices
+from .models import LoadedModel, get_model, how_to_get_weights, image_model_choices, weights_line
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
            "model_status", "label_scores", "RELATIVE_NOTE", "is_relative", "is_project_model", "trained_on_note",
@@ -68,7 +68,7 @@ def render_status(loaded: LoadedModel) -> ModelStatus:
                 f"Fix or replace the file, or choose another model.")
         return ModelStatus("**Weights:** none (loading failed)", _BANNER.format(border="#d32f2f", background="#fdecea",
                                                                               body=body))
-    weights = f"**Weights:** {loaded.weights.describe()}"
+    weights = weights_line(loaded)
     if loaded.fallback_reason is None:
         return ModelStatus(weights, "")
     body = (f"&#9888;&#65039; <b>{name} runs with untrained random weights: its predictions are meaningless.</b><br>"

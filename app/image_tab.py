@@ -8,7 +8,9 @@ from uniformer.precision import default_precision, precision_label
 from . import handlers
 from .components import RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
+from .gpu import SHORT
 from .models import DEFAULT_MODEL
+from .weights import build_weights_panel
 
 __all__ = ["build_image_tab"]
 
@@ -34,14 +36,16 @@ def build_image_tab(demo: gr.Blocks) -> None:
             with gr.Column():
                 weights = gr.Markdown(elem_id="weights")
                 banner = gr.HTML(elem_id="weights-banner")
+                panel = build_weights_panel(model, weights, banner, "image")
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes",
                                  elem_id="top-classes")
                 details = gr.Markdown(elem_id="details", label="Details")
 
-    button.click(handlers.classify_image, [image, model, precision], [label, details], api_name="classify",
+    button.click(panel.bind(handlers.classify_image, gpu=SHORT), [panel.state, image, model, precision],
+                 [label, details], api_name="classify",
                  api_description="Classify a photo: the top-5 classes with their probabilities, and what produced "
                                  "them (model, weights, device, precision, timings).")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
-          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    gr.on([demo.load, model.change], panel.bind(handlers.model_status), [panel.state, model], [weights, banner],
+          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change], handlers.empty_result, None, [label, details], api_visibility="private",
           show_progress="hidden")

@@ -1,35 +1,65 @@
-"""Which weights the app loads, and a thread-safe cache so each model is built (and looked up on
-the Hub) once per process.
+"""Which weights the app loads, and the one byte-bounded model cache of the process.
 
 Policy (:func:`load_model`), first match wins:
 
 1. ``$UNIFORMER_CHECKPOINT_DIR/<model_name>.pth`` or ``$UNIFORMER_CHECKPOINT_DIR/<hub filename>``
    exists -> that local file;
-2. the official Hugging Face Hub checkpoint (``huggingface_hub`` honours ``HF_HUB_OFFLINE`` and
-   ``HF_HOME``, so a cached file works offline);
+2. the official checkpoint (``uniformer.create_model(name, pretrained=True)``: Hugging Face Hub,
+   which honours ``HF_HUB_OFFLINE`` and ``HF_HOME``, or the library's other official sources);
 3. the checkpoint cannot be had (:class:`uniformer.CheckpointNotAvailableError`) -> untrained random
    weights, with a warning saying how to get real ones.
 
 Any other checkpoint error (invalid, unsafe or mismatching file) is not hidden: it is kept in
 :attr:`LoadedModel.error` and shown to the user.
+
+A user's session can replace the weights of a model by a checkpoint file it uploaded
+(:mod:`app.weights`): inside :func:`use_session`, :func:`get_model` returns that file's model for
+that name; other sessions keep the shared one.
+
+Memory (:func:`model_cache`): every model the app holds (shared, uploaded, stage-3 twins) lives in
+one least-recently-used :class:`app.cache.LRUCache` bounded in bytes of parameters and buffers per
+device: ``$UNIFORMER_MODEL_CACHE_MB`` for CPU memory (default :data:`DEFAULT_MODEL_CACHE_MB`),
+``$UNIFORMER_GPU_CACHE_MB`` for each GPU (default: 60% of its memory). Evicted models reload on
+demand. A model a running request still uses is not freed under it (the request's reference keeps
+it alive) and is counted against the budget until it is freed. Before a load, least recently used
+models make room for the new one (its size when loaded before, else the largest model's so far:
+:meth:`app.cache.LRUCache.size_hint`); a first load of a model larger than any before can exceed
+the budget by the difference until it is stored.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import ctypes
+import functools
 import os
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Iterable, Iterator, Mapping
 
+import torch
 from torch import nn
 
 import uniformer
 from uniformer import CheckpointError, CheckpointNotAvailableError, WeightsInfo
 
-__all__ = ["CHECKPOINT_DIR_ENV", "DEFAULT_MODEL", "LoadedModel", "find_local_checkpoint", "how_to_get_weights",
-           "load_model", "get_model", "clear_cache", "image_model_choices"]
+from .cache import MB, LRUCache
+
+__all__ = ["CHECKPOINT_DIR_ENV", "MODEL_CACHE_ENV", "GPU_CACHE_ENV", "DEFAULT_MODEL_CACHE_MB", "DEFAULT_MODEL",
+           "LoadedModel", "UploadedCheckpoint", "find_local_checkpoint", "how_to_get_weights", "load_model",
+           "load_checkpoint_file", "load_official", "get_model", "clear_cache", "image_model_choices",
+           "module_footprint", "new_model_cache", "model_cache", "use_session", "session_upload", "weights_key",
+           "weights_kind", "weights_line", "redact_paths"]
 
 #: Environment variable naming a folder of local checkpoint files.
 CHECKPOINT_DIR_ENV = "UNIFORMER_CHECKPOINT_DIR"
+#: Environment variable: CPU-memory budget of the model cache, in MB (MiB).
+MODEL_CACHE_ENV = "UNIFORMER_MODEL_CACHE_MB"
+#: Environment variable: budget of the model cache on each GPU, in MB (MiB).
+GPU_CACHE_ENV = "UNIFORMER_GPU_CACHE_MB"
+#: Default CPU budget (MB): fits a 16 GB CPU Space next to the app itself (~1 GB), the Explain
+#: analyses (<= 1 GB) and the activations of a few concurrent requests.
+DEFAULT_MODEL_CACHE_MB = 5000
 #: Model selected when the app starts.
 DEFAULT_MODEL = "uniformer_small_in1k"
 
@@ -41,17 +71,59 @@ class LoadedModel:
     model: the model in eval mode, or None when loading failed (then ``error`` says why).
     fallback_reason: why the untrained fallback was used (the CheckpointNotAvailableError message),
     else None. error: the message of a checkpoint error that prevented loading, else None.
+    origin: where a local file came from: 'upload' (this session's upload), 'folder'
+    ($UNIFORMER_CHECKPOINT_DIR), else None.
     """
 
     name: str
     model: nn.Module | None
     fallback_reason: str | None = None
     error: str | None = None
+    origin: str | None = None
 
     @property
     def weights(self) -> WeightsInfo | None:
         """Where the weights came from (None when loading failed)."""
         return getattr(self.model, "weights_info", None)
+
+
+@dataclass(frozen=True)
+class UploadedCheckpoint:
+    """A checkpoint file a user uploaded for model ``name``: where Gradio keeps it on the server
+    (``path``, never shown), the name the user gave it and the SHA-256 of its bytes."""
+
+    name: str
+    path: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _NamedWeightsInfo(WeightsInfo):
+    """A :class:`WeightsInfo` whose ``describe()`` names files, never server paths (what the UI shows);
+    ``path`` stays the full path for code that reads the file."""
+
+    def describe(self) -> str:
+        plain = WeightsInfo(**{f.name: getattr(self, f.name) for f in fields(WeightsInfo)})
+        return (replace(plain, path=Path(plain.path).name) if plain.path else plain).describe()
+
+
+def _for_display(model: nn.Module) -> nn.Module:
+    info = getattr(model, "weights_info", None)
+    if isinstance(info, WeightsInfo) and not isinstance(info, _NamedWeightsInfo):
+        model.weights_info = _NamedWeightsInfo(**{f.name: getattr(info, f.name) for f in fields(info)})
+    return model
+
+
+def redact_paths(message: str, *paths: str | os.PathLike | None) -> str:
+    """``message`` with each of ``paths`` (and its folder) replaced by its file name: error texts
+    shown in the UI must not reveal server paths."""
+    for path in paths:
+        if path:
+            path = Path(path)
+            message = message.replace(str(path), path.name).replace(str(path.resolve()), path.name)
+            message = message.replace(str(path.parent) + os.sep, "")
+    return message
 
 
 def find_local_checkpoint(name: str, directory: str | os.PathLike | None = None) -> Path | None:
@@ -71,12 +143,16 @@ def find_local_checkpoint(name: str, directory: str | os.PathLike | None = None)
 def how_to_get_weights(name: str) -> str:
     """One sentence telling users where the real weights of ``name`` come from and where to put them."""
     p = uniformer.get_entry(name).pretrained
-    put = f"save it as ${CHECKPOINT_DIR_ENV}/{name}.pth and restart the app"
+    put = f"save it as ${CHECKPOINT_DIR_ENV}/{name}.pth and restart the app, or upload it under \"Weights\""
     if p.hub:
         return (f"allow internet access so the app can download the official Hub checkpoint "
                 f"{p.hub_repo_id}/{p.hub_filename} (unset HF_HUB_OFFLINE), or download that file, {put}.")
     hint = f"{p.download_hint} " if p.download_hint else ""
     return f"{hint}Download it, {put}."
+
+
+def _error(e: CheckpointError, *paths) -> str:
+    return redact_paths(f"{type(e).__name__}: {e}", *paths)
 
 
 def load_model(name: str) -> LoadedModel:
@@ -88,42 +164,203 @@ def load_model(name: str) -> LoadedModel:
     local = find_local_checkpoint(name)
     try:
         if local is not None:
-            return LoadedModel(name, uniformer.create_model(name, checkpoint_path=local))
+            return LoadedModel(name, _for_display(uniformer.create_model(name, checkpoint_path=local)), origin="folder")
         try:
-            return LoadedModel(name, uniformer.create_model(name, pretrained=True))
+            return LoadedModel(name, _for_display(uniformer.create_model(name, pretrained=True)))
         except CheckpointNotAvailableError as e:
-            return LoadedModel(name, uniformer.create_model(name), fallback_reason=str(e))
+            reason = str(e)
+        # built outside the except block: its traceback would keep the failed attempt's model alive
+        return LoadedModel(name, _for_display(uniformer.create_model(name)), fallback_reason=reason)
     except CheckpointError as e:
-        return LoadedModel(name, None, error=f"{type(e).__name__}: {e}")
+        return LoadedModel(name, None, error=_error(e, local))
 
 
-_cache: dict[str, LoadedModel] = {}
-_cache_lock = threading.Lock()
-_name_locks: dict[str, threading.Lock] = {}
+def load_checkpoint_file(upload: UploadedCheckpoint) -> LoadedModel:
+    """Model ``upload.name`` with the weights of the uploaded file, read by the library's safe loader
+    (``create_model(name, checkpoint_path=...)``). Never raises for checkpoint problems: an invalid,
+    unsafe or mismatching file sets ``error`` (its message names the file, not its server path)."""
+    try:
+        model = uniformer.create_model(upload.name, checkpoint_path=upload.path)
+    except CheckpointError as e:
+        return LoadedModel(upload.name, None, error=_error(e, upload.path), origin="upload")
+    return LoadedModel(upload.name, _for_display(model), origin="upload")
+
+
+def load_official(name: str) -> LoadedModel:
+    """Fetch the official checkpoint of ``name`` now (the library's ``create_model(name,
+    pretrained=True)``, with its progress bars) and make it the model every session shares.
+    Raises :class:`uniformer.CheckpointError` (e.g. CheckpointNotAvailableError offline) unchanged."""
+    loaded = LoadedModel(name, _for_display(uniformer.create_model(name, pretrained=True)))
+    cache = model_cache()
+    cache.put(("model", name), loaded)
+    for key in cache.keys():  # stage-3 twins of the replaced model
+        if key[0] == "twin" and key[1] == name:
+            cache.discard(key)
+    _GENERATION[name] = _GENERATION.get(name, 0) + 1  # results computed with the old weights are stale
+    return loaded
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+def _modules(objs: Iterable) -> Iterator[nn.Module]:
+    for obj in objs:
+        if isinstance(obj, nn.Module):
+            yield obj
+        elif isinstance(obj, LoadedModel) and obj.model is not None:
+            yield obj.model
+        elif isinstance(obj, tuple):
+            yield from _modules(obj)
+
+
+def module_footprint(objs: Iterable) -> dict[str, int]:
+    """{device ('cpu', 'cuda:0', ...): bytes} of the parameters and buffers of the modules in
+    ``objs`` (nn.Module, LoadedModel or tuples of them), each tensor storage counted once: modules sharing weights
+    (stage-3 twins) cost what they add."""
+    seen: set[tuple[str, int]] = set()
+    total: dict[str, int] = {}
+    for module in _modules(objs):
+        for t in (*module.parameters(), *module.buffers()):
+            storage = t.untyped_storage()
+            device = str(t.device)
+            ident = (device, storage.data_ptr())
+            if device == "meta" or ident in seen:
+                continue
+            seen.add(ident)
+            total[device] = total.get(device, 0) + storage.nbytes()
+    return total
+
+
+def _held(value) -> list[nn.Module]:
+    return list(_modules((value,)))
+
+
+def _release_freed_memory() -> None:
+    """Return freed heap pages to the OS (glibc keeps them otherwise, and the process's resident
+    memory would not shrink after an eviction)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _budget_mb(env: str, default: float | None) -> float | None:
+    value = os.environ.get(env)
+    if not value:
+        return default
+    try:
+        mb = float(value)
+    except ValueError:
+        raise ValueError(f"${env} must be a number of megabytes, not {value!r}") from None
+    if mb <= 0:
+        raise ValueError(f"${env} must be positive, not {value!r}")
+    return mb
+
+
+def new_model_cache(cpu_mb: float | None = None, gpu_mb: float | None = None) -> LRUCache:
+    """A model cache bounded to ``cpu_mb`` MB of CPU memory and ``gpu_mb`` MB on each GPU
+    (None: from $UNIFORMER_MODEL_CACHE_MB / $UNIFORMER_GPU_CACHE_MB, defaults
+    :data:`DEFAULT_MODEL_CACHE_MB` and 60% of the GPU's memory). Raises ValueError for a
+    non-numeric or non-positive setting."""
+    cpu_mb = cpu_mb if cpu_mb is not None else _budget_mb(MODEL_CACHE_ENV, DEFAULT_MODEL_CACHE_MB)
+    budgets = {"cpu": int(cpu_mb * MB)}
+    gpu_mb = gpu_mb if gpu_mb is not None else _budget_mb(GPU_CACHE_ENV, None)
+    if gpu_mb is None and torch.cuda.is_available():
+        gpu_mb = 0.6 * torch.cuda.get_device_properties(0).total_memory / MB
+    if gpu_mb is not None:
+        budgets["cuda"] = int(gpu_mb * MB)
+    return LRUCache(max_bytes=budgets, footprint=module_footprint, held=_held, on_evict=_release_freed_memory)
+
+
+@functools.lru_cache(maxsize=None)
+def model_cache() -> LRUCache:
+    """The process's model cache (created on first use from the environment; see :func:`new_model_cache`).
+    Keys: ('model', name) shared models, ('file', name, sha256) uploaded checkpoints, ('twin', ...)
+    stage-3 twins (:class:`app.dense_models.Stage3Twins`)."""
+    return new_model_cache()
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+_SESSION: contextvars.ContextVar[Mapping[str, UploadedCheckpoint]] = contextvars.ContextVar("uniformer_session",
+                                                                                              default={})
+
+
+@contextlib.contextmanager
+def use_session(uploads: Mapping[str, UploadedCheckpoint] | None) -> Iterator[None]:
+    """Within the block, :func:`get_model` returns the uploaded checkpoint's model for each model
+    name in ``uploads`` (one user's session; see :mod:`app.weights`)."""
+    token = _SESSION.set(dict(uploads or {}))
+    try:
+        yield
+    finally:
+        _SESSION.reset(token)
+
+
+def session_upload(name: str) -> UploadedCheckpoint | None:
+    """The checkpoint the current session uploaded for ``name``, if any."""
+    return _SESSION.get().get(name)
+
+
+#: How many times the shared weights of each model were replaced (:func:`load_official`).
+_GENERATION: dict[str, int] = {}
+
+
+def weights_key(name: str) -> str:
+    """A cache key part naming the weights ``name`` runs with now: ``name``, ``name@<sha256 prefix>``
+    when the session runs an uploaded checkpoint, ``name#<n>`` after the shared weights were
+    replaced n times by a download. Keeps results of different weights apart."""
+    upload = session_upload(name)
+    if upload is not None:
+        return f"{name}@{upload.sha256[:16]}"
+    generation = _GENERATION.get(name, 0)
+    return f"{name}#{generation}" if generation else name
 
 
 def get_model(name: str) -> LoadedModel:
-    """:func:`load_model` once per name and process, thread-safe: concurrent first requests for
-    one model wait for a single load; other models are not blocked. Failed loads (``error``) are
-    not cached, so fixing the file and retrying works without a restart."""
-    cached = _cache.get(name)
-    if cached is not None:
-        return cached
-    with _cache_lock:
-        lock = _name_locks.setdefault(name, threading.Lock())
-    with lock:
-        if name not in _cache:
-            loaded = load_model(name)
-            if loaded.error is not None:
-                return loaded
-            _cache[name] = loaded
-        return _cache[name]
+    """The model ``name`` for the current session: its uploaded checkpoint (:func:`use_session`) or
+    the shared :func:`load_model`, through :func:`model_cache`. Concurrent first requests for one
+    model wait for a single load; other models are not blocked. Failed loads (``error``) are not
+    cached, so fixing the file and retrying works without a restart."""
+    upload = session_upload(name)
+    if upload is not None:
+        key, load = ("file", name, upload.sha256), functools.partial(load_checkpoint_file, upload)
+    else:
+        key, load = ("model", name), functools.partial(load_model, name)
+    return model_cache().get_or_compute(key, load, store=lambda loaded: loaded.error is None, make_room=True)[0]
 
 
 def clear_cache() -> None:
     """Forget every loaded model (tests; changed environment)."""
-    with _cache_lock:
-        _cache.clear()
+    model_cache().clear()
+
+
+# -- what the UI says about weights ------------------------------------------------------------
+
+def weights_kind(loaded: LoadedModel) -> str:
+    """Which weights are live, in the UI's words: 'official file', 'local file', 'project-trained',
+    'untrained', or 'none' (loading failed)."""
+    info = loaded.weights
+    if loaded.model is None or info is None:
+        return "none"
+    return {"local": "local file", "project": "project-trained", "untrained": "untrained"}.get(info.source,
+                                                                                               "official file")
+
+
+def weights_line(loaded: LoadedModel) -> str:
+    """The Markdown weights line of a load outcome, e.g. '**Weights:** local file `my.pth` (uploaded,
+    this session only)'. Files are named, server paths never shown."""
+    kind, info = weights_kind(loaded), loaded.weights
+    if kind == "none":
+        return "**Weights:** none (loading failed)"
+    if kind == "untrained":
+        return "**Weights:** untrained random weights: predictions are meaningless"
+    name = f"`{Path(info.path).name}`" if info.path else ""
+    if kind == "local file":
+        where = {"upload": "uploaded, this session only", "folder": f"${CHECKPOINT_DIR_ENV}"}.get(loaded.origin, "")
+        return f"**Weights:** local file {name}" + (f" ({where})" if where else "")
+    if kind == "project-trained":
+        return f"**Weights:** project-trained {name}"
+    return f"**Weights:** official file \u00b7 {info.describe()}"
 
 
 def image_model_choices() -> list[tuple[str, str]]:

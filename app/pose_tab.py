@@ -7,6 +7,8 @@ from . import dense_handlers as dh
 from . import detection_handlers as xd
 from . import handlers
 from .components import RawImage
+from .gpu import LONG, MEDIUM
+from .weights import build_weights_panel
 from .dense_models import DEFAULT_DET_MODEL, DEFAULT_POSE_MODEL, det_model_choices, pose_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -51,6 +53,7 @@ def build_pose_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="pose-weights")
                 banner = gr.HTML(elem_id="pose-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "pose")
                 overlay = gr.Image(label="Keypoints and scores", type="pil", interactive=False, height=480,
                                    elem_id="pose-overlay", format="png")
                 details = gr.Markdown(elem_id="pose-details", label="Details")
@@ -61,17 +64,20 @@ def build_pose_tab(demo: gr.Blocks) -> None:
         last_run = gr.State(None)
 
     outputs = [overlay, table, details, files]
-    run.click(dh.estimate_live, [image, model, box, flip, threshold], [*outputs, last_run], api_name="pose",
-            api_description="Top-down pose estimation (COCO, 17 keypoints) of the people in a photo: box_text is "
-                            "'x, y, width, height' in pixels (several separated by ';'; empty: the whole image). "
-                            "Returns the drawing, a table of keypoints (pixels, score), and downloads (PNG, JSON).")
+    bind, session = panel.bind, panel.state
+    run.click(bind(dh.estimate_live, gpu=MEDIUM), [session, image, model, box, flip, threshold], [*outputs, last_run],
+              api_name="pose",
+              api_description="Top-down pose estimation (COCO, 17 keypoints) of the people in a photo: box_text is "
+                              "'x, y, width, height' in pixels (several separated by ';'; empty: the whole image). "
+                              "Returns the drawing, a table of keypoints (pixels, score), and downloads (PNG, JSON).")
     image.select(dh.pick_corner, [image, pick], [pick, box, preview], api_visibility="private")
     clear.click(dh.clear_box, None, [pick, box, preview], api_visibility="private")
-    find.click(xd.find_people, [image, detector], [pick, box, preview, detector_note], api_visibility="private")
+    find.click(bind(xd.find_people, gpu=LONG), [session, image, detector], [pick, box, preview, detector_note],
+               api_visibility="private")
     gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, api_visibility="private",
           show_progress="hidden")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
-          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
+          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     image.change(dh.clear_box, None, [pick, box, preview], api_visibility="private", show_progress="hidden")
     threshold.change(dh.redraw_pose, [last_run, threshold], outputs, api_visibility="private", show_progress="hidden",
                      trigger_mode="always_last")

@@ -8,6 +8,8 @@ import gradio as gr
 from . import dense_handlers as dh
 from . import handlers
 from .components import NumericRadio, RawImage
+from .gpu import LONG, MEDIUM
+from .weights import build_weights_panel
 from .dense_models import DEFAULT_SEG_MODEL, Stage3Twins, seg_model_choices
 from .examples import EXAMPLES_CREDIT, write_examples
 
@@ -45,6 +47,7 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="seg-weights")
                 banner = gr.HTML(elem_id="seg-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "seg")
                 overlay = gr.Image(label="Segmentation (ADE20K palette)", type="pil", interactive=False, height=440,
                                    elem_id="seg-overlay", format="png")
                 with gr.Row():
@@ -66,17 +69,20 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
 
     inputs = [image, model, mode, window, short_side, opacity, show_windows, state]
     outputs = [overlay, classes, legend, details, timings, files, state]
-    run.click(functools.partial(dh.segment, twins=twins), inputs, outputs, api_name="segment",
+    bind, session = panel.bind, panel.state
+    run.click(bind(functools.partial(dh.segment, twins=twins), gpu=MEDIUM), [session, *inputs], outputs,
+              api_name="segment",
               api_description="Semantic segmentation (ADE20K, 150 classes) of a photo: the overlay, the classes found "
                               "with their areas, timings, and downloads (overlay PNG, class-index mask PNG, areas "
                               "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.")
-    compare.click(functools.partial(dh.compare_modes, twins=twins), inputs, outputs, api_visibility="private")
+    compare.click(bind(functools.partial(dh.compare_modes, twins=twins), gpu=LONG), [session, *inputs], outputs,
+                  api_visibility="private")
     redraw = dict(fn=dh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
     opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value
     classes.input(**redraw)
     show_windows.input(**redraw)
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
-          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
+          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change, short_side.change], dh.empty_segmentation, None, outputs,
           api_visibility="private", show_progress="hidden")

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,6 +33,7 @@ from uniformer.models.light import BlockTrace, UniFormerLight
 
 from .handlers import TOPK, default_device, device_label, is_project_model, label_scores
 from . import errors
+from .cache import LRUCache
 
 __all__ = ["DEFAULT_LIGHT_MODEL", "KEEP_RATIOS", "DEFAULT_KEEP_RATIO", "REPEATS", "MAX_DISPLAY_SIDE",
            "SWEEP_COLUMNS", "light_model_choices", "keep_ratio_choices", "image_digest", "ShrinkingRun", "TraceCache",
@@ -133,37 +132,29 @@ class ShrinkingRun:
 
 
 class TraceCache:
-    """Bounded LRU cache of ShrinkingRun, thread-safe, keyed by (image digest, model name, keep
-    ratio). An entry remembers (weakly) the model object that produced it and is a miss for any
-    other one, so reloaded weights are never shown with an old trace."""
+    """Bounded LRU cache of ShrinkingRun (an :class:`app.cache.LRUCache`), thread-safe, keyed by
+    (image digest, model name, keep ratio). An entry remembers (weakly) the model object that
+    produced it and is a miss for any other one, so reloaded or uploaded weights are never shown
+    with an old trace."""
 
     def __init__(self, maxsize: int = 48):
         self.maxsize = maxsize
-        self._entries: OrderedDict[tuple, tuple[weakref.ref, ShrinkingRun]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries = LRUCache(max_items=maxsize)
 
     def get(self, key: tuple, model: torch.nn.Module) -> ShrinkingRun | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0]() is not model:
-                return None
-            self._entries.move_to_end(key)
-            return entry[1]
+        entry = self._entries.get(key)
+        if entry is None or entry[0]() is not model:
+            return None
+        return entry[1]
 
     def put(self, key: tuple, model: torch.nn.Module, run: ShrinkingRun) -> None:
-        with self._lock:
-            self._entries[key] = (weakref.ref(model), run)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.maxsize:
-                self._entries.popitem(last=False)
+        self._entries.put(key, (weakref.ref(model), run))
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        return len(self._entries)
 
 
 #: The app's trace cache (8 images x 6 keep ratios).

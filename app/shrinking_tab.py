@@ -6,6 +6,8 @@ import gradio as gr
 from . import handlers
 from . import shrinking_handlers as sh
 from .components import NumericRadio, RawImage
+from .gpu import MEDIUM, SHORT
+from .weights import build_weights_panel
 from .examples import EXAMPLES_CREDIT, write_examples
 
 __all__ = ["build_shrinking_tab"]
@@ -32,6 +34,7 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                                     elem_id="shrink-model")
                 weights = gr.Markdown(elem_id="shrink-weights")
                 banner = gr.HTML(elem_id="shrink-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "shrink")
                 keep_ratio = NumericRadio(sh.keep_ratio_choices(), value=sh.DEFAULT_KEEP_RATIO, elem_id="shrink-ratio",
                                       label="Keep ratio (Table 23)",
                                       info="fraction of tokens each hourglass block keeps; the rest are fused")
@@ -53,14 +56,17 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
         state = gr.State(None)
 
     run_outputs = [overlay, caption, chart, label, details, sweep, layer, state]
-    button.click(sh.run_shrinking, [image, model, keep_ratio, layer], run_outputs, api_name="shrink",
+    bind, session = panel.bind, panel.state
+    button.click(bind(sh.run_shrinking, gpu=MEDIUM), [session, image, model, keep_ratio, layer], run_outputs,
+                 api_name="shrink",
                  api_description="Token shrinking of a light UniFormer (XXS / XS) on a photo at one keep ratio: the "
                                  "kept and fused tokens of one hourglass layer, tokens per layer, the top-5 classes, "
                                  "and every keep ratio's top class and latency.")
-    keep_ratio.change(sh.change_keep_ratio, [state, keep_ratio, layer], run_outputs, api_visibility="private")
-    layer.change(sh.show_layer, [state, layer], [overlay, caption, chart], api_visibility="private",
-                 show_progress="hidden")
-    gr.on([demo.load, model.change], handlers.model_status, model, [weights, banner], api_visibility="private",
-          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    keep_ratio.change(bind(sh.change_keep_ratio, gpu=MEDIUM), [session, state, keep_ratio, layer], run_outputs,
+                      api_visibility="private")
+    layer.change(bind(sh.show_layer, gpu=SHORT), [session, state, layer], [overlay, caption, chart],
+                 api_visibility="private", show_progress="hidden")
+    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
+          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change], sh.empty_view, None, run_outputs, api_visibility="private",
           show_progress="hidden")

@@ -5,6 +5,8 @@ import gradio as gr
 
 from . import handlers
 from . import video_handlers as vh
+from .gpu import LONG, MEDIUM
+from .weights import build_weights_panel
 
 __all__ = ["build_video_tab"]
 
@@ -44,6 +46,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="video-weights")
                 banner = gr.HTML(elem_id="video-weights-banner")
+                panel = build_weights_panel(model, weights, banner, "video", status=vh.video_model_status)
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes (views averaged)",
                                  elem_id="video-top-classes")
                 details = gr.Markdown(elem_id="video-details", label="Details")
@@ -80,18 +83,20 @@ def build_video_tab(demo: gr.Blocks) -> None:
         state = gr.State(None)
 
     outputs = [label, details, table, strip, timeline, frame, slider, attention, attention_caption, state]
-    button.click(vh.classify_video, [video, model, views], outputs, api_name="classify_video",
+    bind, session = panel.bind, panel.state
+    button.click(bind(vh.classify_video, gpu=LONG), [session, video, model, views], outputs, api_name="classify_video",
                  api_description="Classify a video with the checkpoint's official frame sampling and test views "
                                  "(views: 'CLIPSxCROPS', e.g. '4x1'): the top-5 classes (views averaged), per-view "
                                  "probabilities, the frames the model saw and where they sit in the video.")
     slider.change(vh.show_frame, [state, slider], [frame, attention], api_visibility="private",
                   show_progress="hidden")
-    frame.select(vh.attend, [state, slider, block], [frame, attention, attention_caption, state],
-                 api_visibility="private")
-    cam_button.click(vh.explain_gradcam, state, [cam_gif, cam_mp4, cam_files, cam_caption], api_visibility="private")
+    frame.select(bind(vh.attend, gpu=MEDIUM), [session, state, slider, block],
+                 [frame, attention, attention_caption, state], api_visibility="private")
+    cam_button.click(bind(vh.explain_gradcam, gpu=LONG), [session, state], [cam_gif, cam_mp4, cam_files, cam_caption],
+                     api_visibility="private")
     demo.load(vh.opening_status, model, [model, weights, banner, offline_note], api_visibility="private")
-    model.change(vh.video_model_status, model, [weights, banner], api_visibility="private",
-          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    model.change(bind(vh.video_model_status), [session, model], [weights, banner], api_visibility="private",
+                 trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(vh.model_info, model, info, api_visibility="private", show_progress="hidden")
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
     model.change(lambda name: gr.update(value=vh.default_views(name)), model, views, api_visibility="private",

@@ -76,7 +76,7 @@ def test_classify_shows_top5_and_the_hub_checkpoint(hub_cache, photo):
     _assert_top5(result)
     assert SMALL_HUB_DESCRIPTION in result.details
     status = handlers.model_status(MODEL)
-    assert status == (f"**Weights:** {SMALL_HUB_DESCRIPTION}", "")
+    assert status == (f"**Weights:** official file \u00b7 {SMALL_HUB_DESCRIPTION}", "")
 
 
 def test_pil_input_and_settings_are_passed_on(hub_cache, photo, monkeypatch):
@@ -144,8 +144,9 @@ def test_local_checkpoint_dir_wins_and_bad_files_are_errors_not_crashes(empty_hu
         handlers.classify_image(photo, MODEL, "fp32")
 
     torch.save(official_state_dict("image_s"), checkpoint)  # failures are not cached: fixing the file works
-    assert handlers.model_status(MODEL) == (f"**Weights:** local checkpoint file {checkpoint}", "")
-    assert f"local checkpoint file {checkpoint}" in handlers.classify_image(photo, MODEL, "fp32").details
+    assert handlers.model_status(MODEL) == (f"**Weights:** local file `{MODEL}.pth` ($UNIFORMER_CHECKPOINT_DIR)", "")
+    details = handlers.classify_image(photo, MODEL, "fp32").details
+    assert f"local checkpoint file {MODEL}.pth" in details and str(tmp_path) not in details  # no server path
 
 
 def test_mismatching_checkpoint_is_reported(empty_hub_cache, tmp_path, monkeypatch):

@@ -1,0 +1,192 @@
+"""The "Weights" panel every tab with a model choice shows: download the selected model's official
+checkpoint, or run a checkpoint file you upload, for your session only; the weights line says
+which weights are live ("official file", "local file", "project-trained" or "untrained").
+
+One component for every tab (:func:`build_weights_panel`); a tab builds it under its model dropdown
+and wraps the event functions that use the model with :meth:`WeightsPanel.bind`, adding
+``panel.state`` as the first input. The state (a :class:`SessionWeights`) holds the session's
+uploads; inside a bound function :func:`app.models.get_model` returns the uploaded file's model for
+that name, every other session keeps the shared one. Uploaded models live in the app's one model
+cache (bounded in bytes, :func:`app.models.model_cache`), keyed by the file's SHA-256; an evicted one
+reloads from the uploaded file on demand.
+
+Uploads are read by the library's safe loader (``uniformer.create_model(name, checkpoint_path=...)``):
+an invalid, unsafe (pickled code) or mismatching file gets its clear error and changes nothing.
+Checkpoint files may be up to :data:`MAX_CHECKPOINT_MB` MB (the largest official ones are ~0.6 GB);
+the app's ``launch(max_file_size=...)`` must allow at least that much (media limits are checked
+per tab).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+
+from uniformer import CheckpointError
+
+from . import models
+from .gpu import gpu_task
+from .handlers import ModelStatus, model_status
+
+__all__ = ["MAX_CHECKPOINT_MB", "CHECKPOINT_TYPES", "PRELOAD_ENV", "SessionWeights", "WeightsPanel",
+           "build_weights_panel", "use_uploaded", "forget_upload", "download_official", "start_preload"]
+
+#: Largest checkpoint file (MB) the panel accepts.
+MAX_CHECKPOINT_MB = 1024
+#: File types offered by the upload button (the library reads all of them).
+CHECKPOINT_TYPES = [".pth", ".pt", ".bin", ".ckpt", ".safetensors"]
+#: Environment variable: model names whose weights ``python -m uniformer download`` fetches in the
+#: background when the app starts (comma or space separated).
+PRELOAD_ENV = "UNIFORMER_PRELOAD"
+
+
+@dataclass(frozen=True)
+class SessionWeights:
+    """One session's uploaded checkpoints: {model name: :class:`app.models.UploadedCheckpoint`}
+    (the value of the panel's ``gr.State``)."""
+
+    uploads: dict = field(default_factory=dict)
+
+    def with_upload(self, upload: models.UploadedCheckpoint) -> "SessionWeights":
+        return SessionWeights({**self.uploads, upload.name: upload})
+
+    def without(self, name: str) -> "SessionWeights":
+        return SessionWeights({k: v for k, v in self.uploads.items() if k != name})
+
+
+def _bound(fn: Callable) -> Callable:
+    """``fn`` taking one more positional argument first, the session's :class:`SessionWeights`, and
+    running inside :func:`app.models.use_session` of its uploads. First, so that the positions
+    Gradio gives the other parameters (inputs, then gr.Progress / gr.SelectData / defaults where the
+    signature has them) all move by one."""
+    @functools.wraps(fn)
+    def run(session, *args, **kwargs):
+        uploads = session.uploads if isinstance(session, SessionWeights) else {}
+        with models.use_session(uploads):
+            return fn(*args, **kwargs)
+
+    sig = inspect.signature(fn)
+    extra = inspect.Parameter("session_weights", inspect.Parameter.POSITIONAL_ONLY)
+    run.__signature__ = sig.replace(parameters=[extra, *sig.parameters.values()])
+    return run
+
+
+@dataclass(frozen=True)
+class WeightsPanel:
+    """What a tab needs from its weights panel: ``state`` (the first input of every bound event)
+    and :meth:`bind`."""
+
+    state: gr.State
+
+    @staticmethod
+    def bind(fn: Callable, gpu: int | None = None) -> Callable:
+        """``fn`` running with this session's uploaded weights (its inputs: ``panel.state``, then the
+        usual ones); with ``gpu`` (seconds), also a ZeroGPU task (:func:`app.gpu.gpu_task`)."""
+        bound = _bound(fn)
+        return gpu_task(gpu)(bound) if gpu is not None else bound
+
+
+def _status(status: Callable[[str], ModelStatus], name: str, session: SessionWeights) -> ModelStatus:
+    with models.use_session(session.uploads):
+        return ModelStatus(*status(name))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def use_uploaded(file, model_name: str, session: SessionWeights,
+                 status: Callable[[str], ModelStatus] = model_status) -> tuple[SessionWeights, str, str]:
+    """Make the uploaded checkpoint ``file`` (a path) the weights of ``model_name`` for this session.
+    Returns (new session state, weights line, banner). Raises gr.Error, the session unchanged, for
+    no file, a file over :data:`MAX_CHECKPOINT_MB`, or one the safe loader refuses (its message)."""
+    if not file:
+        return (session, *_status(status, model_name, session))
+    path = Path(file)
+    size_mb = path.stat().st_size / models.MB
+    if size_mb > MAX_CHECKPOINT_MB:
+        raise gr.Error(f"{path.name} is {size_mb:.0f} MB; checkpoints up to {MAX_CHECKPOINT_MB} MB can be uploaded. "
+                       f"Put larger files in ${models.CHECKPOINT_DIR_ENV} on the server.", title="File too large")
+    upload = models.UploadedCheckpoint(model_name, str(path), path.name, _sha256(path))
+    with models.use_session({model_name: upload}):
+        loaded = models.get_model(model_name)
+    if loaded.model is None:
+        raise gr.Error(f"{path.name} cannot be used as weights of {model_name}: {loaded.error}",
+                       title="Checkpoint not usable", print_exception=False)
+    session = session.with_upload(upload)
+    return (session, *_status(status, model_name, session))
+
+
+def forget_upload(model_name: str, session: SessionWeights,
+                  status: Callable[[str], ModelStatus] = model_status) -> tuple[SessionWeights, str, str]:
+    """Back to the shared weights of ``model_name`` for this session."""
+    session = session.without(model_name)
+    return (session, *_status(status, model_name, session))
+
+
+def download_official(model_name: str, session: SessionWeights, progress=gr.Progress(track_tqdm=True),
+                      status: Callable[[str], ModelStatus] = model_status) -> tuple[SessionWeights, str, str]:
+    """Fetch the official checkpoint of ``model_name`` (the library's download, progress bars shown)
+    and make it the shared model; this session drops its upload for that name so the official file
+    is live. Raises gr.Error with the library's message when the file cannot be had (no network: at
+    once) or is refused."""
+    progress(0, desc=f"Fetching the official weights of {model_name}")
+    try:
+        models.load_official(model_name)
+    except CheckpointError as e:
+        raise gr.Error(models.redact_paths(f"{type(e).__name__}: {e}"), title="Download failed",
+                       print_exception=False) from None
+    gr.Info(f"The official weights of {model_name} are now live for every user.")
+    return forget_upload(model_name, session, status)
+
+
+def build_weights_panel(model: gr.Dropdown, weights: gr.Markdown, banner: gr.HTML, prefix: str,
+                        status: Callable[[str], ModelStatus] = model_status) -> WeightsPanel:
+    """Add the panel (an accordion: download button, checkpoint upload, "use shared weights") where
+    it is called, wired to the tab's ``model`` dropdown and its ``weights`` line and ``banner``
+    (``status``: model name -> ModelStatus, the tab's own). ``prefix`` makes the element ids unique
+    (``<prefix>-download``, ``<prefix>-checkpoint``, ``<prefix>-shared``). Returns the panel."""
+    state = gr.State(SessionWeights())
+    with gr.Accordion("Weights: official download or your own checkpoint", open=False,
+                      elem_id=f"{prefix}-weights-panel"):
+        gr.Markdown(f"**Download** fetches the selected model's official checkpoint (shared by every user). "
+                    f"**Upload** a checkpoint file (official or this project's format, "
+                    f"{', '.join(CHECKPOINT_TYPES)}, up to {MAX_CHECKPOINT_MB} MB) to run it in your session "
+                    f"only; it is read safely (no pickled code) and must match the selected model.")
+        with gr.Row():
+            download = gr.Button("Download official weights", size="sm", elem_id=f"{prefix}-download")
+            shared = gr.Button("Use the shared weights", size="sm", elem_id=f"{prefix}-shared")
+        upload = gr.File(label="Your checkpoint file", file_types=CHECKPOINT_TYPES, type="filepath",
+                         elem_id=f"{prefix}-checkpoint", height=90)
+    outputs = [state, weights, banner]
+    with_status = functools.partial
+    download.click(with_status(download_official, status=status), [model, state], outputs,
+                   api_visibility="private", concurrency_limit=None)
+    upload.upload(with_status(use_uploaded, status=status), [upload, model, state], outputs,
+                  api_visibility="private", concurrency_limit=None)
+    shared.click(with_status(forget_upload, status=status), [model, state], outputs, api_visibility="private")
+    model.change(lambda: None, None, upload, api_visibility="private", show_progress="hidden")
+    return WeightsPanel(state)
+
+
+def start_preload(names: str | None = None) -> subprocess.Popen | None:
+    """Start ``python -m uniformer download NAME...`` in the background for the names in
+    ``names`` (default: ``$UNIFORMER_PRELOAD``); its output goes to the app's log. None when the
+    list is empty."""
+    names = os.environ.get(PRELOAD_ENV, "") if names is None else names
+    todo = [n for n in names.replace(",", " ").split() if n]
+    if not todo:
+        return None
+    return subprocess.Popen([sys.executable, "-m", "uniformer", "download", *todo])
