@@ -1,7 +1,7 @@
 """Widgets in the teaching notebooks only where a live frontend can answer them.
 
 Each notebook's parameters cell has ``INTERACTIVE = None``: sliders when the notebook runs in a live
-frontend (JupyterLab, Jupyter Notebook 7, VS Code), one static drawing of the default setting
+frontend (JupyterLab, Jupyter Notebook 7), one static drawing of the default setting
 otherwise (``jupyter nbconvert --execute``, papermill, nbclient, CI). ``True`` forces the sliders,
 ``False`` turns them off.
 
@@ -16,9 +16,11 @@ ipykernel 7.4, ipywidgets 8.1: a one-cell ``interact`` notebook stalled in 7 of 
 20 with nbclient's state update switched off (``OutputWidget.sync_state``); the upstream report is
 jupyter/nbclient#312.
 
-How a live frontend is recognized: JupyterLab / Notebook 7 (``CodeCell.execute``) and VS Code send
-the id of the cell being run in the execute request's metadata (``cellId``); nbclient, and hence
-nbconvert and papermill, send none. The kernel keeps that request as its shell parent.
+How a live frontend is recognized: JupyterLab and Notebook 7 (``CodeCell.execute``, checked in
+JupyterLab 4.6.6) send the id of the cell being run in the execute request's metadata (``cellId``);
+nbclient, and hence nbconvert and papermill, send none. The kernel keeps that request as its shell
+parent. A frontend that renders widgets but sends no ``cellId`` gets the static drawing: set
+``INTERACTIVE = True`` there.
 """
 from __future__ import annotations
 

@@ -173,3 +173,30 @@ def test_notebook_runs_small(path, kernel_name, monkeypatch, tmp_path):
 
 def test_trained_checks_name_notebooks():
     assert set(TRAINED_CHECKS) <= {p.name for p in NOTEBOOKS} and DEFAULTS_ARE_SMALL <= {p.name for p in NOTEBOOKS}
+
+
+def test_widgets_only_for_a_live_frontend(monkeypatch, capsys):
+    """notebooks/nbwidgets.py: INTERACTIVE = None gives sliders only when the running cell came from a
+    frontend (its execute request carries a cellId, as JupyterLab / VS Code send); True / False force."""
+    import importlib.util
+    import types
+
+    import IPython
+
+    spec = importlib.util.spec_from_file_location("nbwidgets", NOTEBOOK_DIR / "nbwidgets.py")
+    nbwidgets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nbwidgets)
+
+    def shell_with_parent(parent):
+        kernel = types.SimpleNamespace(get_parent=lambda channel="shell": parent)
+        return types.SimpleNamespace(kernel=kernel)
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    assert not nbwidgets.live_frontend() and nbwidgets.widgets_or_none(None) is None       # plain Python
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell_with_parent({"metadata": {}}))  # nbclient / nbconvert
+    assert not nbwidgets.live_frontend() and nbwidgets.widgets_or_none(None) is None
+    assert "no live Jupyter frontend" in capsys.readouterr().out
+    assert nbwidgets.widgets_or_none(True) is not None                                       # forced
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell_with_parent({"metadata": {"cellId": "c1"}}))
+    assert nbwidgets.live_frontend() and nbwidgets.widgets_or_none(None).__name__ == "ipywidgets"
+    assert nbwidgets.widgets_or_none(False) is None
