@@ -13,7 +13,7 @@ Each notebook is executed with nbclient (the engine of ``jupyter nbconvert --exe
   equal (checked on the notebook's own variables by cells appended for the test).
 * ``test_notebook_runs_small``: small inputs injected papermill-style (a cell tagged
   ``injected-parameters`` after the ``parameters`` cell overrides the names of ``SMALL_PARAMETERS``
-  it declares), for the notebooks whose defaults are large (224-800 px photos, full training runs).
+  it declares), for the notebooks whose defaults use other sizes (224-800 px photos and clips).
 
 The notebooks' own ``assert`` statements and ``assert_close`` checks are what is tested; their inline
 figures are rendered too (ipykernel's inline backend).
@@ -34,9 +34,10 @@ CELL_TIMEOUT_S = 300
 
 # Names a notebook may declare in its "parameters" cell, and their values for the small runs.
 SMALL_PARAMETERS = {"IMAGE_SIZE": 64, "TRAIN_STEPS": 3}
-# Notebooks whose default run is as small as their small run (offline, 02 and 03 run the 64-px digits
-# model whatever IMAGE_SIZE says), so the default run covers them alone.
-DEFAULTS_ARE_SMALL = {"02_local_vs_global.ipynb", "03_token_shrinking.ipynb"}
+# Notebooks whose default run covers their small run, so it runs alone (CI time): offline, 02 and 03 run
+# the 64-px digits model whatever IMAGE_SIZE says; 06 and 07 run the same cells, only more training steps.
+DEFAULT_RUN_COVERS = {"02_local_vs_global.ipynb", "03_token_shrinking.ipynb", "06_finetune_image.ipynb",
+                      "07_finetune_video.ipynb"}
 KERNEL_ENV = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 # Appended to a notebook for the default run, executed in its kernel after its last cell: offline, 02
@@ -164,15 +165,15 @@ def test_notebook_runs_at_defaults(path, kernel_name, monkeypatch, tmp_path):
         assert "widgets: off (no live Jupyter frontend" in printed
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in DEFAULTS_ARE_SMALL], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in DEFAULT_RUN_COVERS], ids=lambda p: p.name)
 def test_notebook_runs_small(path, kernel_name, monkeypatch, tmp_path):
     nb = nbformat.read(path, as_version=4)
-    assert inject_parameters(nb, SMALL_PARAMETERS), f"{path.name}: no small parameters to inject; list it in DEFAULTS_ARE_SMALL"
+    assert inject_parameters(nb, SMALL_PARAMETERS), f"{path.name}: no small parameters to inject; list it in DEFAULT_RUN_COVERS"
     execute(nb, kernel_name, monkeypatch, tmp_path / "hf_home")
 
 
 def test_trained_checks_name_notebooks():
-    assert set(TRAINED_CHECKS) <= {p.name for p in NOTEBOOKS} and DEFAULTS_ARE_SMALL <= {p.name for p in NOTEBOOKS}
+    assert set(TRAINED_CHECKS) <= {p.name for p in NOTEBOOKS} and DEFAULT_RUN_COVERS <= {p.name for p in NOTEBOOKS}
 
 
 def test_widgets_only_for_a_live_frontend(monkeypatch, capsys):
