@@ -12,7 +12,7 @@ state update to the kernel on the *shell* channel from its IOPub task, while its
 that same shell socket for the cell's ``execute_reply``. The reply is then sometimes not noticed
 until the wait times out: the cell "stalls" for the whole cell timeout (for ever with nbconvert's
 default of no timeout), then carries on. Measured on this project's machine with nbclient 0.11,
-ipykernel 7.4, ipywidgets 8.1: a one-cell ``interact`` notebook stalled in 7 of 20 runs, and in 0 of
+ipykernel 7.4, ipywidgets 8.1: a one-cell ``interact`` notebook stalled in 6 of 20 runs, and in 0 of
 20 with nbclient's state update switched off (``OutputWidget.sync_state``); the upstream report is
 jupyter/nbclient#312.
 
