@@ -13,7 +13,7 @@ Each notebook is executed with nbclient (the engine of ``jupyter nbconvert --exe
   equal (checked on the notebook's own variables by cells appended for the test).
 * ``test_notebook_runs_small``: small inputs injected papermill-style (a cell tagged
   ``injected-parameters`` after the ``parameters`` cell overrides the names of ``SMALL_PARAMETERS``
-  it declares), for the notebooks whose defaults use other sizes (224-800 px photos and clips).
+  it declares), for 01 and 04, whose checks by hand are worth a second input size (their defaults: 224 px).
 
 The notebooks' own ``assert`` statements and ``assert_close`` checks are what is tested; their inline
 figures are rendered too (ipykernel's inline backend).
@@ -35,9 +35,11 @@ CELL_TIMEOUT_S = 300
 # Names a notebook may declare in its "parameters" cell, and their values for the small runs.
 SMALL_PARAMETERS = {"IMAGE_SIZE": 64, "TRAIN_STEPS": 3}
 # Notebooks whose default run covers their small run, so it runs alone (CI time): offline, 02 and 03 run
-# the 64-px digits model whatever IMAGE_SIZE says; 06 and 07 run the same cells, only more training steps.
-DEFAULT_RUN_COVERS = {"02_local_vs_global.ipynb", "03_token_shrinking.ipynb", "06_finetune_image.ipynb",
-                      "07_finetune_video.ipynb"}
+# the 64-px digits model whatever IMAGE_SIZE says; 06 and 07 run the same cells, only more training steps;
+# 05 and 08 default to half the official input size (256 / 400 px), the same cells on a smaller photo.
+# 01 and 04 (224 px at their defaults) also run at 64 px: their by-hand checks at a second input size.
+DEFAULT_RUN_COVERS = {"02_local_vs_global.ipynb", "03_token_shrinking.ipynb", "05_dense_prediction.ipynb",
+                      "06_finetune_image.ipynb", "07_finetune_video.ipynb", "08_detection.ipynb"}
 KERNEL_ENV = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 # Appended to a notebook for the default run, executed in its kernel after its last cell: offline, 02
