@@ -166,13 +166,17 @@ def model_card(config: Mapping[str, Any]) -> str:
     name = config["model_name"]
     labels = config.get("labels") or []
     top1 = metrics.get("val_top1")
+    # model_args that override the registered config make a different (custom) model: say so, with its size
+    custom = ", ".join(f"{k}={v}" for k, v in ((training.get("config") or {}).get("model_args") or {}).items())
+    size = f"{config['num_parameters'] / 1e6:.2f} M-parameter " if config.get("num_parameters") else ""
     lines = [
         "---", "library_name: uniformer", "license: mit", "pipeline_tag: "
         + ("video-classification" if len(pre.get("input_size", [])) == 4 else "image-classification"),
         "tags:", "- uniformer", "- safetensors", "---", "",
-        f"# {name} ({config.get('label_set', 'custom')})", "",
-        config.get("description") or f"A UniFormer ({config.get('architecture')}) trained with the `uniformer` "
-                                      f"project's training code (`python -m uniformer train`).",
+        f"# {name} ({config.get('label_set', 'custom')})" if not custom else
+        f"# Custom UniFormer for {config.get('label_set', 'custom')}: {name} with {custom}", "",
+        config.get("description") or f"A {size}UniFormer (class `{config.get('architecture')}`) trained with the "
+                                      f"`uniformer` project's training code (`python -m uniformer train`).",
         "",
         "## Results", "",
     ]
