@@ -42,17 +42,17 @@ from torch import nn
 
 import uniformer
 from uniformer import CheckpointError, CheckpointNotAvailableError, WeightsInfo
+from uniformer.downloads import CHECKPOINT_DIR_ENV, checkpoint_dir_file
 
 from .cache import MB, LRUCache
 
 __all__ = ["CHECKPOINT_DIR_ENV", "MODEL_CACHE_ENV", "GPU_CACHE_ENV", "DEFAULT_MODEL_CACHE_MB", "DEFAULT_MODEL",
-           "LoadedModel", "UploadedCheckpoint", "find_local_checkpoint", "how_to_get_weights", "load_model",
+           "LoadedModel", "UploadedCheckpoint", "how_to_get_weights", "load_model",
            "load_checkpoint_file", "load_official", "get_model", "clear_cache", "image_model_choices",
            "module_footprint", "new_model_cache", "model_cache", "use_session", "session_upload", "weights_key",
            "weights_kind", "weights_line", "redact_paths"]
 
 #: Environment variable naming a folder of local checkpoint files.
-CHECKPOINT_DIR_ENV = "UNIFORMER_CHECKPOINT_DIR"
 #: Environment variable: CPU-memory budget of the model cache, in MB (MiB).
 MODEL_CACHE_ENV = "UNIFORMER_MODEL_CACHE_MB"
 #: Environment variable: budget of the model cache on each GPU, in MB (MiB).
@@ -126,20 +126,6 @@ def redact_paths(message: str, *paths: str | os.PathLike | None) -> str:
     return message
 
 
-def find_local_checkpoint(name: str, directory: str | os.PathLike | None = None) -> Path | None:
-    """``<name>.pth`` or the entry's Hub filename inside ``directory`` (default: the folder in
-    ``$UNIFORMER_CHECKPOINT_DIR``); None when neither exists or no folder is configured."""
-    directory = directory if directory is not None else os.environ.get(CHECKPOINT_DIR_ENV)
-    if not directory:
-        return None
-    hub_filename = uniformer.get_entry(name).pretrained.hub_filename
-    for filename in dict.fromkeys(f for f in (f"{name}.pth", hub_filename) if f):
-        path = Path(directory) / filename
-        if path.is_file():
-            return path
-    return None
-
-
 def how_to_get_weights(name: str) -> str:
     """One sentence telling users where the real weights of ``name`` come from and where to put them."""
     p = uniformer.get_entry(name).pretrained
@@ -161,7 +147,7 @@ def load_model(name: str) -> LoadedModel:
     Never raises for checkpoint problems: the untrained fallback sets ``fallback_reason``, other
     checkpoint errors set ``error``. Raises KeyError for an unknown model name.
     """
-    local = find_local_checkpoint(name)
+    local = checkpoint_dir_file(name)
     try:
         if local is not None:
             return LoadedModel(name, _for_display(uniformer.create_model(name, checkpoint_path=local)), origin="folder")

@@ -38,6 +38,7 @@ from uniformer.models.light import is_light
 from uniformer.data.video import VideoDecodeError, probe_video
 from uniformer.explain.video import (SpaceTimeAttention, frame_strip, grad_cam, overlay_frames, sampling_timeline,
                                      token_attention, write_overlay)
+from uniformer.downloads import checkpoint_dir_file
 from uniformer.inference_video import VIEW_CHOICES, VideoClips, VideoPrediction, Views, load_clips, predict_clips
 from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES, MOVING_DIGITS_MODEL, MOVING_DIGITS_SIZE
 
@@ -45,7 +46,7 @@ from .digits_handlers import project_weights_text
 from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, device_label, is_project_model, is_relative,
                        label_scores, render_status, trained_on_note)
 from . import errors
-from .models import find_local_checkpoint, get_model
+from .models import get_model
 
 __all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT",
            "write_video_examples", "MOVING_DIGITS_EXAMPLES_CREDIT", "write_moving_digits_examples",
@@ -162,7 +163,7 @@ def weights_available(model_name: str, cache_dir: str | Path | None = None) -> b
     be downloaded)."""
     from huggingface_hub import try_to_load_from_cache
 
-    if find_local_checkpoint(model_name) is not None:
+    if checkpoint_dir_file(model_name) is not None:
         return True
     p = uniformer.get_entry(model_name).pretrained
     if p.package_file:

@@ -43,7 +43,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .hub import CheckpointMismatchError, CheckpointNotAvailableError, WeightsInfo, read_state_dict
+from .hub import (CACHE_ENV, CheckpointMismatchError, CheckpointNotAvailableError, WeightsInfo, cache_dir,
+                  read_state_dict)
 
 __all__ = [
     "SOURCES", "CACHE_ENV", "CHECKPOINT_DIR_ENV", "DRIVE_URL_ENV", "DEFAULT_DRIVE_URL", "WeightsSource",
@@ -54,7 +55,6 @@ __all__ = [
 #: The sources a registered name can resolve to.
 SOURCES = ("hub", "drive", "inside", "unreleased", "project")
 #: Environment variable naming the Drive cache folder (default ``~/.cache/uniformer``).
-CACHE_ENV = "UNIFORMER_CACHE"
 #: Environment variable naming a folder of checkpoints put there by hand (``<name>.pth``).
 CHECKPOINT_DIR_ENV = "UNIFORMER_CHECKPOINT_DIR"
 #: Environment variable replacing the Google Drive base URL (like ``HF_ENDPOINT`` for the Hub).
@@ -168,16 +168,6 @@ def weights_source(name: str) -> WeightsSource:
     if kind in ("drive", "unreleased"):
         return WeightsSource(name, kind, drive_file_id=drive_id if kind == "drive" else None, hint=p.download_hint)
     raise ValueError(f"{name}: unknown source {row['source']!r} in official_downloads.tsv")
-
-
-def cache_dir() -> Path:
-    """The folder of Drive downloads: ``$UNIFORMER_CACHE``, else ``$XDG_CACHE_HOME/uniformer``, else
-    ``~/.cache/uniformer``."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join("~", ".cache")
-    return Path(base).expanduser() / "uniformer"
 
 
 def drive_cache_path(name: str) -> Path:

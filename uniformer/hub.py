@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 __all__ = [
+    "CACHE_ENV",
+    "cache_dir",
     "CheckpointError",
     "CheckpointNotAvailableError",
     "InvalidCheckpointError",
@@ -54,6 +56,20 @@ EXPORT_CONFIG_NAME = "config.json"
 EXPORT_METADATA_KEY = "uniformer_export"
 #: ``trained_by`` value of checkpoints trained by this project's fine-tuning code (WeightsInfo 'project').
 PROJECT = "uniformer"
+
+
+#: Environment variable naming uniformer's cache folder (Drive downloads, ONNX exports).
+CACHE_ENV = "UNIFORMER_CACHE"
+
+
+def cache_dir() -> Path:
+    """uniformer's cache folder (Google Drive downloads under ``drive/``, ONNX exports under ``onnx/``):
+    ``$UNIFORMER_CACHE``, else ``$XDG_CACHE_HOME/uniformer``, else ``~/.cache/uniformer``. Not created here."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join("~", ".cache")
+    return Path(base).expanduser() / "uniformer"
 
 
 class CheckpointError(Exception):

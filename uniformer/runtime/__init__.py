@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .cache import cache_dir
+from ..hub import cache_dir
 
 __all__ = ["RUNTIMES", "with_runtime", "cache_dir"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .cache import cache_dir
+from ..hub import cache_dir
 
 __all__ = ["weights_digest", "onnx_cache_path", "export_onnx", "OnnxRuntimeModel", "ort_providers"]
 
