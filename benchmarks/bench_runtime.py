@@ -11,7 +11,9 @@ video-S = uniformer_small_k400_16x8 (16 x 224 x 224). Paths:
 * eager: the model as ``create_model`` returns it, fp32 (= the official code's speed, issue 13);
 * fused: ``uniformer.fuse.fuse_for_inference`` (norms folded into the adjacent linear maps), fp32;
 * ort: ``create_model(..., runtime='onnxruntime')`` of the fused model (exported once per size with
-  torch.onnx dynamo=True and cached under $UNIFORMER_CACHE/onnx; the first run exports), fp32;
+  torch.onnx dynamo=True, GELUs fused by ONNX Runtime's optimizer, cached under
+  $UNIFORMER_CACHE/onnx; the first run exports), fp32;
+* ort-unfused: the same export without the GELU fusion (what the runtime ran before), fp32;
 * bf16 / fused-bf16: bf16 autocast (native on CPUs with AVX512-BF16 / AMX; emulated elsewhere).
 
 Timing: every repeat runs each path once, round-robin (so load changes hit all paths alike), after
@@ -40,7 +42,7 @@ from uniformer.runtime import with_runtime  # noqa: E402
 MODELS = {"S": ("uniformer_small_in1k", (3, 224, 224)), "B": ("uniformer_base_in1k", (3, 224, 224)),
           "XXS-160": ("uniformer_xxs_160_in1k", (3, 160, 160)),
           "video-S": ("uniformer_small_k400_16x8", (3, 16, 224, 224))}
-PATHS = ("eager", "fused", "ort", "bf16", "fused-bf16")
+PATHS = ("eager", "fused", "ort", "ort-unfused", "bf16", "fused-bf16")
 
 OP_CLASSES = (  # (class, substrings of aten op names), first match wins
     ("attention (SDPA)", ("scaled_dot_product", "_flash_attention", "_efficient_attention")),
@@ -72,7 +74,7 @@ def build_paths(name: str, shape: tuple[int, ...], paths: list[str]) -> dict:
     on the next run)."""
     torch.manual_seed(0)
     model = uniformer.create_model(name)
-    fused = fuse_for_inference(model) if any(p.startswith("fused") or p == "ort" for p in paths) else None
+    fused = fuse_for_inference(model) if any(p.startswith("fused") or p.startswith("ort") for p in paths) else None
     cpu = torch.device("cpu")
     out = {}
     for p in paths:
@@ -87,6 +89,8 @@ def build_paths(name: str, shape: tuple[int, ...], paths: list[str]) -> dict:
             print(f"  {name}: ONNX session ready in {time.perf_counter() - t0:.1f} s ({ort.onnx_path(shape).name})",
                   flush=True)
             out[p] = ort
+        elif p == "ort-unfused":
+            out[p] = unfused_session(fused, shape)
         elif p in ("bf16", "fused-bf16"):
             base = model if p == "bf16" else fused
 
@@ -95,6 +99,22 @@ def build_paths(name: str, shape: tuple[int, ...], paths: list[str]) -> dict:
                     return base(x)
             out[p] = run
     return out
+
+
+def unfused_session(model: torch.nn.Module, shape: tuple[int, ...]):
+    """callable(x) running ``model``'s plain export (no GELU fusion) in ONNX Runtime, same options."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from uniformer.runtime.onnx import export_onnx
+
+    path = export_onnx(model, Path(tempfile.mkdtemp()) / "plain.onnx", shape)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(sess.run(None, {"x": x.numpy()})[0])
 
 
 def time_paths(fns: dict, x: torch.Tensor, repeats: int, warmup: int) -> dict[str, float]:

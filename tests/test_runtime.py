@@ -114,6 +114,30 @@ def test_export_cache_is_reused_and_keyed_by_weights(cache, monkeypatch):
     assert calls == [(3, 32, 32)] * 2  # invalidated: the stale file is not used, a new export is asked for
 
 
+def test_cached_export_has_fused_gelu_and_plain_export_has_not(cache, tmp_path):
+    """The cached export carries ONNX Runtime's fused GELU kernels (no erf nodes left), the plain
+    export only standard ONNX ops; both compute the eager logits."""
+    import onnx
+    import onnxruntime as ort
+
+    from uniformer.runtime.onnx import export_onnx
+
+    torch.manual_seed(0)
+    model = uniformer.create_model("uniformer_small_in1k", runtime="onnxruntime", **TINY)
+    fused = onnx.load(model.onnx_path((3, 32, 32)))
+    ops = {(n.domain or "ai.onnx", n.op_type) for n in fused.graph.node}
+    assert ("com.microsoft", "Gelu") in ops or ("com.microsoft", "BiasGelu") in ops
+    assert not any(op == "Erf" for _, op in ops)
+    plain_path = export_onnx(model.eager, tmp_path / "plain.onnx", (3, 32, 32))
+    plain_ops = {(n.domain or "ai.onnx", n.op_type) for n in onnx.load(plain_path).graph.node}
+    assert ("ai.onnx", "Erf") in plain_ops and all(d == "ai.onnx" for d, _ in plain_ops)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model.eager(x)
+    plain = ort.InferenceSession(str(plain_path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    assert _rel(torch.from_numpy(plain), ref) < 1e-4 and _rel(model(x), ref) < 1e-4
+
+
 def test_unknown_runtime():
     with pytest.raises(ValueError, match="runtime must be one of"):
         uniformer.create_model("uniformer_xxs_digits", runtime="tensorrt")
