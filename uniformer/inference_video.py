@@ -121,6 +121,21 @@ class VideoClips:
         std = torch.tensor(self.std).view(3, 1, 1, 1)
         return ((x * std + mean).clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 3, 0)
 
+    @property
+    def notes(self) -> list[str]:
+        """What a user should know about these clips, in words (empty normally): a one-frame video
+        (the clip repeats its frame, so motion cannot be judged) and frames the decoder could not
+        produce (damaged file; the nearest earlier frame stands in)."""
+        notes = []
+        if self.info.num_frames == 1:
+            notes.append("This video has 1 frame: the clip repeats it, as the official index rule does; motion "
+                         "cannot be judged.")
+        if self.decoded.substituted:
+            bad = ", ".join(str(i) for i in sorted(self.decoded.substituted)[:8])
+            notes.append(f"Frames {bad} could not be decoded (damaged file); the nearest earlier frame stands in "
+                         f"for them.")
+        return notes
+
     def centre_view(self) -> int:
         """Index of the first clip's centre crop (the view explanations use)."""
         crops = len(self.crop_boxes)
@@ -176,7 +191,8 @@ class ViewResult:
 @dataclass
 class VideoPrediction:
     """Top-k classes of a video (views averaged) with every view's scores, what produced them,
-    the frames sampled and how long each part took (ms)."""
+    the frames sampled, how long each part took (ms) and ``notes`` for the user (see
+    :attr:`VideoClips.notes`)."""
 
     topk: list[ClassScore]
     views: list[ViewResult]
@@ -199,6 +215,7 @@ class VideoPrediction:
     preprocess_ms: float
     inference_ms: float
     source: str | None = None
+    notes: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -249,7 +266,7 @@ def predict_clips(model: nn.Module, clips: VideoClips, topk: int = 5, device: st
         clips=n // crops, crops=crops, short_side=clips.short_side, mean=clips.mean, std=clips.std,
         clip_indices=[list(c) for c in clips.clip_indices], video=clips.info.summary(),
         frames_decoded=clips.decoded.decoded, decode_ms=clips.decode_ms, preprocess_ms=clips.preprocess_ms,
-        inference_ms=(t1 - t0) * 1000, source=source)
+        inference_ms=(t1 - t0) * 1000, source=source, notes=clips.notes)
 
 
 def predict_video(model: nn.Module, source, views: Views | None = None, topk: int = 5,
