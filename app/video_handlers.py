@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ from uniformer.data.moving_digits import write_moving_digits_clips
 from uniformer.data.video import VideoDecodeError, poster_frame, probe_video
 from uniformer.downloads import checkpoint_dir_file
 from uniformer.explain.video import (SpaceTimeAttention, clip_strip, clip_timeline, frame_picture, global_blocks,
-                                     grad_cam, overlay_frames, token_attention, write_overlay)
+                                     grad_cam, token_attention, write_overlays)
+from uniformer.explain.video import display_scale as video_display_scale
 from uniformer.inference_video import VIEW_CHOICES, VideoPrediction, Views, load_clips, predict_clips
 from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES, MOVING_DIGITS_MODEL
 
@@ -91,17 +93,14 @@ def example_clips(start: str) -> list[Path]:
 
 
 def example_samples(clips: list[Path]) -> list[list[str]]:
-    """One [HTML] sample per clip for the examples gallery: its poster (the middle frame, written
-    once next to the clip, inlined as a data URI) above its name."""
+    """One [HTML] sample per clip for the examples gallery: its poster (the middle frame, inlined as
+    a PNG data URI) above its name."""
     samples = []
     for clip in clips:
-        poster = clip.with_name(f"{clip.stem}_poster.png")
-        if not poster.is_file():
-            tmp = poster.with_name(f".{poster.stem}.{uuid.uuid4().hex[:8]}.png")
-            Image.fromarray(poster_frame(clip, short_side=80)).save(tmp)
-            tmp.replace(poster)  # atomic: a concurrent reader never sees half a file
+        png = io.BytesIO()
+        Image.fromarray(poster_frame(clip, short_side=80)).save(png, format="png")
+        uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
         name = html.escape(clip.stem.replace("_", " "))
-        uri = "data:image/png;base64," + base64.b64encode(poster.read_bytes()).decode("ascii")
         samples.append([f'<figure style="margin:0;text-align:center"><img src="{uri}" alt="{name}" height="80">'
                         f'<figcaption>{name}</figcaption></figure>'])
     return samples
@@ -306,22 +305,10 @@ VIEWS_TABLE_COLUMNS = ["class", "average"]
 
 
 def views_table(prediction: VideoPrediction) -> pd.DataFrame:
-    """One row per final top class (class names in rows, so long names wrap between words), one
-    column per view ('clip c, crop (frames a-b)') with that view's probability (%), then the
-    average; a last row gives each view's own top-1."""
-    crop_names = {1: ["centre"], 3: ["left/top", "centre", "right/bottom"]}[prediction.crops]
-    heads = [f"clip {v.clip + 1}, {crop_names[v.crop]} (frames {v.frame_indices[0]}\u2013{v.frame_indices[-1]})"
-             for v in prediction.views]
-    rows = []
-    for k, c in enumerate(prediction.topk):
-        row = {"class": c.label}
-        row.update({h: round(100 * v.probabilities[k], 2) for h, v in zip(heads, prediction.views)})
-        row["average"] = round(100 * c.probability, 2)
-        rows.append(row)
-    top1 = {"class": "view's own top-1"}
-    top1.update({h: f"{v.top1.label} ({100 * v.top1.probability:.1f}%)" for h, v in zip(heads, prediction.views)})
-    top1["average"] = prediction.topk[0].label
-    return pd.DataFrame(rows + [top1], columns=["class", *heads, "average"])
+    """The per-view table (:meth:`uniformer.inference_video.VideoPrediction.view_table`): class
+    names in rows, so long names wrap between words."""
+    columns, rows = prediction.view_table()
+    return pd.DataFrame(rows, columns=columns)
 
 
 def details_markdown(prediction: VideoPrediction) -> str:
@@ -343,16 +330,9 @@ def details_markdown(prediction: VideoPrediction) -> str:
             f"{v['duration_s']:.1f} s{rot}{vfr}")
 
 
-#: Frames of clips smaller than this (pixels; the moving-digits model's 32) are enlarged for display.
-_SMALL_FRAME, _DISPLAY_SIDE = 64, 224
-
-
 def display_scale(session: VideoSession) -> int:
-    """Integer factor the explained clip's frames are enlarged by for display (nearest-neighbour):
-    1 for frames of at least 64 px, else about 224 px / the frame side. Clicks on the enlarged frame
-    are divided by it."""
-    side = session.frames.shape[1]
-    return 1 if side >= _SMALL_FRAME else max(1, round(_DISPLAY_SIDE / side))
+    """Factor the explained clip's frames are enlarged by (:func:`uniformer.explain.video.display_scale`)."""
+    return video_display_scale(session.frames.shape[1])
 
 
 def _frame_image(session: VideoSession, frame: int, heat: bool = False) -> Image.Image:
@@ -406,11 +386,9 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     prediction = predict_clips(model, clips, topk=TOPK, device=default_device(), progress=report, source=str(video))
     view = clips.centre_view()
     t = clips.frames_per_clip
-    idx = clips.clip_indices[0]
-    span_s = clips.info.time_of(idx[-1]) - clips.info.time_of(idx[0])  # 0 when one frame repeats
     session = VideoSession(model_name, clips.views[view:view + 1].clone(), clips.view_frames_uint8(view).numpy(),
-                           list(idx), fps=max(1.0, (t - 1) / span_s if span_s > 0 else clips.info.fps),
-                           target=prediction.topk[0].index, target_label=prediction.topk[0].label)
+                           list(clips.clip_indices[0]), fps=clips.playback_fps, target=prediction.topk[0].index,
+                           target_label=prediction.topk[0].label)
     details = details_markdown(prediction) + "".join(f"  \n\u26a0\ufe0f {note}" for note in prediction.notes)
     if is_project_model(model_name):
         details = f"{trained_on_note(model_name)}  \n{details}"
@@ -481,13 +459,8 @@ def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tup
     progress(0.1, desc="Grad-CAM: forward and gradient of the top class")
     cam = grad_cam(model, session.clip, target=session.target)
     progress(0.6, desc="writing the GIF and MP4 overlays")
-    over = overlay_frames(session.frames, cam.cam, alpha=0.45)
-    k = display_scale(session)
-    over = over.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else over  # tiny clips: enlarged as shown
-    _OUT_DIR.mkdir(parents=True, exist_ok=True)
     stem = _OUT_DIR / f"gradcam_{session.model_name}_{uuid.uuid4().hex[:8]}"
-    gif = write_overlay(over, stem.with_suffix(".gif"), fps=session.fps)
-    mp4 = write_overlay(over, stem.with_suffix(".mp4"), fps=session.fps)
+    gif, mp4 = write_overlays(session.frames, cam.cam, stem, fps=session.fps, scale=display_scale(session))
     session.outputs += [str(gif), str(mp4)]
     grid = "\u00d7".join(str(s) for s in cam.raw.shape)
     caption = (f"Grad-CAM of **{html.escape(session.target_label)}** (logit {cam.score:.2f}) on the last stage's "

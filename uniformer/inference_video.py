@@ -122,6 +122,14 @@ class VideoClips:
         return ((x * std + mean).clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 3, 0)
 
     @property
+    def playback_fps(self) -> float:
+        """Frames per second that play the first clip's sampled frames at their own pace in the
+        video (at least 1; the video's rate when the clip repeats a single frame)."""
+        idx = self.clip_indices[0]
+        span_s = self.info.time_of(idx[-1]) - self.info.time_of(idx[0])
+        return max(1.0, (len(idx) - 1) / span_s if span_s > 0 else self.info.fps)
+
+    @property
     def notes(self) -> list[str]:
         """What a user should know about these clips, in words (empty normally): a one-frame video
         (the clip repeats its frame, so motion cannot be judged) and frames the decoder could not
@@ -217,6 +225,20 @@ class VideoPrediction:
     source: str | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+
+    def view_table(self) -> tuple[list[str], list[list]]:
+        """(columns, rows) of the per-view scores: one row per top-k class (name, then each view's
+        probability in %, rounded to 0.01, then the views' average) and a last row of each view's
+        own top-1 ('label (p%)'); a view's column is named 'clip c, crop (frames a-b)', crops being
+        'centre' or 'left/top', 'centre', 'right/bottom'."""
+        crop_names = {1: ["centre"], 3: ["left/top", "centre", "right/bottom"]}[self.crops]
+        heads = [f"clip {v.clip + 1}, {crop_names[v.crop]} (frames {v.frame_indices[0]}\u2013{v.frame_indices[-1]})"
+                 for v in self.views]
+        rows = [[c.label, *(round(100 * v.probabilities[k], 2) for v in self.views), round(100 * c.probability, 2)]
+                for k, c in enumerate(self.topk)]
+        rows.append(["view's own top-1", *(f"{v.top1.label} ({100 * v.top1.probability:.1f}%)" for v in self.views),
+                     self.topk[0].label])
+        return ["class", *heads, "average"], rows
 
     def to_dict(self) -> dict:
         """JSON-ready dict (weights as their description and fields)."""

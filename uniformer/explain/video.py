@@ -42,7 +42,7 @@ from ..registry import get_entry
 from .capture import capture_attention
 
 __all__ = ["SpaceTimeAttention", "token_attention", "token_at", "VideoCAM", "grad_cam", "overlay_frames",
-           "write_overlay", "frame_strip", "sampling_timeline", "clip_strip", "clip_timeline", "frame_picture",
+           "write_overlay", "write_overlays", "frame_strip", "sampling_timeline", "clip_strip", "clip_timeline", "display_scale", "frame_picture",
            "global_blocks"]
 
 
@@ -254,6 +254,21 @@ def write_overlay(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0)
     return write_video(frames, path, fps=fps)
 
 
+def write_overlays(frames: np.ndarray, heat: np.ndarray, stem: str | os.PathLike, fps: float = 8.0, scale: int = 1,
+                   alpha: float = 0.45) -> tuple[Path, Path]:
+    """Heat maps (T, h, w) over a clip's (T, S, S, 3) uint8 ``frames`` (:func:`overlay_frames`, jet,
+    opacity ``alpha``), enlarged ``scale`` times (nearest-neighbour), written as ``stem``.gif and
+    ``stem``.mp4 (:func:`write_overlay`, ``fps`` frames per second; the folder is created).
+    Returns (GIF path, MP4 path)."""
+    over = overlay_frames(frames, heat, alpha=alpha)
+    if scale > 1:
+        over = over.repeat(scale, axis=1).repeat(scale, axis=2)  # (T, S * scale, S * scale, 3)
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    return (write_overlay(over, stem.with_name(stem.name + ".gif"), fps=fps),
+            write_overlay(over, stem.with_name(stem.name + ".mp4"), fps=fps))
+
+
 def frame_strip(rows: Sequence[Sequence[np.ndarray]], captions: Sequence[Sequence[str]] | None = None,
                 row_titles: Sequence[str] | None = None, height: int = 96, max_width: int = 1600,
                 per_row: int = 8, boxes: Sequence[tuple[float, float, float, float]] | None = None) -> Image.Image:
@@ -362,6 +377,13 @@ def clip_timeline(clips) -> Image.Image:
             else f"uniform (segment) sampling: {t} segments over the whole video")
     return sampling_timeline(n, clips.clip_indices, fps=clips.info.fps,
                              title=f"{kind} \u00b7 {len(clips.clip_indices)} clip(s) \u00b7 {n} frames in the video")
+
+
+def display_scale(side: int, small: int = 64, target: int = 224) -> int:
+    """Integer factor frames ``side`` pixels square are enlarged by for display (nearest-neighbour):
+    1 for frames of at least ``small`` px, else about ``target`` px / ``side`` (the moving-digits
+    model's 32-px frames: 7x). Clicks on the enlarged frame are divided by it."""
+    return 1 if side >= small else max(1, round(target / side))
 
 
 def frame_picture(frames: np.ndarray, frame: int, attention: SpaceTimeAttention | None = None, heat: bool = False,
