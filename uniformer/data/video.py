@@ -46,7 +46,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "VideoDecodeError", "VideoInfo", "DecodedFrames", "VIDEO_EXTENSIONS", "IMAGE_FORMATS", "KINETICS_MEAN", "KINETICS_STD",
+    "VideoDecodeError", "VideoInfo", "DecodedFrames", "VIDEO_EXTENSIONS", "IMAGE_FORMATS", "KINETICS_MEAN",
+    "KINETICS_STD",
     "is_video_file", "probe_video", "read_frames", "dense_indices", "segment_indices", "sample_clips",
     "resize_short_side", "crop_offsets", "spatial_crops", "normalize", "write_video", "poster_frame",
 ]

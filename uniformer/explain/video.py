@@ -42,8 +42,8 @@ from ..registry import get_entry
 from .capture import capture_attention
 
 __all__ = ["SpaceTimeAttention", "token_attention", "token_at", "VideoCAM", "grad_cam", "overlay_frames",
-           "write_overlay", "write_overlays", "frame_strip", "sampling_timeline", "clip_strip", "clip_timeline", "display_scale", "frame_picture",
-           "global_blocks"]
+           "write_overlay", "write_overlays", "frame_strip", "sampling_timeline", "clip_strip", "clip_timeline",
+           "display_scale", "frame_picture", "global_blocks"]
 
 
 def _batch(clip: torch.Tensor) -> torch.Tensor:
