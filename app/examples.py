@@ -116,5 +116,6 @@ def example_samples(clips: list[Path], height: int = 80) -> list[list[str]]:
         uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
         name = html.escape(clip.stem.replace("_", " "))
         samples.append([f'<figure style="margin:0;text-align:center"><img src="{uri}" alt="{name}" '
-                        f'height="{height}"><figcaption>{name}</figcaption></figure>'])
+                        f'height="{height}" style="display:block;margin:0 auto"><figcaption>{name}</figcaption>'
+                        f'</figure>'])
     return samples
