@@ -3,8 +3,10 @@
 Classifying decodes only the sampled frames (:func:`uniformer.inference_video.load_clips`), runs
 every view, and keeps what the explanations need -- the explained view's clip (3, T, S, S) and its
 frames -- in the session state (:class:`VideoSession`), so clicking a token, moving the frame
-slider or asking for Grad-CAM never decodes the video again. Nothing here builds components, so
-every function runs (and is tested) without a browser.
+slider or asking for Grad-CAM never decodes the video again. The pictures and numbers come from
+the library (:mod:`uniformer.inference_video`, :mod:`uniformer.explain.video`); these functions
+wire them to the tab and format them. Nothing here builds components, so every function runs (and
+is tested) without a browser.
 
 Errors users can fix (no video, a bad file, an unloadable checkpoint, explaining before
 classifying) raise ``gr.Error`` with a message in words; Gradio shows it and keeps serving.
@@ -12,7 +14,7 @@ classifying) raise ``gr.Error`` with a message in words; Gradio shows it and kee
 Offline default (:func:`startup_video_model`): when the official default checkpoint cannot be had
 (no local file, not in the Hugging Face cache and ``HF_HUB_OFFLINE`` set), the tab opens with the
 project-trained moving-digits model instead (``uniformer_xxs_moving_digits``, shipped in the
-package) and offers generated moving-digits clips (:func:`write_moving_digits_examples`); if the
+package) and offers generated moving-digits clips first (:mod:`app.examples`); if the
 default's weights turn out to be unavailable when the page loads (:func:`opening_status`), it
 switches then. The weights line always names the weights that run.
 """
