@@ -133,7 +133,7 @@ def test_classify_video_answers_a_one_frame_video_with_a_note(client, tmp_path):
     from videofiles import write_indexed_video
 
     one = write_indexed_video(tmp_path / "one.mp4", 1)
-    label, details, table, *_ = client.predict(_file(one), "uniformer_xxs_moving_digits", "1x1", api_name="/classify_video")
+    label, details, *_ = client.predict(_file(one), "uniformer_xxs_moving_digits", "1x1", api_name="/classify_video")
     assert len(label["confidences"]) == 5 and "This video has 1 frame: the clip repeats it" in details
 
 
