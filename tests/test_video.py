@@ -458,7 +458,7 @@ def test_cli_predicts_a_video_and_reports_a_bad_one(videos, bad_videos, tmp_path
     assert len(result["topk"]) == 5 and len(result["views"]) == 2
     assert result["clip_indices"] == [official_segment(600, 4, c, 2) for c in range(2)]
     assert result["input_size"] == [3, 4, 128, 128] and result["mean"] == [0.45] * 3
-    assert result["video"]["num_frames"] == 600 and result["decode_ms"] > 0
+    assert result["video"]["num_frames"] == 600 and result["decode_ms"] > 0 and result["notes"] == []
 
 
 # --- space-time explanations -------------------------------------------------------------------------------
