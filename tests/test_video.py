@@ -316,6 +316,14 @@ def test_a_one_frame_video_is_answered_with_its_frame_repeated(tmp_path):
     assert prediction.to_dict()["notes"] == clips.notes  # the CLI's JSON carries it too
 
 
+def test_poster_frame_is_the_middle_frame(videos):
+    from uniformer.data.video import poster_frame
+
+    poster = poster_frame(videos["long"], short_side=48)  # 600 frames of 160x96
+    assert poster.shape == (48, 80, 3) and poster.dtype == np.uint8 and read_index(poster) == 300
+    assert poster_frame(videos["rotated"], short_side=None).shape == (160, 96, 3)  # displayed upright
+
+
 def test_videos_without_frames_get_a_clear_message(tmp_path):
     with pytest.raises(VideoDecodeError, match="none.mp4 contains no video frames"):
         probe_video(_no_frames(tmp_path / "none.mp4"))
@@ -476,6 +484,8 @@ def test_token_attention_is_the_captured_attention_row(tiny_clip):
 
     model, clip = tiny_clip
     assert global_blocks(model) == [(2, 0), (3, 0)]
+    # by name, from the registered config (depths 3, 4, 8, 3), no weights loaded
+    assert global_blocks("uniformer_small_k400_16x8") == [(2, b) for b in range(8)] + [(3, b) for b in range(3)]
     att = token_attention(model, clip, frame=5, x=40.0, y=10.0)  # stage-3 grid (4, 4, 4)
     assert att.grid == (4, 4, 4) and att.query == (2, 0, 2) and att.block == (2, 0)
     with capture_attention(model) as cap, torch.no_grad():
