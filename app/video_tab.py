@@ -34,12 +34,10 @@ def build_video_tab(demo: gr.Blocks) -> None:
                                       "crop and Something-Something with 1 clip \u00d7 3 crops")
                 button = gr.Button("Classify video", variant="primary", elem_id="video-classify")
                 info = gr.Markdown(vh.model_info(start), elem_id="video-model-info")
-                moving = list(vh.write_moving_digits_examples().values())
-                real = list(vh.write_video_examples().values())
-                clips = moving + real if start == vh.OFFLINE_VIDEO_MODEL else real + moving
-                gr.Examples([[str(p)] for p in clips], inputs=video, cache_examples=False, examples_per_page=10,
-                            example_labels=[p.stem.replace("_", " ") for p in clips],
-                            label="Examples (click one, then Classify video)")
+                clips = vh.example_clips(start)
+                examples = gr.Dataset(components=["html"], samples=vh.example_samples(clips),
+                                      type="index", layout="gallery", samples_per_page=10,
+                                      label="Examples (click one, then Classify video)", elem_id="video-examples")
                 credits = [vh.MOVING_DIGITS_EXAMPLES_CREDIT, vh.VIDEO_EXAMPLES_CREDIT]
                 gr.Markdown("<small>" + " ".join(credits if start == vh.OFFLINE_VIDEO_MODEL else credits[::-1])
                             + "</small>")
@@ -101,6 +99,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
     model.change(lambda name: gr.update(value=vh.default_views(name)), model, views, api_visibility="private",
                  show_progress="hidden")
+    examples.click(lambda i: str(clips[i]), examples, video, api_visibility="private", show_progress="hidden")
     video.upload(vh.check_upload, video, None, api_visibility="private", show_progress="hidden")
     gr.on([video.change, model.change], vh.empty_result, None, outputs, api_visibility="private",
           show_progress="hidden")

@@ -129,6 +129,14 @@ def test_classify_video(client):
     assert "Trained on a toy domain" in details
 
 
+def test_classify_video_answers_a_one_frame_video_with_a_note(client, tmp_path):
+    from videofiles import write_indexed_video
+
+    one = write_indexed_video(tmp_path / "one.mp4", 1)
+    label, details, *_ = client.predict(_file(one), "uniformer_xxs_moving_digits", "1x1", api_name="/classify_video")
+    assert len(label["confidences"]) == 5 and "This video has 1 frame: the clip repeats it" in details
+
+
 def test_digits(client):
     from app import digits_handlers as dh
 

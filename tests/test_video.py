@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -282,6 +283,77 @@ def test_bad_files_raise_a_clear_error(bad_videos, kind, message):
     assert message in str(info.value)
 
 
+def _no_frames(path: Path) -> Path:
+    """A video file whose H.264 stream got no frame at all (the header written, nothing encoded)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    return path
+
+
+def test_a_one_frame_video_is_answered_with_its_frame_repeated(tmp_path):
+    """The official index rules clamp (dense) or round (segment) into 0 .. n - 1, as the official
+    demo's indices modulo n do: with one frame, every clip repeats it. A note says so."""
+    one = write_indexed_video(tmp_path / "one.mp4", 1, fps=30)
+    info = probe_video(one)
+    assert (info.num_frames, info.fps, info.variable_frame_rate) == (1, 30.0, False)
+    assert info.duration_s == pytest.approx(1 / 30)
+    for name, views in (("uniformer_small_k400_16x8", Views(4, 1)), ("uniformer_xxs16_160_k400", Views(1, 3))):
+        clips = load_clips(one, uniformer.get_entry(name).pretrained, views)
+        t = clips.frames_per_clip
+        assert clips.clip_indices == [[0] * t] * views.clips
+        assert [official_dense(1, t, 8, c, views.clips) for c in range(views.clips)] == [[0] * t] * views.clips
+        assert read_index(clips.decoded.frames[0].numpy()) == 0 and clips.decoded.substituted == {}
+        assert torch.equal(clips.views[0, :, 0], clips.views[0, :, -1])  # the same frame throughout
+        assert clips.notes == ["This video has 1 frame: the clip repeats it, as the official index rule does; "
+                               "motion cannot be judged."]
+        assert clips.playback_fps == 30.0
+    prediction = predict_video(tiny("uniformer_xxs16_160_k400", frames=4, size=64), one)
+    assert len(prediction.topk) == 5 and prediction.notes == clips.notes
+    assert prediction.to_dict()["notes"] == clips.notes  # the CLI's JSON carries it too
+
+
+def test_poster_frame_is_the_middle_frame(videos):
+    from uniformer.data.video import poster_frame
+
+    poster = poster_frame(videos["long"], short_side=48)  # 600 frames of 160x96
+    assert poster.shape == (48, 80, 3) and poster.dtype == np.uint8 and read_index(poster) == 300
+    assert poster_frame(videos["rotated"], short_side=None).shape == (160, 96, 3)  # displayed upright
+
+
+def test_videos_without_frames_get_a_clear_message(tmp_path):
+    with pytest.raises(VideoDecodeError, match="none.mp4 contains no video frames"):
+        probe_video(_no_frames(tmp_path / "none.mp4"))
+    with pytest.raises(VideoDecodeError, match="none.mkv is not a video file that FFmpeg can read"):
+        probe_video(_no_frames(tmp_path / "none.mkv"))
+
+
+def test_moving_digits_clips_decode_to_the_dataset_s_clips(tmp_path):
+    """The written MP4s, decoded by the moving-digits model's own pipeline, give the clips of
+    MovingDigitsDataset (up to H.264 rounding): one frame of each position, in order."""
+    from uniformer.data.moving_digits import write_moving_digits_clips
+    from uniformer.models.digits import MOVING_DIGITS_CLASSES, MOVING_DIGITS_MODEL
+    from uniformer.train.data import MovingDigitsDataset
+
+    written = write_moving_digits_clips(tmp_path)
+    assert list(written) == list(MOVING_DIGITS_CLASSES)
+    assert [p.name for p in written.values()][:2] == ["moving_digits_0_left.mp4", "moving_digits_1_right.mp4"]
+    cfg = uniformer.get_entry(MOVING_DIGITS_MODEL).pretrained
+    data = MovingDigitsDataset("val", length=6, num_frames=8, size=32, digit_size=12, mean=cfg.mean, std=cfg.std)
+    for i, path in enumerate(written.values()):
+        info = probe_video(path)
+        assert (info.num_frames, info.width, info.fps) == (32, 128, 8.0)
+        clip, label = data[i]
+        assert label == i
+        decoded = load_clips(path, cfg).views[0]  # (3, 8, 32, 32), normalized
+        assert (decoded - clip).abs().mul(cfg.std[0]).mean() < 0.005  # 3e-4 measured; frames out of order: > 0.05
+    stamp = written["left"].stat().st_mtime_ns
+    assert write_moving_digits_clips(tmp_path)["left"].stat().st_mtime_ns == stamp  # reused, not rewritten
+
+
 def test_missing_file_and_truncated_tail(tmp_path):
     with pytest.raises(VideoDecodeError, match="does not exist"):
         probe_video(tmp_path / "nope.mp4")
@@ -394,7 +466,7 @@ def test_cli_predicts_a_video_and_reports_a_bad_one(videos, bad_videos, tmp_path
     assert len(result["topk"]) == 5 and len(result["views"]) == 2
     assert result["clip_indices"] == [official_segment(600, 4, c, 2) for c in range(2)]
     assert result["input_size"] == [3, 4, 128, 128] and result["mean"] == [0.45] * 3
-    assert result["video"]["num_frames"] == 600 and result["decode_ms"] > 0
+    assert result["video"]["num_frames"] == 600 and result["decode_ms"] > 0 and result["notes"] == []
 
 
 # --- space-time explanations -------------------------------------------------------------------------------
@@ -412,6 +484,8 @@ def test_token_attention_is_the_captured_attention_row(tiny_clip):
 
     model, clip = tiny_clip
     assert global_blocks(model) == [(2, 0), (3, 0)]
+    # by name, from the registered config (depths 3, 4, 8, 3), no weights loaded
+    assert global_blocks("uniformer_small_k400_16x8") == [(2, b) for b in range(8)] + [(3, b) for b in range(3)]
     att = token_attention(model, clip, frame=5, x=40.0, y=10.0)  # stage-3 grid (4, 4, 4)
     assert att.grid == (4, 4, 4) and att.query == (2, 0, 2) and att.block == (2, 0)
     with capture_attention(model) as cap, torch.no_grad():
@@ -536,7 +610,7 @@ def test_app_classifies_explains_and_exports(tiny_app_models, videos):
     assert "Grad-CAM of" in cam_caption and session.target_label in cam_caption
 
 
-def test_app_bad_files_give_clear_errors_and_the_next_request_works(tiny_app_models, bad_videos, videos):
+def test_app_bad_files_give_clear_errors_and_the_next_request_works(tiny_app_models, bad_videos, videos, tmp_path):
     import gradio as gr
 
     from app import video_handlers as vh
@@ -547,12 +621,32 @@ def test_app_bad_files_give_clear_errors_and_the_next_request_works(tiny_app_mod
             vh.classify_video(str(bad_videos[kind]), "uniformer_xxs16_160_k400", "1x1")
         assert info.value.message.startswith("This file cannot be used as a video: ") and message in info.value.message
     assert len(vh.classify_video(str(videos["short"]), "uniformer_xxs16_160_k400", "1x1").label) == 5
+    with pytest.raises(gr.Error, match="none.mp4 contains no video frames"):
+        vh.check_upload(str(_no_frames(tmp_path / "none.mp4")))  # said on upload, in words
     with pytest.raises(gr.Error, match="No video yet"):
         vh.classify_video(None, vh.DEFAULT_VIDEO_MODEL, "1x1")
     with pytest.raises(gr.Error, match="Classify a video first"):
         vh.explain_gradcam(None)
     with pytest.raises(gr.Error, match="crops must be 1"):
         vh.classify_video(str(videos["short"]), vh.DEFAULT_VIDEO_MODEL, "2x2")
+
+
+def test_app_answers_a_one_frame_video_with_a_note(tiny_app_models, tmp_path):
+    """/classify_video's handler on a one-frame video: the prediction, the note, and explanations."""
+    from app import video_handlers as vh
+
+    one = write_indexed_video(tmp_path / "one.mp4", 1)
+    result = vh.classify_video(str(one), vh.DEFAULT_VIDEO_MODEL, "4x1")
+    assert len(result.label) == 5 and len(result.table) == 6 and len(result.table.columns) == 1 + 4 + 1
+    assert ("\u26a0\ufe0f This video has 1 frame: the clip repeats it, as the official index rule does; motion cannot "
+            "be judged.") in result.details
+    assert "160\u00d796, 1 frame, 25.00 fps" in result.details
+    assert result.state.frame_indices == [0] * 8 and result.state.fps == 25.0
+    assert result.strip is not None and result.timeline is not None
+    frame, overlay, caption, session = vh.attend(result.state, 5, "2,0", _click(30, 30))
+    assert overlay.size == (64, 64) and "own time step" in caption
+    gif, mp4, files, cam_caption = vh.explain_gradcam(session)
+    assert probe_video(mp4).num_frames == 8 and "played at 25.0 fps" in cam_caption
 
 
 def test_app_examples_model_info_and_layout(tmp_path):
@@ -575,3 +669,10 @@ def test_app_examples_model_info_and_layout(tmp_path):
     assert by_id["video-model"]["props"]["value"] == vh.startup_video_model()[0]  # offline default: test_digits_app
     assert [v for _, v in by_id["video-views"]["props"]["choices"]] == ["1x1", "1x3", "3x1", "4x1", "3x3", "4x3"]
     assert "classify_video" in {d.get("api_name") for d in config["dependencies"]}
+    # the examples: a gallery of posters (the middle frame) named under each, in the order of the clips
+    examples = by_id["video-examples"]["props"]
+    assert examples["layout"] == "gallery" and len(examples["samples"]) == 9
+    first = examples["samples"][0][0]
+    assert re.search(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"', first)
+    order = ["moving digits 0 left", "bikes"] if vh.startup_video_model()[0] == vh.OFFLINE_VIDEO_MODEL else ["bikes"]
+    assert f"<figcaption>{order[0]}</figcaption>" in first

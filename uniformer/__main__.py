@@ -347,6 +347,7 @@ def _predict_videos(args, paths, model, views, device, results, lines) -> int:
         for view in r.views:
             lines.append(f"    clip {view.clip + 1} crop {view.crop + 1}: frames {list(view.frame_indices)} -> "
                          f"{view.top1.label} {view.top1.probability * 100:.1f}%")
+        lines += [f"  note: {note}" for note in r.notes]
     return failures
 
 

@@ -30,7 +30,7 @@ from .hub import WeightsInfo
 from .inference import ClassScore, autocast, select_device, synchronize
 
 __all__ = ["Views", "VIEW_CHOICES", "VideoClips", "ViewResult", "VideoPrediction", "load_clips", "predict_clips",
-           "predict_video", "official_views"]
+           "predict_video", "official_views", "describe_pipeline"]
 
 #: Progress callback: fraction done in [0, 1] and what is happening, e.g. ``gr.Progress()``'s call.
 Progress = Callable[[float, str], None]
@@ -83,6 +83,19 @@ def official_views(pretrained_cfg) -> Views:
     return Views(pretrained_cfg.test_clips, pretrained_cfg.test_crops)
 
 
+def describe_pipeline(pretrained_cfg) -> dict[str, str]:
+    """The checkpoint's test pipeline in words (the facts of its ``VideoPretrainedCfg``): 'sampling'
+    (rule, frames, stride or segments), 'views' (official clips x crops, e.g. '4 clips x 1 crop
+    (16x1x4)'), 'resize' (short side in px, then the crop) and 'normalization' (mean / std)."""
+    p = pretrained_cfg
+    views = official_views(p)
+    one, three = p.test_short_side(1), p.test_short_side(3)
+    short = f"{one} px" if one == three else f"{one} px (1 crop) or {three} px (3 crops)"
+    return {"sampling": p.describe_sampling(), "views": f"{views.label()} ({views.paper(p.num_frames)})",
+            "resize": f"short side {short}, bilinear, then {p.crop_size}\u00d7{p.crop_size} crops",
+            "normalization": f"mean {p.mean[0]}, std {p.std[0]} on every RGB channel"}
+
+
 @dataclass
 class VideoClips:
     """Model inputs of one video, and where every pixel came from.
@@ -120,6 +133,29 @@ class VideoClips:
         mean = torch.tensor(self.mean).view(3, 1, 1, 1)
         std = torch.tensor(self.std).view(3, 1, 1, 1)
         return ((x * std + mean).clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 3, 0)
+
+    @property
+    def playback_fps(self) -> float:
+        """Frames per second that play the first clip's sampled frames at their own pace in the
+        video (at least 1; the video's rate when the clip repeats a single frame)."""
+        idx = self.clip_indices[0]
+        span_s = self.info.time_of(idx[-1]) - self.info.time_of(idx[0])
+        return max(1.0, (len(idx) - 1) / span_s if span_s > 0 else self.info.fps)
+
+    @property
+    def notes(self) -> list[str]:
+        """What a user should know about these clips, in words (empty normally): a one-frame video
+        (the clip repeats its frame, so motion cannot be judged) and frames the decoder could not
+        produce (damaged file; the nearest earlier frame stands in)."""
+        notes = []
+        if self.info.num_frames == 1:
+            notes.append("This video has 1 frame: the clip repeats it, as the official index rule does; motion "
+                         "cannot be judged.")
+        if self.decoded.substituted:
+            bad = ", ".join(str(i) for i in sorted(self.decoded.substituted)[:8])
+            notes.append(f"Frames {bad} could not be decoded (damaged file); the nearest earlier frame stands in "
+                         f"for them.")
+        return notes
 
     def centre_view(self) -> int:
         """Index of the first clip's centre crop (the view explanations use)."""
@@ -176,7 +212,8 @@ class ViewResult:
 @dataclass
 class VideoPrediction:
     """Top-k classes of a video (views averaged) with every view's scores, what produced them,
-    the frames sampled and how long each part took (ms)."""
+    the frames sampled, how long each part took (ms) and ``notes`` for the user (see
+    :attr:`VideoClips.notes`)."""
 
     topk: list[ClassScore]
     views: list[ViewResult]
@@ -199,7 +236,22 @@ class VideoPrediction:
     preprocess_ms: float
     inference_ms: float
     source: str | None = None
+    notes: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+
+    def view_table(self) -> tuple[list[str], list[list]]:
+        """(columns, rows) of the per-view scores: one row per top-k class (name, then each view's
+        probability in %, rounded to 0.01, then the views' average) and a last row of each view's
+        own top-1 ('label (p%)'); a view's column is named 'clip c, crop (frames a-b)', crops being
+        'centre' or 'left/top', 'centre', 'right/bottom'."""
+        crop_names = {1: ["centre"], 3: ["left/top", "centre", "right/bottom"]}[self.crops]
+        heads = [f"clip {v.clip + 1}, {crop_names[v.crop]} (frames {v.frame_indices[0]}\u2013{v.frame_indices[-1]})"
+                 for v in self.views]
+        rows = [[c.label, *(round(100 * v.probabilities[k], 2) for v in self.views), round(100 * c.probability, 2)]
+                for k, c in enumerate(self.topk)]
+        rows.append(["view's own top-1", *(f"{v.top1.label} ({100 * v.top1.probability:.1f}%)" for v in self.views),
+                     self.topk[0].label])
+        return ["class", *heads, "average"], rows
 
     def to_dict(self) -> dict:
         """JSON-ready dict (weights as their description and fields)."""
@@ -249,7 +301,7 @@ def predict_clips(model: nn.Module, clips: VideoClips, topk: int = 5, device: st
         clips=n // crops, crops=crops, short_side=clips.short_side, mean=clips.mean, std=clips.std,
         clip_indices=[list(c) for c in clips.clip_indices], video=clips.info.summary(),
         frames_decoded=clips.decoded.decoded, decode_ms=clips.decode_ms, preprocess_ms=clips.preprocess_ms,
-        inference_ms=(t1 - t0) * 1000, source=source)
+        inference_ms=(t1 - t0) * 1000, source=source, notes=clips.notes)
 
 
 def predict_video(model: nn.Module, source, views: Views | None = None, topk: int = 5,

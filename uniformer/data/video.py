@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -45,9 +46,10 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "VideoDecodeError", "VideoInfo", "DecodedFrames", "VIDEO_EXTENSIONS", "KINETICS_MEAN", "KINETICS_STD",
+    "VideoDecodeError", "VideoInfo", "DecodedFrames", "VIDEO_EXTENSIONS", "IMAGE_FORMATS", "KINETICS_MEAN",
+    "KINETICS_STD",
     "is_video_file", "probe_video", "read_frames", "dense_indices", "segment_indices", "sample_clips",
-    "resize_short_side", "crop_offsets", "spatial_crops", "normalize",
+    "resize_short_side", "crop_offsets", "spatial_crops", "normalize", "write_video", "poster_frame",
 ]
 
 VideoSource = Union[str, os.PathLike]
@@ -64,6 +66,9 @@ KINETICS_STD = (0.225, 0.225, 0.225)
 #: A run of wanted frames is reached by seeking when the keyframe before it lies more than this many
 #: frames past the last decoded frame; nearer, decoding on is cheaper than a seek (decoder flush).
 SEEK_MIN_GAP = 4
+#: FFmpeg demuxers of still-image files: such a file is a photo (use an image model), not a video,
+#: even when it is named .mp4.
+IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe")
 #: Refuse videos with more frames than this (about 9 hours at 30 fps): the packet index would not fit.
 MAX_FRAMES = 1_000_000
 
@@ -149,8 +154,7 @@ def is_video_file(path: VideoSource) -> bool:
         return False
     try:
         with av.open(os.fspath(path)) as c:
-            return bool(c.streams.video) and (c.streams.video[0].frames or 2) > 1 and c.format.name not in (
-                "image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe")
+            return bool(c.streams.video) and (c.streams.video[0].frames or 2) > 1 and c.format.name not in IMAGE_FORMATS
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:  # not a container FFmpeg reads
         logger.debug("%s is not a readable video (%s)", path, e)
         return False
@@ -189,9 +193,12 @@ def probe_video(source: VideoSource) -> VideoInfo:
     """Index a video without decoding it: demux the video packets, sort their pts (ms per minute of
     video, I/O bound) and read the first frame's rotation.
 
+    A video of a single frame is indexed like any other (``num_frames`` 1, ``fps`` the rate its
+    stream declares): every sampling rule then repeats that frame (see :func:`sample_clips`).
+
     Raises VideoDecodeError for a missing, empty (0 bytes), unreadable, corrupt or non-video file,
-    a file without video stream (e.g. audio only), without frames, with a single frame (a still
-    image) or with more than :data:`MAX_FRAMES` frames.
+    a still image (a format of :data:`IMAGE_FORMATS`, whatever its name), a file without video
+    stream (e.g. audio only), without frames or with more than :data:`MAX_FRAMES` frames.
     """
     import av
 
@@ -204,9 +211,13 @@ def probe_video(source: VideoSource) -> VideoInfo:
     container = _open(path)
     try:
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            kinds = sorted({s.type for s in container.streams})
+            if not kinds:  # e.g. an MP4 written without a single frame: its empty track is dropped
+                raise VideoDecodeError(f"{name} contains no video frames (the file holds no streams)")
             what = "audio only" if kinds == ["audio"] else ", ".join(kinds)
             raise VideoDecodeError(f"{name} has no video stream ({what})")
+        if container.format.name in IMAGE_FORMATS:
+            raise VideoDecodeError(f"{name} has a single frame: it is a still image, not a video")
         vs = container.streams.video[0]
         entries = []  # (pts, is_keyframe)
         try:
@@ -231,16 +242,18 @@ def probe_video(source: VideoSource) -> VideoInfo:
         dedup = [i for i in range(len(pts)) if i == 0 or pts[i] != pts[i - 1]]
         pts = [pts[i] for i in dedup]
         keyframes = tuple(j for j, i in enumerate(dedup) if entries[i][1]) or (0,)
-        if len(pts) == 1:
-            raise VideoDecodeError(f"{name} has a single frame: it is a still image, not a video")
         tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 1)
-        deltas = np.diff(np.asarray(pts, dtype=np.float64))
-        step = float(np.median(deltas))
-        fps = (len(pts) - 1) / float((pts[-1] - pts[0]) * tb)  # frames are distinct: pts[-1] > pts[0]
+        if len(pts) == 1:  # a one-frame video: the rate the stream declares (1 fps when it declares none)
+            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+            fps, vfr = (float(rate) if rate else 1.0), False
+        else:
+            deltas = np.diff(np.asarray(pts, dtype=np.float64))
+            step = float(np.median(deltas))
+            fps = (len(pts) - 1) / float((pts[-1] - pts[0]) * tb)  # frames are distinct: pts[-1] > pts[0]
+            # variable: frame durations differ by more than 1 % and by more than the rounding of the time
+            # base (e.g. 29.97 fps in Matroska's milliseconds alternates 33 / 34 ms)
+            vfr = bool(deltas.max() - deltas.min() > max(1.0, 0.01 * step))
         duration = len(pts) / fps  # first frame to the end of the last one
-        # variable: frame durations differ by more than 1 % and by more than the rounding of the time
-        # base (e.g. 29.97 fps in Matroska's milliseconds alternates 33 / 34 ms)
-        vfr = bool(deltas.max() - deltas.min() > max(1.0, 0.01 * step))
         first = None
         try:
             container.seek(0)
@@ -440,8 +453,10 @@ def _check(num_frames: int, clip_len: int, clip: int, num_clips: int) -> None:
 
 
 def sample_clips(num_frames: int, sampling: str, clip_len: int, num_clips: int = 1, stride: int | None = None) -> list[list[int]]:
-    """Frame indices of every clip: ``sampling`` 'dense' (needs ``stride``) or 'segment'.
-    Raises ValueError for an unknown sampling or bad arguments."""
+    """Frame indices of every clip: ``sampling`` 'dense' (needs ``stride``) or 'segment'. A video
+    shorter than a clip repeats frames in order; one of a single frame gives that frame
+    ``clip_len`` times (the rules' clamping and the official demo's indices modulo the length
+    agree there). Raises ValueError for an unknown sampling or bad arguments."""
     if sampling == "dense":
         if stride is None:
             raise ValueError("dense sampling needs a stride (frames between sampled frames)")
@@ -494,3 +509,42 @@ def normalize(clip: torch.Tensor, mean: Sequence[float] = KINETICS_MEAN, std: Se
     """(C, ...) in [0, 1] -> (x - mean) / std per channel (slowfast ``tensor_normalize``)."""
     shape = (-1,) + (1,) * (clip.ndim - 1)
     return (clip - torch.tensor(mean, dtype=clip.dtype).view(shape)) / torch.tensor(std, dtype=clip.dtype).view(shape)
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
+def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> Path:
+    """Write (T, H, W, 3) uint8 RGB frames as an MP4 (H.264, yuv420p, CRF 18, playable in browsers;
+    odd sizes padded by one edge pixel) at ``fps`` frames per second (at least 0.5) with PyAV. The
+    file is written under a temporary name and renamed, so a concurrent reader never sees half a
+    file. Returns the path."""
+    import av
+
+    path = Path(path)
+    frames = np.asarray(frames)
+    fps = max(float(fps), 0.5)
+    H, W = frames.shape[1:3]
+    pad_h, pad_w = H % 2, W % 2
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}{path.suffix}")
+    with av.open(str(tmp), "w", format="mp4", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = W + pad_w, H + pad_h, "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for f in frames:
+            if pad_h or pad_w:
+                f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(path)
+    return path
+
+
+def poster_frame(source: VideoSource, short_side: int | None = 160) -> np.ndarray:
+    """The middle frame of a video (display order, rotation applied; short side resized to
+    ``short_side`` px unless None) as (H, W, 3) uint8: a thumbnail. Raises VideoDecodeError."""
+    info = probe_video(source)
+    middle = info.num_frames // 2
+    frame = read_frames(source, [middle], info=info, short_side=short_side).frames[middle]  # (3, H, W)
+    return (frame.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()

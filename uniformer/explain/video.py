@@ -14,7 +14,10 @@
   ``pytorch_grad_cam.GradCAM`` gives the same map (tested).
 * :func:`overlay_frames`, :func:`write_overlay` -- heat maps over the frames, exported as GIF or
   MP4 (H.264, playable in browsers); :func:`frame_strip` and :func:`sampling_timeline` -- the
-  frames a model actually saw and where they sit in the video (dense vs uniform sampling).
+  frames a model actually saw and where they sit in the video (dense vs uniform sampling), drawn
+  for a :class:`~uniformer.inference_video.VideoClips` by :func:`clip_strip` and
+  :func:`clip_timeline`; :func:`frame_picture` -- one frame of a clip with a token's attention
+  over it and the token outlined.
 
 Tensors: a clip is (1, 3, T, S, S) or (3, T, S, S) normalized as the model expects; frames for
 display are (T, S, S, 3) uint8; maps are float32 numpy arrays.
@@ -32,12 +35,15 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from ..data.video import write_video
 from ..tasks.visualize import load_font
 from ..models.light import is_light
+from ..registry import get_entry
 from .capture import capture_attention
 
 __all__ = ["SpaceTimeAttention", "token_attention", "token_at", "VideoCAM", "grad_cam", "overlay_frames",
-           "write_overlay", "frame_strip", "sampling_timeline", "global_blocks"]
+           "write_overlay", "write_overlays", "frame_strip", "sampling_timeline", "clip_strip", "clip_timeline",
+           "display_scale", "frame_picture", "global_blocks"]
 
 
 def _batch(clip: torch.Tensor) -> torch.Tensor:
@@ -48,15 +54,16 @@ def _batch(clip: torch.Tensor) -> torch.Tensor:
     return clip
 
 
-def global_blocks(model: nn.Module) -> list[tuple[int, int]]:
+def global_blocks(model: nn.Module | str) -> list[tuple[int, int]]:
     """(stage, block) of every block whose attention :func:`token_attention` can show: every global
     block of UniFormer-S/B; every stage-3/4 hourglass block of the light models (§5.1; in blocks
     that shrink, fused tokens show their representative's attention, see
-    :mod:`uniformer.explain.capture`)."""
-    if is_light(model):
-        return [(s, b) for s in (2, 3) for b in range(len(model.stages[s].blocks))]
-    return [(s, b) for s, stage in enumerate(model.stages) if model.cfg.block_types[s] == "global"
-            for b in range(len(stage.blocks))]
+    :mod:`uniformer.explain.capture`). ``model``: a model, or a registered name (read from its
+    config; no weights loaded)."""
+    cfg = get_entry(model).config if isinstance(model, str) else model.cfg
+    if is_light(cfg):
+        return [(s, b) for s in (2, 3) for b in range(cfg.depths[s])]
+    return [(s, b) for s in range(len(cfg.depths)) if cfg.block_types[s] == "global" for b in range(cfg.depths[s])]
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,12 @@ class SpaceTimeAttention:
         clip of ``num_frames`` frames."""
         t = self.query[0]
         return 2 * t, min(2 * t + 1, num_frames - 1)
+
+    def time_reach(self) -> tuple[float, float]:
+        """(share of the attention in the query's own token time step, share two or more steps
+        away): how far in time the token looks (mean over heads; both in [0, 1])."""
+        profile, t = self.temporal_profile, self.query[0]
+        return float(profile[t]), float(sum(p for k, p in enumerate(profile) if abs(k - t) >= 2))
 
     def query_box(self, size: int) -> tuple[float, float, float, float] | None:
         """The query token's box (x0, y0, x1, y1) in pixels of a frame shown ``size`` pixels square."""
@@ -225,9 +238,9 @@ def overlay_frames(frames: np.ndarray | torch.Tensor, heat: np.ndarray, alpha: f
 
 
 def write_overlay(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> Path:
-    """Write (T, H, W, 3) uint8 frames as an animation: '.gif' (Pillow, looping) or '.mp4' (H.264
-    yuv420p via PyAV, even sizes padded). ``fps``: playback frames per second. Returns the path.
-    Raises ValueError for another extension."""
+    """Write (T, H, W, 3) uint8 frames as an animation: '.gif' (Pillow, looping) or '.mp4'
+    (:func:`uniformer.data.video.write_video`: H.264 yuv420p via PyAV, even sizes padded).
+    ``fps``: playback frames per second. Returns the path. Raises ValueError for another extension."""
     path = Path(path)
     frames = np.asarray(frames)
     fps = max(float(fps), 0.5)
@@ -238,23 +251,22 @@ def write_overlay(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0)
         return path
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"export as .gif or .mp4, got {path.suffix!r}")
-    import av
-    from fractions import Fraction
+    return write_video(frames, path, fps=fps)
 
-    H, W = frames.shape[1:3]
-    pad_h, pad_w = H % 2, W % 2
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height, stream.pix_fmt = W + pad_w, H + pad_h, "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
-        for f in frames:
-            if pad_h or pad_w:
-                f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+
+def write_overlays(frames: np.ndarray, heat: np.ndarray, stem: str | os.PathLike, fps: float = 8.0, scale: int = 1,
+                   alpha: float = 0.45) -> tuple[Path, Path]:
+    """Heat maps (T, h, w) over a clip's (T, S, S, 3) uint8 ``frames`` (:func:`overlay_frames`, jet,
+    opacity ``alpha``), enlarged ``scale`` times (nearest-neighbour), written as ``stem``.gif and
+    ``stem``.mp4 (:func:`write_overlay`, ``fps`` frames per second; the folder is created).
+    Returns (GIF path, MP4 path)."""
+    over = overlay_frames(frames, heat, alpha=alpha)
+    if scale > 1:
+        over = over.repeat(scale, axis=1).repeat(scale, axis=2)  # (T, S * scale, S * scale, 3)
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    return (write_overlay(over, stem.with_name(stem.name + ".gif"), fps=fps),
+            write_overlay(over, stem.with_name(stem.name + ".mp4"), fps=fps))
 
 
 def frame_strip(rows: Sequence[Sequence[np.ndarray]], captions: Sequence[Sequence[str]] | None = None,
@@ -336,3 +348,60 @@ def sampling_timeline(num_frames: int, clips: Sequence[Sequence[int]], fps: floa
         draw.text((xpos(i) - 14, y + 6), label, fill=(0, 0, 0), font=font)
     draw.text((4, y + 6), "frames" if not fps else "time", fill=(0, 0, 0), font=font)
     return canvas
+
+
+def _uint8(frame: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    return (frame.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+
+
+def clip_strip(clips) -> Image.Image:
+    """:func:`frame_strip` of a :class:`~uniformer.inference_video.VideoClips`: one row per clip,
+    the whole frames it took (after the short-side resize) captioned '#index', the crops outlined,
+    each row titled with the clip's time span (s)."""
+    first = next(iter(clips.decoded.frames.values()))
+    scale = first.shape[-1] / clips.info.width  # displayed-frame pixels -> decoded-frame pixels
+    boxes = [tuple(c * scale for c in box) for box in clips.crop_boxes]
+    rows = [[_uint8(clips.decoded.frames[i]) for i in idx] for idx in clips.clip_indices]
+    captions = [[f"#{i}" for i in idx] for idx in clips.clip_indices]
+    titles = [f"clip {c + 1}\n{clips.info.time_of(idx[0]):.1f}-{clips.info.time_of(idx[-1]):.1f} s"
+              for c, idx in enumerate(clips.clip_indices)]
+    return frame_strip(rows, captions, titles, boxes=boxes)
+
+
+def clip_timeline(clips) -> Image.Image:
+    """:func:`sampling_timeline` of a :class:`~uniformer.inference_video.VideoClips`, titled with
+    its sampling rule (dense: frames and stride; uniform: segments), clips and video length."""
+    n, t = clips.info.num_frames, clips.frames_per_clip
+    kind = (f"dense sampling: {t} frames, 1 every {clips.sampling_rate}" if clips.sampling == "dense"
+            else f"uniform (segment) sampling: {t} segments over the whole video")
+    return sampling_timeline(n, clips.clip_indices, fps=clips.info.fps,
+                             title=f"{kind} \u00b7 {len(clips.clip_indices)} clip(s) \u00b7 {n} frames in the video")
+
+
+def display_scale(side: int, small: int = 64, target: int = 224) -> int:
+    """Integer factor frames ``side`` pixels square are enlarged by for display (nearest-neighbour):
+    1 for frames of at least ``small`` px, else about ``target`` px / ``side`` (the moving-digits
+    model's 32-px frames: 7x). Clicks on the enlarged frame are divided by it."""
+    return 1 if side >= small else max(1, round(target / side))
+
+
+def frame_picture(frames: np.ndarray, frame: int, attention: SpaceTimeAttention | None = None, heat: bool = False,
+                  scale: int = 1, alpha: float = 0.55) -> Image.Image:
+    """Frame ``frame`` (0-based) of a clip's (T, S, S, 3) uint8 ``frames``, enlarged ``scale`` times
+    (nearest-neighbour), as an RGB image. With ``heat``, ``attention.maps[frame]`` is blended over
+    it (inferno, opacity ``alpha``) on one colour scale for the whole clip (the maps' maximum over
+    all frames), so frames stay comparable. The query token of ``attention`` is outlined (cyan)
+    when ``frame`` shares its token time step."""
+    if heat and attention is not None:
+        peak = float(attention.maps.max()) or 1.0
+        pixels = overlay_frames(frames[frame:frame + 1], attention.maps[frame:frame + 1] / peak, alpha=alpha,
+                                cmap="inferno", normalize=False)[0]
+    else:
+        pixels = frames[frame]
+    img = Image.fromarray(pixels)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    if attention is not None and attention.token_time(attention.frame) == attention.token_time(frame):
+        ImageDraw.Draw(img).rectangle(attention.query_box(img.size[0]), outline=(0, 255, 255), width=2)
+    return img
