@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import NamedTuple
 
 import gradio as gr
 import numpy as np
@@ -29,7 +29,7 @@ from . import errors
 from .cache import LRUCache
 from .models import weights_key
 
-__all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "BoundedCache", "analyses", "extras", "image_key",
+__all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "analyses", "extras", "image_key",
            "get_analysis", "head_slider", "ExplainView", "Rendered", "render_view", "export_files", "prepare_image",
            "warm_up", "click", "rerender", "export", "layer_changed", "class_choices", "CamView", "cam_view"]
 
@@ -43,20 +43,10 @@ OUTSIDE_CROP = ("That point is outside the centre crop the model sees (the grey 
                 "click inside the bright region.")
 
 
-class BoundedCache(LRUCache):
-    """The app's :class:`app.cache.LRUCache` with this module's historical signature: at most
-    ``maxsize`` values and, with ``weigh`` (value -> bytes), at most ``max_bytes`` in all (the newest
-    value always stays); :meth:`get_or_compute` computes a missing key once even when several
-    threads ask for it at the same time (per-key lock)."""
-
-    def __init__(self, maxsize: int, max_bytes: int | None = None, weigh: Callable[[Any], int] | None = None):
-        super().__init__(max_items=maxsize, max_bytes=max_bytes if weigh is not None else None, weigh=weigh)
-
-
 #: (image SHA-1, model name) -> Analysis: 4 at most, 1 GB in all (S at 224 holds ~10 MB, L at 384 ~250 MB).
-analyses = BoundedCache(4, max_bytes=1 << 30, weigh=lambda a: a.nbytes)
+analyses = LRUCache(max_items=4, max_bytes=1 << 30, weigh=lambda a: a.nbytes)
 #: ('erf' | 'cam' | 'static', image SHA-1, model name, ...) -> ReceptiveField / CamResult / per-analysis views.
-extras = BoundedCache(32)
+extras = LRUCache(max_items=32)
 
 
 def image_key(image) -> str:
@@ -98,8 +88,7 @@ def _display(analysis: E.Analysis, side: int = MAX_DISPLAY_SIDE) -> tuple[int, i
 
 def _to_original(analysis: E.Analysis, point: tuple[float, float]) -> tuple[float, float]:
     """Display-image pixel (integers from the click) -> original-image pixel centre."""
-    (Wd, Hd), (W, H) = _display(analysis), analysis.image_size
-    return (point[0] + 0.5) * W / Wd, (point[1] + 0.5) * H / Hd
+    return E.display_to_image(point, analysis.image_size, _display(analysis))
 
 
 def _query_overlay(analysis: E.Analysis, q: E.QueryMap, head: int | None, side: int = MAX_DISPLAY_SIDE) -> Image.Image:
@@ -183,71 +172,32 @@ class Rendered:
     title: str
 
 
-@dataclass(frozen=True)
-class _Query:
-    """The clicked point resolved against an analysis and the slider values."""
-
-    x: float
-    y: float
-    layer: E.LayerInfo
-    head: int | None  # 0-based, None = mean
-    shown: E.QueryMap | None  # None when the layer's attention was not captured
-    lvg: E.LocalVsGlobal
-    rf: E.ReceptiveField | None
-
-
-def _resolve(analysis: E.Analysis, key: str, point: tuple[float, float], layer: int, head: int) -> _Query:
+def _resolve(analysis: E.Analysis, key: str, point: tuple[float, float], layer: int, head: int) -> E.PointView:
     x, y = _to_original(analysis, point)
-    info = analysis.layers[min(max(int(layer), 1), len(analysis.layers)) - 1]
-    head_index = None if not head or head > info.heads else int(head) - 1
     try:
-        shown = None if info.kind == E.NOT_CAPTURED else E.query_map(analysis, info, x, y)
-        lvg = E.local_vs_global(analysis, x, y, selected=info if shown is not None else None)
-        rf = _erf(analysis, key, x, y)
+        return E.explain_point(analysis, x, y, layer, int(head) - 1 if head else None, _erf(analysis, key, x, y))
     except ValueError as e:
         if "outside the centre crop" in str(e):
             raise gr.Error(OUTSIDE_CROP, title="Outside the crop", print_exception=False) from None
         raise
-    return _Query(x, y, info, head_index, shown, lvg, rf)
 
 
-def _info(analysis: E.Analysis, q: _Query, cached: bool, render_ms: float) -> str:
-    tokens = [divmod(analysis.geometry.token_at(q.x, q.y, analysis.stage_grid(s)), analysis.stage_grid(s)[1])
-              for s in range(len(analysis.features))]
+def _info(analysis: E.Analysis, q: E.PointView, cached: bool, render_ms: float) -> str:
+    tokens = q.tokens(analysis)
     who = "mean over heads" if q.head is None else f"head {q.head + 1} of {q.layer.heads}"
     rows = [f"**Click** ({q.x:.0f}, {q.y:.0f}) of the {analysis.image_size[0]}\u00d7{analysis.image_size[1]} image "
             f"\u00b7 **token (row, col)** " + ", ".join(f"S{s + 1} {rc}" for s, rc in enumerate(tokens)),
             f"**Layer** {q.layer.label} \u00b7 grid {q.layer.grid[0]}\u00d7{q.layer.grid[1]} \u00b7 {who}"
             + ("" if q.shown is not None else f" \u00b7 *{analysis.skipped[q.layer.name]}*")]
-    if q.rf is not None:
-        rows.append(f"**Stage-2 receptive field**: theoretical {q.rf.theoretical_size} px (white box), 90% of the "
-                    f"gradient within {q.rf.radius_90:.0f} px (model-input pixels)")
+    if q.receptive_field is not None:
+        rf = q.receptive_field
+        rows.append(f"**Stage-2 receptive field**: theoretical {rf.theoretical_size} px (white box), 90% of the "
+                    f"gradient within {rf.radius_90:.0f} px (model-input pixels)")
     if analysis.top_classes():
         rows.append("**Top-5** " + ", ".join(f"{label} {p:.1%}" for _, label, p in analysis.top_classes(5)))
     rows.append(f"**Forward with capture** {analysis.forward_ms:.0f} ms" + (" (cached)" if cached else "")
                 + f" \u00b7 **render** {render_ms:.0f} ms")
     return "  \n".join(rows)
-
-
-def _payload(analysis: E.Analysis, key: str, q: _Query, static: _Static, rollout_token: int | None) -> dict:
-    """The numbers behind the views (JSON download)."""
-    rf, ro = q.rf, static.rollout
-    return {
-        "model": analysis.model_name, "image": {"size": list(analysis.image_size), "sha1": key},
-        "click": {"x": q.x, "y": q.y, "units": "original-image pixels"},
-        "crop_box": [round(v, 2) for v in analysis.geometry.crop_box()],
-        "shown": (q.shown.to_dict(q.head) if q.shown is not None
-                  else {"layer": q.layer.name, "unavailable": analysis.skipped[q.layer.name]}),
-        "local_vs_global": [m.to_dict() for m in q.lvg.panels],
-        "attention_distance": static.distance.to_dict(),
-        "effective_receptive_field": None if rf is None else {
-            "stage": rf.stage + 1, "token": rf.token, "theoretical_size_px": rf.theoretical_size,
-            "theoretical_box_input_px": [round(v, 2) for v in rf.theoretical], "radius_90_px": round(rf.radius_90, 2)},
-        "rollout": {"unavailable": static.rollout_note} if ro is None else {
-            "grid": list(ro.grid3), "layers": ro.layers, "class_map": np.round(ro.class_map, 6).tolist(),
-            "token_map": np.round(ro.token_map(rollout_token), 6).tolist()},
-        "top5": [{"index": i, "label": label, "probability": p} for i, label, p in analysis.top_classes(5)],
-    }
 
 
 def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], layer: int, head: int,
@@ -263,7 +213,7 @@ def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], laye
     else:
         canvas = E.overlay(analysis.image, None, geo, size=_display(analysis))
         query_plot = E.heatmap_figure(np.zeros(q.layer.grid), f"{q.layer.label}: {analysis.skipped[q.layer.name]}")
-    gallery = [(_query_overlay(analysis, m, None, THUMBNAIL_SIDE), _caption(m)) for m in q.lvg.panels]
+    gallery = [(_query_overlay(analysis, m, None, THUMBNAIL_SIDE), _caption(m)) for m in q.local_vs_global.panels]
     local = q.layer if q.layer.kind == E.LOCAL else (analysis.layers_of(E.LOCAL) or [None])[-1]
     kernels_plot = None if local is None else E.kernels_figure(E.local_affinity(analysis, local),
                                                                q.head if q.layer.kind == E.LOCAL else None)
@@ -275,7 +225,8 @@ def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], laye
                    (E.overlay(analysis.image, static.rollout.token_map(t4), geo, size=thumb,
                               boxes=[(geo.token_box(t4, static.rollout.grid4), E.QUERY_COLOUR)]),
                     "rollout: clicked stage-4 token")]
-    erf = E.receptive_field_overlay(analysis, q.rf, _display(analysis)) if q.rf is not None else None
+    rf = q.receptive_field
+    erf = E.receptive_field_overlay(analysis, rf, _display(analysis)) if rf is not None else None
     shown_rollout = static.files[:1] + rollout[1:] + static.files[1:] if rollout else static.files
     view = ExplainView(canvas, _info(analysis, q, cached, (time.perf_counter() - t0) * 1000), gallery, erf, query_plot,
                        kernels_plot, E.distance_figure(static.distance, selected=q.layer.name), shown_rollout)
@@ -284,7 +235,8 @@ def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], laye
     panels += [("stage-2 effective receptive field", erf)] if erf is not None else []
     panels += [(caption, im) for im, caption in rollout]
     title = f"{analysis.model_name} \u00b7 click ({q.x:.0f}, {q.y:.0f}) \u00b7 {q.layer.label}"
-    return Rendered(view, panels, _payload(analysis, key, q, static, t4), title)
+    payload = E.point_report(analysis, q, static.distance, static.rollout, static.rollout_note, t4, image_sha1=key)
+    return Rendered(view, panels, payload, title)
 
 
 def export_files(rendered: Rendered, key: str, tag: str) -> tuple[str, str]:
@@ -363,8 +315,7 @@ def explain_point(image, model_name: str, x: float | None, y: float | None, laye
     W, H = analysis.image_size
     if not (0 <= float(x) < W and 0 <= float(y) < H):
         raise gr.Error(f"The point ({x}, {y}) is outside the {W}\u00d7{H} image.", title="Outside the image")
-    (Wd, Hd) = _display(analysis)
-    point = (float(x) * Wd / W - 0.5, float(y) * Hd / H - 0.5)  # inverse of _to_original
+    point = E.image_to_display((float(x), float(y)), analysis.image_size, _display(analysis))
     if layer is None:
         first_global = analysis.layers_of(E.GLOBAL) or analysis.layers
         layer = analysis.layers.index(first_global[0]) + 1

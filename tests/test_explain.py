@@ -619,3 +619,29 @@ def test_figures_are_valid_plotly_with_hover_values(small_analysis):
     assert np.asarray(kernels.customdata)[0, 0, 0] == 64
     distance = figures[4].to_dict()
     assert distance["layout"]["shapes"][0]["y0"] == 16.0  # the local reach line
+
+
+def test_explain_point_resolves_layer_head_and_reports_json(small_analysis):
+    """explain_point: the shown map is the clicked layer's query map at that point; out-of-range
+    heads mean 'mean over heads'; point_report is plain JSON; display <-> image pixels round-trip."""
+    import json
+
+    a = small_analysis
+    W, H = a.image_size
+    x, y = W / 2, H / 2
+    last = len(a.layers)
+    view = E.explain_point(a, x, y, layer=last + 5, head=0)  # layer clamped to the last
+    assert view.layer is a.layers[-1] and view.head == 0
+    ref = E.query_map(a, a.layers[-1], x, y)
+    assert np.array_equal(view.shown.to_dict(0)["map"], ref.to_dict(0)["map"])
+    assert E.explain_point(a, x, y, layer=1, head=99).head is None
+    assert [tuple(t) for t in view.tokens(a)] == [
+        divmod(a.geometry.token_at(x, y, a.stage_grid(s)), a.stage_grid(s)[1]) for s in range(len(a.features))]
+    report = E.point_report(a, view, image_sha1="abc")
+    assert json.loads(json.dumps(report))["click"] == {"x": x, "y": y, "units": "original-image pixels"}
+    assert len(report["local_vs_global"]) == len(view.local_vs_global.panels) and report["image"]["sha1"] == "abc"
+    with pytest.raises(ValueError, match="outside the centre crop"):
+        E.explain_point(a, -1e6, -1e6, layer=1)
+    disp = (W // 3, H // 3)
+    back = E.display_to_image(E.image_to_display((x, y), (W, H), disp), (W, H), disp)
+    assert np.allclose(back, (x, y))

@@ -13,6 +13,7 @@ from PIL import Image
 import uniformer.explain
 from app import explain_handlers as xh
 from app import models
+from app.cache import LRUCache
 from app.examples import write_examples
 from appfiles import make_bad_images
 
@@ -140,8 +141,8 @@ def test_light_model_hourglass_layers_are_explained(photo):
     assert shown["kind"] == "global" and "hourglass" in shown["label"] and len(shown["map"]) == 8  # 8 x 8 grid at 128 px
 
 
-def test_bounded_cache_computes_each_key_once_across_threads():
-    cache = xh.BoundedCache(2)
+def test_explain_caches_compute_each_key_once_across_threads():
+    cache = LRUCache(max_items=2)
     calls = []
     barrier = threading.Barrier(4)
 
@@ -163,7 +164,7 @@ def test_bounded_cache_computes_each_key_once_across_threads():
     for key in "abc":
         cache.get_or_compute(key, lambda: key)
     assert len(cache) == 2 and cache.get("k") is None and cache.get("c") == "c"
-    heavy = xh.BoundedCache(10, max_bytes=100, weigh=len)
+    heavy = LRUCache(max_items=10, max_bytes=100, weigh=len)
     for key, value in (("a", "x" * 60), ("b", "x" * 30), ("c", "x" * 50), ("d", "x" * 500)):
         heavy.get_or_compute(key, lambda v=value: v)
         if key == "c":

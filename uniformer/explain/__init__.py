@@ -18,6 +18,7 @@ from .figures import distance_figure, heatmap_figure, kernels_figure, query_figu
 from .geometry import InputGeometry, input_geometry
 from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorize, contact_sheet, display_size, draw_boxes, overlay,
                       query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
+from .point import PointView, display_to_image, explain_point, image_to_display, point_report
 from .rollout import HEAD_FUSIONS, Rollout, attention_rollout, downsample_matrix, rollout_matrix
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "AttentionDistance", "token_distances", "mean_attention_distance",
     "HEAD_FUSIONS", "Rollout", "rollout_matrix", "downsample_matrix", "attention_rollout",
     "pca_rgb", "stage_pca",
+    "PointView", "explain_point", "point_report", "display_to_image", "image_to_display",
     "CAM_METHODS", "CamResult", "shared_weights_twin", "class_activation_map",
     "display_size", "to_image", "colorize", "overlay", "draw_boxes", "contact_sheet", "QUERY_COLOUR", "REACH_COLOUR",
     "FIELD_COLOUR", "query_boxes", "query_overlay", "receptive_field_overlay", "rgb_picture",
