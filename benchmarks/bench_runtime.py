@@ -14,7 +14,9 @@ video-S = uniformer_small_k400_16x8 (16 x 224 x 224). Paths:
   torch.onnx dynamo=True, GELUs fused by ONNX Runtime's optimizer, cached under
   $UNIFORMER_CACHE/onnx; the first run exports), fp32;
 * ort-unfused: the same export without the GELU fusion (what the runtime ran before), fp32;
-* bf16 / fused-bf16: bf16 autocast (native on CPUs with AVX512-BF16 / AMX; emulated elsewhere).
+* bf16 / fused-bf16: bf16 autocast (native on CPUs with AVX512-BF16 / AMX; emulated elsewhere);
+* bf16-weights: bf16 autocast on ``uniformer.precision.autocast_weights(fused)`` (conv / linear
+  weights stored in bf16 once instead of cast on every call; the same outputs as fused-bf16).
 
 Timing: every repeat runs each path once, round-robin (so load changes hit all paths alike), after
 ``--warmup`` runs; the median per path is reported with its throughput and its ratio to eager.
@@ -36,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import uniformer  # noqa: E402
 from uniformer.fuse import fuse_for_inference  # noqa: E402
-from uniformer.precision import cpu_bf16_flags  # noqa: E402
+from uniformer.precision import autocast_weights, cpu_bf16_flags  # noqa: E402
 from uniformer.runtime import with_runtime  # noqa: E402
 
 MODELS = {"S": ("uniformer_small_in1k", (3, 224, 224)), "B": ("uniformer_base_in1k", (3, 224, 224)),
           "XXS-160": ("uniformer_xxs_160_in1k", (3, 160, 160)),
           "video-S": ("uniformer_small_k400_16x8", (3, 16, 224, 224))}
-PATHS = ("eager", "fused", "ort", "ort-unfused", "bf16", "fused-bf16")
+PATHS = ("eager", "fused", "ort", "ort-unfused", "bf16", "fused-bf16", "bf16-weights")
 
 OP_CLASSES = (  # (class, substrings of aten op names), first match wins
     ("attention (SDPA)", ("scaled_dot_product", "_flash_attention", "_efficient_attention")),
@@ -74,7 +76,7 @@ def build_paths(name: str, shape: tuple[int, ...], paths: list[str]) -> dict:
     on the next run)."""
     torch.manual_seed(0)
     model = uniformer.create_model(name)
-    fused = fuse_for_inference(model) if any(p.startswith("fused") or p.startswith("ort") for p in paths) else None
+    fused = fuse_for_inference(model) if any(p.startswith(("fused", "ort", "bf16-")) for p in paths) else None
     cpu = torch.device("cpu")
     out = {}
     for p in paths:
@@ -91,8 +93,8 @@ def build_paths(name: str, shape: tuple[int, ...], paths: list[str]) -> dict:
             out[p] = ort
         elif p == "ort-unfused":
             out[p] = unfused_session(fused, shape)
-        elif p in ("bf16", "fused-bf16"):
-            base = model if p == "bf16" else fused
+        elif p in ("bf16", "fused-bf16", "bf16-weights"):
+            base = {"bf16": model, "fused-bf16": fused}.get(p) or autocast_weights(fused)
 
             def run(x, base=base):
                 with torch.autocast(cpu.type, dtype=torch.bfloat16):

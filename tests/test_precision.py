@@ -76,3 +76,30 @@ def test_token_shrinking_bookkeeping_stays_exact_under_bf16():
         n = t.kept.shape[1] + t.fused.shape[1]
         assert torch.equal(torch.cat([t.kept, t.fused], 1).sort(1).values, torch.arange(n).expand(2, n))
         assert t.fuse_weights.dtype == torch.float32 and torch.allclose(t.fuse_weights.sum(1), torch.ones(2))
+
+
+@pytest.mark.parametrize("name,shape,kw", [
+    ("uniformer_small_in1k", (2, 3, 64, 64), dict(depths=(1, 1, 2, 1))),
+    ("uniformer_xxs_128_in1k", (2, 3, 64, 64), dict(depths=(1, 1, 2, 1), keep_ratios=((1.0, 0.5), (0.5,)),
+                                                    trade_offs=((1.0, 0.5), (0.5,))))])
+def test_autocast_weights_copy_gives_the_autocast_outputs_and_leaves_the_model_alone(name, shape, kw):
+    from uniformer.precision import autocast_weights
+
+    torch.manual_seed(0)
+    model = uniformer.create_model(name, **kw).eval()
+    with torch.no_grad():  # trained-like norm affine parameters (not exactly representable in bf16)
+        for m in model.modules():
+            if isinstance(m, (torch.nn.LayerNorm, torch.nn.BatchNorm2d)):
+                m.weight.normal_(1, 0.1)
+                m.bias.normal_(0, 0.1)
+    x = torch.randn(*shape)
+    fast = autocast_weights(model)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref, got = model(x), fast(x)
+    assert torch.allclose(got.float(), ref.float(), rtol=0, atol=1e-6)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the original is untouched
+    linear = next(m for m in fast.modules() if isinstance(m, torch.nn.Linear))
+    norm = next(m for m in fast.modules() if isinstance(m, torch.nn.LayerNorm))
+    assert linear.weight.dtype == torch.bfloat16 and norm.weight.dtype == torch.float32
+    with pytest.raises(RuntimeError), torch.inference_mode():
+        fast(x)  # outside autocast the bf16 layers refuse fp32 inputs
