@@ -8,11 +8,10 @@ checkpoint) raise ``gr.Error`` with a message in words; Gradio shows it and keep
 """
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
-import re
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -23,15 +22,14 @@ import pandas as pd
 import torch
 from PIL import Image
 
-import uniformer
 from uniformer.data import ImageDecodeError, load_image
 from uniformer.data.images import load_image_reduced
 from uniformer.precision import default_precision
-from uniformer.models.uniformer import stage3_window_sizes
 from uniformer.tasks import estimate_pose, segment_image
-from uniformer.tasks.pose import PoseResult, validate_box
+from uniformer.tasks import pose as _pose
+from uniformer.tasks.pose import PoseResult, corners_to_box, format_box, format_boxes
 from uniformer.tasks.segmentation import SegmentationResult
-from uniformer.tasks.visualize import draw_boxes, draw_pose, mask_to_png_image, overlay_segmentation
+from uniformer.tasks.visualize import draw_boxes, draw_person_boxes, draw_pose, mask_to_png_image, overlay_segmentation
 
 from .dense_models import Stage3Twins
 from .handlers import default_device, device_label
@@ -39,8 +37,9 @@ from . import errors
 from .models import get_model
 
 __all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "MAX_DISPLAY_SIDE", "SegView", "SegOutputs", "segment",
-           "compare_modes", "rerender", "empty_segmentation", "legend_html", "PoseOutputs", "BoxPick", "pick_corner",
-           "parse_box", "parse_boxes", "clear_box", "estimate", "empty_pose"]
+           "compare_modes", "rerender", "empty_segmentation", "legend_html", "PoseOutputs", "BoxPick", "PosePhoto",
+           "photo_changed", "pick_corner", "show_boxes", "find_people", "parse_box", "parse_boxes", "clear_box",
+           "estimate", "empty_pose"]
 
 #: Stage-3 attention modes (§4.3) as (label, value).
 MODES = [("global", "global"), ("window", "window"), ("hybrid (every 4th block global)", "hybrid")]
@@ -130,20 +129,13 @@ def _class_choices(result: SegmentationResult) -> list[tuple[str, int]]:
     return [(f"{a.name.strip()} ({100 * a.fraction:.1f}%)", a.index) for a in result.class_areas()]
 
 
-def _hybrid_global_blocks(model_name: str) -> str:
-    """Which stage-3 blocks a hybrid run keeps global, read from the model's config
-    (:func:`uniformer.models.uniformer.stage3_window_sizes`): 'blocks 4 and 8 of stage 3' for
-    UniFormer-S, 'blocks 4, 8, 12, 16 and 20 of stage 3' for UniFormer-B."""
-    try:
-        backbone = uniformer.get_entry(model_name).config.backbone
-    except (KeyError, AttributeError):  # a model built by hand
-        return "every 4th block of stage 3"
-    sizes = stage3_window_sizes(dataclasses.replace(backbone, stage3_attention="hybrid"))
-    blocks = [str(i + 1) for i, w in enumerate(sizes) if w is None]
-    if not blocks:
+def _listed(blocks: list[int]) -> str:
+    """[3, 7] (0-based) -> 'blocks 4 and 8 of stage 3'."""
+    names = [str(i + 1) for i in blocks]
+    if not names:
         return "no block of stage 3"
-    listed = blocks[0] if len(blocks) == 1 else ", ".join(blocks[:-1]) + f" and {blocks[-1]}"
-    return f"block{'s' * (len(blocks) > 1)} {listed} of stage 3"
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+    return f"block{'s' * (len(names) > 1)} {listed} of stage 3"
 
 
 def _windows_caption(result: SegmentationResult) -> str:
@@ -151,7 +143,7 @@ def _windows_caption(result: SegmentationResult) -> str:
         return "global: every stage-3 token attends to all others"
     n = len(result.window_boxes())
     ws = result.window_size
-    extra = f"; {_hybrid_global_blocks(result.model_name)} stay global" if result.stage3_attention == "hybrid" else ""
+    extra = f"; {_listed(list(result.global_blocks))} stay global" if result.stage3_attention == "hybrid" else ""
     return (f"{result.stage3_attention}: {n} window{'s' * (n != 1)} of {ws}\u00d7{ws} stage-3 tokens "
             f"({16 * ws}\u00d7{16 * ws} input pixels, zero-padded at the right/bottom){extra}")
 
@@ -310,65 +302,111 @@ class BoxPick:
     first: tuple[float, float] | None = None
 
 
-def _box_text(box) -> str:
-    return ", ".join(f"{v:.0f}" for v in box)
+@dataclass(frozen=True)
+class PosePhoto:
+    """The photo of the Pose tab (in a ``gr.State``). original: the upload's path, which the model
+    always reads; shown: the file name of the copy with the boxes drawn that the clickable image
+    shows now (None while it shows the upload itself)."""
+
+    original: str | None = None
+    shown: str | None = None
+
+    def source(self, image) -> str | None:
+        """The file to read for the clickable image's value ``image``: the upload when ``image`` is
+        the copy with the boxes drawn, else ``image`` itself (an API call, a new upload)."""
+        if image is not None and self.original and self.shown and Path(str(image)).name == self.shown:
+            return self.original
+        return image
+
+
+_box_text = format_box  # the name app.detection_handlers imports
+
+
+def _parse(fn, text, image_size):
+    try:
+        return fn(text, image_size)
+    except ValueError as e:
+        raise gr.Error(f"{str(e)[:1].upper()}{str(e)[1:]}. Click two opposite corners on the photo, type 'x, y, "
+                       f"width, height', or clear the box to use the whole image.", title="Invalid person box") from None
 
 
 def parse_box(text: str | None, image_size: tuple[int, int]) -> tuple[float, float, float, float] | None:
-    """'x, y, w, h' (pixels; commas or spaces) -> a checked box, or None for an empty text (the
-    whole image). Raises gr.Error saying what is wrong."""
-    if text is None or not text.strip():
-        return None
-    parts = [p for p in re.split(r"[,\s;]+", text.strip()) if p]
-    try:
-        values = [float(p) for p in parts]
-        if len(values) != 4:
-            raise ValueError(f"a person box is four numbers 'x, y, width, height', got {len(values)}")
-        return validate_box(values, image_size)
-    except ValueError as e:
-        raise gr.Error(f"{e}. Click two opposite corners on the photo, type 'x, y, width, height', or clear the box "
-                       f"to use the whole image.", title="Invalid person box") from None
+    """:func:`uniformer.tasks.pose.parse_box` with its errors as gr.Error."""
+    return _parse(_pose.parse_box, text, image_size)
 
 
 def parse_boxes(text: str | None, image_size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
-    """Person boxes separated by ';' or new lines, each as :func:`parse_box` reads it -> checked
-    boxes; [] for an empty text (the whole image). Raises gr.Error saying which box is wrong."""
-    if text is None or not text.strip():
-        return []
-    parts = [p for p in re.split(r"[;\n]+", text) if p.strip()]
-    boxes = []
-    for n, part in enumerate(parts):
-        try:
-            boxes.append(parse_box(part, image_size))
-        except gr.Error as e:
-            if len(parts) == 1:
-                raise
-            raise gr.Error(f"Box {n + 1} of {len(parts)}: {e.message}", title="Invalid person box") from None
-    return boxes
+    """:func:`uniformer.tasks.pose.parse_boxes` with its errors as gr.Error."""
+    return _parse(_pose.parse_boxes, text, image_size)
 
 
-def pick_corner(image, pick: BoxPick | None, evt: gr.SelectData):
-    """A click on the photo: the first click sets one corner, the second the opposite corner and
-    makes the box -> (new pick state, box text (unchanged after the first click), preview with the
-    box or the corner drawn)."""
+def _show(photo: PosePhoto, boxes=(), corner=None) -> tuple[PosePhoto, str]:
+    """Draw ``boxes`` (and the first ``corner``) on a copy of the upload, written under a fresh
+    name -> (photo state naming the copy, its path for the clickable image)."""
+    img = _decode(photo.original)
+    folder = _out_dir("uniformer_pose_box_")
+    path = folder / f"pose_box_{uuid.uuid4().hex[:12]}.png"
+    draw_person_boxes(img, boxes, corner).save(path)
+    return PosePhoto(photo.original, path.name), str(path)
+
+
+def _photo(image, photo) -> PosePhoto:
     _need_image(image)
-    img = _decode(image)
+    photo = photo if isinstance(photo, PosePhoto) else PosePhoto()
+    src = photo.source(image)
+    return photo if src == photo.original else PosePhoto(str(image))
+
+
+def photo_changed(image, photo: PosePhoto | None):
+    """The clickable image changed -> (photo, pick, box text, *cleared pose outputs, last run). A
+    copy this tab drew (its boxes) changes nothing; a new upload (or no image) starts afresh."""
+    photo = photo if isinstance(photo, PosePhoto) else PosePhoto()
+    if image is not None and photo.source(image) == photo.original and photo.shown:
+        return tuple(gr.skip() for _ in range(4 + len(PoseOutputs._fields)))
+    return (PosePhoto(None if image is None else str(image)), BoxPick(), "", *empty_pose(), None)
+
+
+def pick_corner(image, photo: PosePhoto | None, pick: BoxPick | None, evt: gr.SelectData):
+    """A click on the photo: the first click marks one corner, the second the opposite corner and
+    makes the box -> (photo state, pick state, box text (unchanged after the first click), the
+    photo with the corner or the box drawn, for the clicked image itself)."""
+    photo = _photo(image, photo)
     x, y = (float(v) for v in evt.index[:2])
     pick = pick if isinstance(pick, BoxPick) else BoxPick()
     if pick.first is None:
-        r = max(3, round(max(img.size) / 150))
-        preview = draw_boxes(img, [(x - r, y - r, x + r + 1, y + r + 1)], color=(255, 64, 64), width=max(2, r // 2))
-        return BoxPick((x, y)), gr.update(), preview
-    (x0, y0), (x1, y1) = pick.first, (x, y)
-    box = (min(x0, x1), min(y0, y1), abs(x1 - x0) + 1, abs(y1 - y0) + 1)
-    preview = draw_boxes(img, [(box[0], box[1], box[0] + box[2], box[1] + box[3])], color=(255, 64, 64),
-                         width=max(2, round(max(img.size) / 250)))
-    return BoxPick(None), _box_text(box), preview
+        photo, shown = _show(photo, corner=(x, y))
+        return photo, BoxPick((x, y)), gr.update(), shown
+    box = corners_to_box(pick.first, (x, y))
+    photo, shown = _show(photo, [box])
+    return photo, BoxPick(None), format_box(box), shown
 
 
-def clear_box():
-    """Forget the box: the whole image is the person box -> (pick state, box text, preview)."""
-    return BoxPick(), "", None
+def show_boxes(image, photo: PosePhoto | None, box_text: str | None):
+    """Typed boxes: draw them on the photo -> (photo state, pick state, the photo with the boxes)."""
+    photo = _photo(image, photo)
+    photo, shown = _show(photo, parse_boxes(box_text, _decode(photo.original).size))
+    return photo, BoxPick(), shown
+
+
+def clear_box(image=None, photo: PosePhoto | None = None):
+    """Forget the box: the whole image is the person box -> (pick state, box text, photo state, the
+    photo without boxes); only the first two without a photo."""
+    if image is None or not isinstance(photo, PosePhoto) or not photo.original:
+        return BoxPick(), "", gr.skip(), gr.skip()
+    photo, shown = _show(_photo(image, photo))
+    return BoxPick(), "", photo, shown
+
+
+def find_people(image, photo: PosePhoto | None, detector_name: str, detect_people, progress=gr.Progress()):
+    """``detect_people`` (:func:`app.detection_handlers.find_people`: (image, detector) -> (pick,
+    box text, ..., note)) on the upload, its boxes drawn on the clicked photo -> (photo state, pick
+    state, box text, the photo with the boxes, note)."""
+    photo = _photo(image, photo) if image is not None else PosePhoto()
+    pick, text, *_, note = detect_people(photo.original, detector_name, progress=progress)
+    if not isinstance(text, str):  # declined or nobody found: the box stays
+        return gr.skip(), pick, text, gr.skip(), note
+    photo, shown = _show(photo, parse_boxes(text, _decode(photo.original).size))
+    return photo, pick, text, shown, note
 
 
 def _pose_table(result: PoseResult) -> pd.DataFrame:
@@ -383,13 +421,13 @@ def _pose_details(result: PoseResult) -> str:
     person = result.persons[0]
     w, h = result.input_size
     if len(result.persons) == 1:
-        boxes = (f"**Person box:** {_box_text(person.box)} (x, y, w, h) \u2192 crop {w}\u00d7{h} around "
+        boxes = (f"**Person box:** {format_box(person.box)} (x, y, w, h) \u2192 crop {w}\u00d7{h} around "
                  f"({person.center[0]:.0f}, {person.center[1]:.0f}), {person.scale[0] * 200:.0f}\u00d7"
                  f"{person.scale[1] * 200:.0f} px (aspect fixed, \u00d71.25)")
         score = f"{person.score:.3f}"
     else:
         boxes = (f"**Person boxes:** {len(result.persons)} ("
-                 + "; ".join(_box_text(p.box) for p in result.persons)
+                 + format_boxes([p.box for p in result.persons])
                  + f"; x, y, w, h) \u2192 one {w}\u00d7{h} crop each (aspect fixed, \u00d71.25)")
         score = ", ".join(f"{p.score:.3f}" for p in result.persons)
     return (f"**Model:** {result.model_name} \u00b7 **Weights:** {result.weights.describe()}  \n"
@@ -416,11 +454,13 @@ class PoseRun:
     result: PoseResult
 
 
-def estimate_live(image, model_name: str, box_text: str | None, flip_test: bool, threshold: float):
+def estimate_live(image, model_name: str, box_text: str | None, flip_test: bool, threshold: float,
+                  photo: PosePhoto | None = None):
     """:func:`estimate` for the tab: its outputs plus a :class:`PoseRun` state, so the threshold
-    re-draws (:func:`redraw_pose`) without running the model again."""
+    re-draws (:func:`redraw_pose`) without running the model again. ``photo``: the tab's photo
+    state; the model reads the upload, never the copy with the boxes drawn."""
     _need_image(image)
-    img = _decode(image)
+    img = _decode(photo.source(image) if isinstance(photo, PosePhoto) else image)
     boxes = parse_boxes(box_text, img.size)
     loaded = get_model(model_name)
     if loaded.model is None:

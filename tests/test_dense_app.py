@@ -176,15 +176,59 @@ def test_parse_boxes():
         dh.parse_boxes("10, 20, 30, 40; 1, 2, 3", (100, 80))
 
 
-def test_pick_two_corners(photo):
+def _red(path, xy) -> bool:
+    r, g, b = Image.open(path).convert("RGB").getpixel(xy)
+    return r > 200 and g < 100 and b < 100
+
+
+def test_pick_two_corners_draws_on_the_clicked_photo_and_the_model_reads_the_clean_upload(photo):
+    original = np.asarray(Image.open(photo)).copy()
+    photo_state = dh.photo_changed(photo, None)[0]
+    assert photo_state == dh.PosePhoto(photo)
     first = gr.SelectData(None, {"index": [50, 60], "value": None, "selected": True})
-    pick, box, preview = dh.pick_corner(photo, dh.BoxPick(), first)
-    assert pick.first == (50.0, 60.0) and box == gr.update() and preview.size == (120, 90)
+    photo_state, pick, box, shown = dh.pick_corner(photo, photo_state, dh.BoxPick(), first)
+    assert pick.first == (50.0, 60.0) and box == gr.update() and _red(shown, (50 - 3, 60))  # the corner marked
+    assert Image.open(shown).size == (120, 90) and photo_state.original == photo
+    # the clickable image now holds the drawn copy: its change event is ours and changes nothing
+    assert all(v == gr.skip() for v in dh.photo_changed(shown, photo_state))
     second = gr.SelectData(None, {"index": [10, 20], "value": None, "selected": True})
-    pick, box, preview = dh.pick_corner(photo, pick, second)
+    photo_state, pick, box, shown = dh.pick_corner(shown, photo_state, pick, second)  # clicked on the copy
     assert pick.first is None and box == "10, 20, 41, 41"
     assert dh.parse_box(box, (120, 90)) == (10, 20, 41, 41)
-    assert dh.clear_box()[1] == ""
+    assert _red(shown, (10, 30)) and _red(shown, (30, 20)) and _red(shown, (50, 40))  # the box's edges
+    assert photo_state.source(shown) == photo and (np.asarray(Image.open(photo)) == original).all()
+    # Estimate pose runs on the clean upload, not on the copy with the box
+    clean = dh.estimate_live(photo, "top_down_256x192_global_small", box, False, 0.0)
+    via_copy = dh.estimate_live(shown, "top_down_256x192_global_small", box, False, 0.0, photo_state)
+    assert np.array_equal(via_copy[-1].image, clean[-1].image)
+    assert via_copy[-1].result.persons[0].keypoints.tolist() == clean[-1].result.persons[0].keypoints.tolist()
+    # typed boxes are drawn too; clearing shows the photo without boxes
+    photo_state, _, shown = dh.show_boxes(shown, photo_state, "5, 5, 20, 20; 60, 10, 30, 30")
+    assert _red(shown, (5, 15)) and _red(shown, (60, 25))
+    pick, text, photo_state, shown = dh.clear_box(shown, photo_state)
+    assert text == "" and np.array_equal(np.asarray(Image.open(shown).convert("RGB")), original)
+    # a new upload starts afresh
+    other = photo.replace("photo.png", "other.png")
+    Image.open(photo).save(other)
+    assert dh.photo_changed(other, photo_state)[:3] == (dh.PosePhoto(other), dh.BoxPick(), "")
+
+
+def test_find_people_draws_the_detector_boxes_on_the_clicked_photo(photo):
+    seen = []
+
+    def detect(image, detector_name, progress=None):
+        seen.append(image)
+        return dh.BoxPick(), "10, 10, 30, 40; 70, 20, 20, 50", "preview", "found 2 people"
+
+    photo_state = dh.photo_changed(photo, None)[0]
+    photo_state, pick, text, shown, note = dh.find_people(photo, photo_state, "det", detect)
+    assert seen == [photo] and text.startswith("10, 10") and note == "found 2 people"
+    assert _red(shown, (10, 20)) and _red(shown, (70, 40))
+    # run again from the drawn copy: the detector still gets the upload
+    dh.find_people(shown, photo_state, "det", detect)
+    assert seen == [photo, photo]
+    declined = dh.find_people(photo, photo_state, "det", lambda *a, **k: (gr.update(), gr.update(), gr.update(), "no"))
+    assert declined[0] == gr.skip() and declined[3] == gr.skip() and declined[4] == "no"
 
 
 def test_estimate_pose_outputs(photo):

@@ -22,6 +22,7 @@ the official code: cv2's fixed-point warp (1/32-pixel quantization) is computed 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -38,7 +39,8 @@ from ..inference import autocast, select_device, synchronize
 
 __all__ = ["PIXEL_STD", "box_to_center_scale", "get_affine_transform", "warp_affine", "crop_person",
            "flip_back", "shift_heatmaps", "flip_test_heatmaps", "get_max_preds", "transform_preds",
-           "keypoints_from_heatmaps", "PersonPose", "PoseResult", "estimate_pose", "validate_box"]
+           "keypoints_from_heatmaps", "PersonPose", "PoseResult", "estimate_pose", "validate_box", "corners_to_box",
+           "format_box", "format_boxes", "parse_box", "parse_boxes"]
 
 #: mmpose's box "pixel std": scales are box sizes in units of 200 pixels.
 PIXEL_STD = 200.0
@@ -211,6 +213,57 @@ def validate_box(box: Sequence[float], image_size: tuple[int, int]) -> tuple[flo
     if x >= W or y >= H or x + w <= 0 or y + h <= 0:
         raise ValueError(f"the person box ({x:g}, {y:g}, {w:g}, {h:g}) lies outside the {W}x{H} image")
     return x, y, w, h
+
+
+
+def corners_to_box(first: Sequence[float], second: Sequence[float]) -> tuple[float, float, float, float]:
+    """Two opposite corners (x, y) clicked on a photo (pixels, either order) -> the person box
+    (x, y, w, h) that holds both corner pixels: w = |x1 - x0| + 1, h = |y1 - y0| + 1."""
+    (x0, y0), (x1, y1) = (float(v) for v in first[:2]), (float(v) for v in second[:2])
+    return min(x0, x1), min(y0, y1), abs(x1 - x0) + 1, abs(y1 - y0) + 1
+
+
+def format_box(box: Sequence[float]) -> str:
+    """A box (x, y, w, h) as the text :func:`parse_box` reads: 'x, y, w, h' in whole pixels."""
+    return ", ".join(f"{v:.0f}" for v in box)
+
+
+def format_boxes(boxes: Sequence[Sequence[float]]) -> str:
+    """Several boxes as the text :func:`parse_boxes` reads: :func:`format_box` of each, joined by '; '."""
+    return "; ".join(format_box(b) for b in boxes)
+
+
+def parse_box(text: str | None, image_size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """'x, y, w, h' (pixels; commas or spaces) -> the box checked by :func:`validate_box` against
+    ``image_size`` (w, h), or None for an empty text (the whole image is the box). Raises
+    ValueError saying what is wrong."""
+    if text is None or not text.strip():
+        return None
+    try:
+        values = [float(p) for p in re.split(r"[,\s;]+", text.strip()) if p]
+    except ValueError:
+        raise ValueError(f"a person box is four numbers 'x, y, width, height', got {text.strip()!r}") from None
+    if len(values) != 4:
+        raise ValueError(f"a person box is four numbers 'x, y, width, height', got {len(values)}")
+    return validate_box(values, image_size)
+
+
+def parse_boxes(text: str | None, image_size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    """Person boxes separated by ';' or new lines, each read by :func:`parse_box` -> checked boxes
+    (x, y, w, h); [] for an empty text (the whole image). Raises ValueError saying which box is
+    wrong ('box 2 of 3: ...' when there are several)."""
+    if text is None or not text.strip():
+        return []
+    parts = [p for p in re.split(r"[;\n]+", text) if p.strip()]
+    boxes = []
+    for n, part in enumerate(parts):
+        try:
+            boxes.append(parse_box(part, image_size))
+        except ValueError as e:
+            if len(parts) == 1:
+                raise
+            raise ValueError(f"box {n + 1} of {len(parts)}: {e}") from None
+    return boxes
 
 
 @dataclass

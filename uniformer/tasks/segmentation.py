@@ -33,6 +33,7 @@ from ..data.labels import get_palette
 from ..hub import WeightsInfo
 from ..inference import autocast, synchronize
 from .common import require_model, stage3_run, test_scale
+from ..models.uniformer import stage3_window_sizes
 
 __all__ = ["rescale_size", "test_input_size", "resize_uint8", "SegmentationInput", "preprocess_segmentation",
            "resize_logits", "logits_to_mask", "stage3_grid", "stage3_window_boxes", "ClassArea",
@@ -212,6 +213,7 @@ class SegmentationResult:
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
+    global_blocks: tuple[int, ...] = ()  # stage-3 blocks (0-based) that ran global attention, from model.cfg
     extra: dict = field(default_factory=dict)
 
     def class_areas(self) -> list[ClassArea]:
@@ -233,7 +235,7 @@ class SegmentationResult:
             "model_name": self.model_name, "weights": self.weights.describe(), "device": self.device,
             "precision": self.precision, "image_size": list(self.image_size), "input_size": list(self.input_size),
             "stage3_attention": self.stage3_attention, "window_size": self.window_size,
-            "preprocess_ms": self.preprocess_ms, "inference_ms": self.inference_ms,
+            "global_blocks": list(self.global_blocks), "preprocess_ms": self.preprocess_ms, "inference_ms": self.inference_ms,
             "postprocess_ms": self.postprocess_ms,
             "classes": [{"index": a.index, "name": a.name, "pixels": a.pixels, "fraction": a.fraction}
                         for a in self.class_areas()],
@@ -288,4 +290,5 @@ def segment_image(model: torch.nn.Module, image, stage3_attention: str | None = 
         stage3_attention=bcfg.stage3_attention, window_size=bcfg.window_size,
         model_name=getattr(model, "model_name", type(model).__name__),
         weights=getattr(model, "weights_info", WeightsInfo("untrained")), device=str(dev), precision=precision,
-        preprocess_ms=(t1 - t0) * 1000, inference_ms=(t2 - t1) * 1000, postprocess_ms=(t3 - t2) * 1000)
+        preprocess_ms=(t1 - t0) * 1000, inference_ms=(t2 - t1) * 1000, postprocess_ms=(t3 - t2) * 1000,
+        global_blocks=tuple(i for i, w in enumerate(stage3_window_sizes(bcfg)) if w is None))
