@@ -83,13 +83,14 @@ def draw_person_boxes(image: Image.Image, boxes: Iterable[Sequence[float]] = (),
                       corner: Sequence[float] | None = None, color=(255, 64, 64)) -> Image.Image:
     """``image`` with person boxes (x, y, w, h; pixels) outlined and, if given, the first clicked
     ``corner`` (x, y) marked with a small square: what a user picking boxes on the photo sees.
-    Line widths grow with the image (about 1/250 of its longer side, at least 2 px)."""
+    Line widths grow with the image (about 1/128 of its longer side, at least 2 px), so the box stays
+    visible on a photo shown smaller than its size."""
     side = max(image.size)
     out = draw_boxes(image, [(x, y, x + w, y + h) for x, y, w, h in boxes], color=color,
-                     width=max(2, round(side / 250)))
+                     width=max(2, round(side / 128)))
     if corner is not None:
         x, y = (float(v) for v in corner[:2])
-        r = max(3, round(side / 150))
+        r = max(3, round(side / 100))
         out = draw_boxes(out, [(x - r, y - r, x + r + 1, y + r + 1)], color=color, width=max(2, r // 2))
     return out
 
