@@ -9,7 +9,6 @@ checkpoint) raise ``gr.Error`` with a message in words; Gradio shows it and keep
 from __future__ import annotations
 
 import html
-import json
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from uniformer.tasks import estimate_pose, segment_image
 from uniformer.tasks import pose as _pose
 from uniformer.tasks.pose import PoseResult, corners_to_box, format_box, format_boxes
 from uniformer.tasks.segmentation import SegmentationResult
-from uniformer.tasks.visualize import draw_boxes, draw_person_boxes, draw_pose, mask_to_png_image, overlay_segmentation
+from uniformer.tasks.visualize import draw_person_boxes
 
 from .dense_models import Stage3Twins
 from .handlers import default_device, device_label
@@ -172,21 +171,12 @@ def _timings_table(view: SegView | None) -> pd.DataFrame:
 
 
 def _seg_files(view: SegView, overlay_full: Image.Image) -> list[str]:
-    folder = _out_dir("uniformer_seg_")
-    overlay_path, mask_path, json_path = folder / "overlay.png", folder / "mask.png", folder / "classes.json"
-    overlay_full.save(overlay_path)
-    mask_to_png_image(view.result.mask, view.result.palette).save(mask_path)
-    json_path.write_text(json.dumps(view.result.to_dict(), indent=2))
-    return [str(overlay_path), str(mask_path), str(json_path)]
+    return [str(p) for p in view.result.save(_out_dir("uniformer_seg_"), overlay_full)]
 
 
 def _render(view: SegView, opacity: float, visible, show_windows: bool) -> tuple[Image.Image, Image.Image]:
     """(display-size overlay, full-size overlay) of ``view`` with the stage-3 windows if asked."""
-    result = view.result
-    visible = None if visible is None else [int(v) for v in visible]
-    full = overlay_segmentation(view.image, result.mask, result.palette, float(opacity), visible)
-    if show_windows and result.stage3_attention != "global":
-        full = draw_boxes(full, result.window_boxes(), color=(255, 255, 255), width=max(2, round(max(full.size) / 300)))
+    full = view.result.draw(view.image, opacity, visible, show_windows)
     return full.resize(_display_size(full.size), Image.BILINEAR), full
 
 
@@ -214,7 +204,7 @@ def _record(view: SegView, result: SegmentationResult) -> None:
     key = (result.stage3_attention, None if result.stage3_attention == "global" else result.window_size)
     if result.stage3_attention == "global":
         view.global_mask = result.mask
-    agree = None if view.global_mask is None else float((result.mask == view.global_mask).mean())
+    agree = None if view.global_mask is None else result.agreement(view.global_mask)
     view.timings[key] = (result.inference_ms, agree)
 
 
@@ -409,12 +399,7 @@ def find_people(image, photo: PosePhoto | None, detector_name: str, detect_peopl
     return photo, pick, text, shown, note
 
 
-def _pose_table(result: PoseResult) -> pd.DataFrame:
-    rows = []
-    for i, person in enumerate(result.persons):
-        for name, (x, y), s in zip(result.keypoint_info.names, person.keypoints, person.scores):
-            rows.append([i + 1, name, round(float(x), 1), round(float(y), 1), round(float(s), 3)])
-    return pd.DataFrame(rows, columns=["person", "joint", "x", "y", "score"])
+_POSE_COLUMNS = ["person", "joint", "x", "y", "score"]
 
 
 def _pose_details(result: PoseResult) -> str:
@@ -480,17 +465,12 @@ def redraw_pose(run: PoseRun | None, threshold: float) -> PoseOutputs:
 
 def render_pose(run: PoseRun, threshold: float) -> PoseOutputs:
     """Draw ``run`` with joints scoring below ``threshold`` hidden -> outputs, files written."""
-    img, result = run.image, run.result
-    info = result.keypoint_info
-    full = draw_pose(img, result.persons, info.names, info.skeleton, score_threshold=float(threshold))
-    folder = _out_dir("uniformer_pose_")
-    overlay_path, json_path = folder / "pose.png", folder / "keypoints.json"
-    full.save(overlay_path)
-    json_path.write_text(result.to_json())
-    shown = full.resize(_display_size(full.size), Image.BILINEAR)
-    return PoseOutputs(shown, _pose_table(result), _pose_details(result), [str(overlay_path), str(json_path)])
+    full = run.result.draw(run.image, threshold)
+    files = [str(p) for p in run.result.save(_out_dir("uniformer_pose_"), full)]
+    table = pd.DataFrame(run.result.keypoint_rows(), columns=_POSE_COLUMNS)
+    return PoseOutputs(full.resize(_display_size(full.size), Image.BILINEAR), table, _pose_details(run.result), files)
 
 
 def empty_pose() -> PoseOutputs:
     """No result (the image or the model changed)."""
-    return PoseOutputs(None, pd.DataFrame(columns=["person", "joint", "x", "y", "score"]), "", None)
+    return PoseOutputs(None, pd.DataFrame(columns=_POSE_COLUMNS), "", None)

@@ -25,6 +25,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -331,6 +332,31 @@ class PoseResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+    def keypoint_rows(self) -> list[tuple[int, str, float, float, float]]:
+        """One row per person and joint: (person number from 1, joint name, x, y (image pixels,
+        0.1 px), score (0.001)), persons in box order, joints in the label set's order."""
+        return [(i + 1, name, round(float(x), 1), round(float(y), 1), round(float(s), 3))
+                for i, person in enumerate(self.persons)
+                for name, (x, y), s in zip(self.keypoint_info.names, person.keypoints, person.scores)]
+
+    def draw(self, image: Image.Image, score_threshold: float = 0.0) -> Image.Image:
+        """``image`` (the photo it was estimated on) with every person's skeleton, joints scoring
+        below ``score_threshold`` hidden (:func:`uniformer.tasks.visualize.draw_pose`)."""
+        from .visualize import draw_pose
+
+        info = self.keypoint_info
+        return draw_pose(image, self.persons, info.names, info.skeleton, score_threshold=float(score_threshold))
+
+    def save(self, folder: str | Path, drawing: Image.Image) -> tuple[Path, Path]:
+        """Write ``drawing`` (e.g. :meth:`draw`) as ``pose.png`` and :meth:`to_json` as
+        ``keypoints.json`` into ``folder`` (created if needed) -> their paths."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        png, keypoints = folder / "pose.png", folder / "keypoints.json"
+        drawing.save(png)
+        keypoints.write_text(self.to_json())
+        return png, keypoints
 
 
 @torch.inference_mode()

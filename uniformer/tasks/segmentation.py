@@ -18,9 +18,11 @@ quantization) is computed in float here, so a few input values may differ by one
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -228,6 +230,38 @@ class SegmentationResult:
         if self.stage3_attention == "global":
             return []
         return stage3_window_boxes(self.input_size, self.image_size, self.window_size)
+
+    def agreement(self, other_mask: np.ndarray) -> float:
+        """Fraction of pixels (0-1) whose class equals ``other_mask``'s (H, W), e.g. a window run
+        against the global one on the same image."""
+        return float((self.mask == other_mask).mean())
+
+    def draw(self, image: Image.Image, opacity: float = 0.6, visible: Sequence[int] | None = None,
+             show_windows: bool = False) -> Image.Image:
+        """``image`` (the photo it was segmented from) under the class colours at ``opacity`` (0-1),
+        only the ``visible`` classes (default: all), with the stage-3 windows outlined in white when
+        ``show_windows`` and the run used windows (:mod:`uniformer.tasks.visualize`)."""
+        from .visualize import draw_boxes, overlay_segmentation
+
+        visible = None if visible is None else [int(v) for v in visible]
+        out = overlay_segmentation(image, self.mask, self.palette, float(opacity), visible)
+        if show_windows and self.stage3_attention != "global":
+            out = draw_boxes(out, self.window_boxes(), color=(255, 255, 255), width=max(2, round(max(out.size) / 300)))
+        return out
+
+    def save(self, folder: str | Path, drawing: Image.Image) -> tuple[Path, Path, Path]:
+        """Write ``drawing`` (e.g. :meth:`draw`) as ``overlay.png``, the class-index mask as
+        ``mask.png`` (palette PNG, pixel value = class index) and :meth:`to_dict` as
+        ``classes.json`` into ``folder`` (created if needed) -> their paths."""
+        from .visualize import mask_to_png_image
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = folder / "overlay.png", folder / "mask.png", folder / "classes.json"
+        drawing.save(paths[0])
+        mask_to_png_image(self.mask, self.palette).save(paths[1])
+        paths[2].write_text(json.dumps(self.to_dict(), indent=2))
+        return paths
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no pixel arrays): settings, timings, weights and class areas."""
