@@ -16,6 +16,12 @@ training data:
    scale (a thin-pen drawing scaled down would otherwise be 1-2 px thin);
 4. count the ink of each 4x4 block -> (8, 8) values 0..16.
 
+Limits (measured on synthesized 320x320 sketches): angular digits written the usual way are read
+right at any position and size with a 22-40 px brush; seven-segment shapes (a "2" whose lower
+half is a vertical stroke on the left, a closed "4", a "7" with a vertical stem) are not in the
+training data and get flat, often wrong answers (the block "2": 2 / 5 / 7 at 20-30 % each), which
+no normalisation tried (width box, stroke thinning or thickening, shear, corner rounding) changed.
+
 :func:`predict_digit` runs the model on it with the model's own preprocessing and returns an
 ``ImagePrediction`` (top-k digits with probabilities), plus the 8x8 image in ``extra``.
 """
