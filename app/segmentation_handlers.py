@@ -49,7 +49,7 @@ class SegView:
     full size, the last result's summary, and the time each stage-3 mode took on this input."""
 
     image: Image.Image
-    result: SegmentationResult
+    result: SegmentationResult | None  # None until the first run
     key: tuple
     timings: dict = field(default_factory=dict)  # (mode, window) -> (ms, agreement with global or None)
     global_mask: np.ndarray | None = None
@@ -164,6 +164,8 @@ def _run(twins: Stage3Twins, image: Image.Image, model_name: str, mode: str, win
 
 
 def _record(view: SegView, result: SegmentationResult) -> None:
+    """Make ``result`` the view's and add its time (and agreement with global) to the table."""
+    view.result = result
     key = (result.stage3_attention, None if result.stage3_attention == "global" else result.window_size)
     if result.stage3_attention == "global":
         view.global_mask = result.mask
@@ -185,14 +187,20 @@ def segment(image, model_name: str, mode: str, window_size: int, short_side, opa
     table (kept while image, model and resolution stay the same).
 
     Raises gr.Error: no image, unreadable image, model not loaded, mode not available."""
+    view = _view(image, model_name, short_side, state)
+    _record(view, _run(twins, view.image, model_name, mode, window_size, short_side))
+    return _outputs(view, opacity, show_windows)
+
+
+def _view(image, model_name: str, short_side, state: SegView | None) -> SegView:
+    """The view of this image, model and resolution: ``state`` (its time table kept) when they are
+    the same, else a fresh one. Raises gr.Error: no image, unreadable image."""
     _need_image(image)
     img = _decode(image, MAX_SEGMENT_SIDE)
-    result = _run(twins, img, model_name, mode, window_size, short_side)
     key = (str(image), model_name, int(short_side))
-    view = state if isinstance(state, SegView) and state.key == key else SegView(img, result, key)
-    view.image, view.result = img, result
-    _record(view, result)
-    return _outputs(view, opacity, show_windows)
+    view = state if isinstance(state, SegView) and state.key == key else SegView(img, None, key)
+    view.image = img
+    return view
 
 
 def compare_modes(image, model_name: str, mode: str, window_size: int, short_side, opacity: float,
@@ -202,23 +210,15 @@ def compare_modes(image, model_name: str, mode: str, window_size: int, short_sid
     each mode's agreement with global) and show ``mode``'s result. One untimed warm-up run comes
     first, so that the first mode timed does not pay one-time costs (kernel set-up for this input
     size). Raises gr.Error as :func:`segment`."""
-    _need_image(image)
-    img = _decode(image, MAX_SEGMENT_SIDE)
-    key = (str(image), model_name, int(short_side))
-    view = None
-    shown = None
+    view = _view(image, model_name, short_side, state)
     progress(0, desc="warm-up run")
-    _run(twins, img, model_name, "global", window_size, short_side)  # warm-up
+    _run(twins, view.image, model_name, "global", window_size, short_side)  # warm-up
+    shown = None
     for i, m in enumerate(("global", "window", "hybrid")):
         progress((i + 1) / 4, desc=f"timing {m} ({i + 1}/3)")
-        result = _run(twins, img, model_name, m, window_size, short_side)
-        if view is None:
-            view = state if isinstance(state, SegView) and state.key == key else SegView(img, result, key)
-            view.image = img
-        view.result = result
+        result = _run(twins, view.image, model_name, m, window_size, short_side)
         _record(view, result)
-        if m == mode:
-            shown = result
+        shown = result if m == mode else shown
     view.result = shown
     return _outputs(view, opacity, show_windows)
 
