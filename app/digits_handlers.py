@@ -1,13 +1,12 @@
 """What the "Digits" tab does, as plain functions: a drawing in, display values out.
 
 The tab runs the project-trained ``uniformer_xxs_digits`` (shipped in the package, so it works
-offline) on a digit drawn on a sketchpad. :func:`classify_sketch` turns the drawing into the 8x8
-digit the model reads (:func:`uniformer.train.digits.sketch_to_digit`, the representation of
-scikit-learn's digits), runs **one** forward that records both the global MHRA attention of the
-hourglass blocks (:func:`uniformer.explain.capture_attention`) and the token-shrinking trace
-(``UniFormerLight.forward_trace``), and returns the top-3 digits, the attention view (where the
-last stages' tokens look; Grad-CAM instead when the capture holds no map for them) and which
-tokens every hourglass layer kept or fused.
+offline) on a digit drawn on a sketchpad. The library reads it
+(:func:`uniformer.explain.digits.read_digit`: the 8x8 digit of
+:func:`uniformer.train.digits.sketch_to_digit`, one forward recording the global MHRA attention
+and the token-shrinking trace); :func:`classify_sketch` shows the top-3 digits, the attention
+view (where the last stages' tokens look; Grad-CAM instead when the capture holds no map for
+them) and which tokens every hourglass layer kept or fused.
 
 The weights line is read from the checkpoint's own export config (model card metrics), not typed
 in here. Nothing here builds components, so every function runs (and is tested) without a browser;
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import html
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,17 +25,17 @@ import torch
 from PIL import Image
 
 from uniformer import explain as E
+from uniformer.explain.digits import DigitReading, read_digit
 from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer
 from uniformer.hub import read_export_config
-from uniformer.inference import predict_image, preprocess_images
 from uniformer.models.digits import DIGITS_MODEL
-from uniformer.train.digits import EmptySketchError, digit_image, sketch_to_digit
+from uniformer.train.digits import EmptySketchError, digit_image, sketch_to_digit, write_heldout_drawings
 
 from .handlers import ModelStatus, default_device, device_label, render_status
 from .models import LoadedModel, get_model
 
 __all__ = ["DIGITS_MODEL", "TOPK", "DISPLAY_SIDE", "EXAMPLES_DIR", "NOTHING_DRAWN", "SHRINK_COLUMNS",
-           "project_weights_text", "weights_status", "write_digit_examples", "digit_picture", "attention_received",
+           "project_weights_text", "weights_status", "write_digit_examples", "digit_picture",
            "DigitsView", "empty_view", "classify_sketch"]
 
 #: Digits shown with their probabilities.
@@ -102,40 +100,15 @@ def weights_status(loaded: LoadedModel | None = None) -> ModelStatus:
 
 
 def write_digit_examples(directory: str | Path = EXAMPLES_DIR) -> dict[str, Path]:
-    """Write one example drawing per digit 0-9 into ``directory`` (created if needed) -> {digit:
-    path}, in order: the first held-out image of each digit (scikit-learn digits, the validation
-    split the model never trained on), its 8x8 ink counts enlarged smoothly (bilinear) to a
-    256x256 PNG of dark ink on white, as a drawing on the sketchpad looks."""
-    from uniformer.train.data import load_digits_split
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    images, labels = load_digits_split("val", seed=0)
-    written = {}
-    for digit in range(10):
-        counts = images[int(np.flatnonzero(labels == digit)[0])].astype(np.float32) / 16.0
-        ink = Image.fromarray(counts, mode="F").resize((_EXAMPLE_SIDE, _EXAMPLE_SIDE), Image.BILINEAR)
-        gray = np.clip(255.0 * (1.0 - np.asarray(ink)), 0, 255).round().astype(np.uint8)
-        path = directory / f"heldout_digit_{digit}.png"
-        if not path.is_file():
-            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.png")
-            Image.fromarray(gray, mode="L").convert("RGB").save(tmp)
-            tmp.replace(path)  # atomic: another process never reads half a file
-        written[str(digit)] = path
-    return written
+    """The example drawings (held-out digits, :func:`~uniformer.train.digits.write_heldout_drawings`)
+    in ``directory`` -> {digit: path}."""
+    return write_heldout_drawings(directory, _EXAMPLE_SIDE)
 
 
 def digit_picture(counts: np.ndarray, side: int = DISPLAY_SIDE) -> Image.Image:
     """The 8x8 image the model reads (:func:`~uniformer.train.digits.digit_image` of ``counts``),
     enlarged to ``side`` x ``side`` with nearest-neighbour so its 64 pixels stay visible."""
     return digit_image(counts).resize((side, side), Image.NEAREST)
-
-
-def attention_received(maps: torch.Tensor, grid: tuple[int, ...]) -> np.ndarray:
-    """Captured attention (1, heads, N, N) of one block -> (h, w) float32: the attention each token
-    receives, averaged over heads and over the N query tokens (a column mean of the row-stochastic
-    matrix): where the block's tokens look."""
-    return maps[0].float().mean(0).mean(0).reshape(tuple(grid)).cpu().numpy()
 
 
 class DigitsView(NamedTuple):
@@ -161,23 +134,15 @@ def empty_view(message: str = NOTHING_DRAWN) -> DigitsView:
     return DigitsView(None, None, None, "", None, pd.DataFrame(columns=list(SHRINK_COLUMNS)), message)
 
 
-def _attention_panels(capture: E.AttentionCapture, model, picture: Image.Image) -> list[tuple[Image.Image, str, str]]:
-    """(overlay, caption, block path) of the captured global attention of the last stage-3 block
-    and of every stage-4 block (the deepest, coarsest grids); [] when none was captured."""
+def _attention_panels(reading: DigitReading, model, picture: Image.Image) -> list[tuple[Image.Image, str]]:
+    """(overlay, caption) of the attention each token receives, per block the reading holds."""
     geometry = E.input_geometry(picture.size, model.pretrained_cfg)
-    last3 = len(model.stages[2].blocks) - 1
-    wanted = [f"stages.2.blocks.{last3}.mhra"]
-    wanted += [f"stages.3.blocks.{b}.mhra" for b in range(len(model.stages[3].blocks))]
     panels = []
-    for name in wanted:
-        if name not in capture.maps:
-            continue
-        grid = tuple(capture.spatial[name])
-        received = attention_received(capture.maps[name], grid)
+    for name, received in reading.attention.items():
         stage, block = int(name.split(".")[1]), int(name.split(".")[3])
-        tokens = "\u00d7".join(map(str, grid))
+        tokens = "\u00d7".join(map(str, received.shape))
         caption = f"stage {stage + 1} block {block + 1} ({tokens} tokens): attention received"
-        panels.append((E.overlay(picture, received, geometry, colorscale="Inferno", alpha=0.7), caption, name))
+        panels.append((E.overlay(picture, received, geometry, colorscale="Inferno", alpha=0.7), caption))
     return panels
 
 
@@ -216,42 +181,36 @@ def classify_sketch(sketch: Any, loaded: LoadedModel | None = None) -> DigitsVie
     with :data:`NOTHING_DRAWN`; a picture that cannot be read or a model that failed to load -> an
     empty view saying so (never a traceback). ``loaded``: the model to use (default: the app's).
     """
+    loaded = loaded if loaded is not None else get_model(DIGITS_MODEL)
+    model = loaded.model
     try:
-        counts = sketch_to_digit(sketch)
+        if model is None:
+            sketch_to_digit(sketch)  # nothing drawn / unreadable: say that first
+            return empty_view(f"**The digits model could not be loaded:** {html.escape(str(loaded.error))}")
+        device = default_device()
+        reading = read_digit(model, sketch, topk=TOPK, device=device)
     except EmptySketchError:
         return empty_view()
     except (ValueError, OSError) as e:
         return empty_view(f"**This drawing cannot be read:** {html.escape(str(e))}")
-    loaded = loaded if loaded is not None else get_model(DIGITS_MODEL)
-    model = loaded.model
-    if model is None:
-        return empty_view(f"**The digits model could not be loaded:** {html.escape(str(loaded.error))}")
-    device = default_device()
-    model.to(device)
-    image8 = digit_image(counts)
-    with torch.inference_mode(), E.capture_attention(model) as capture:
-        prediction = predict_image(model, image8, topk=TOPK, device=device)  # the library's one inference path
-        _, trace = model.forward_trace(preprocess_images([image8], model.pretrained_cfg).to(device))  # the shrinking
-    forward_ms = prediction.inference_ms
+    prediction, counts = reading.prediction, reading.counts
     label = {c.label: c.probability for c in prediction.topk}
     top, best = prediction.topk[0].label, prediction.topk[0]
     x_size = prediction.input_size
-
     picture = digit_picture(counts)
-    panels = _attention_panels(capture, model, picture)
-    if panels:
-        attention = [(im, caption) for im, caption, _ in panels]
-        kinds = sorted({capture.kinds.get(name, "global") for _, _, name in panels})
+    attention = _attention_panels(reading, model, picture)
+    if attention:
+        kinds = sorted(set(reading.kinds.values()))
         attention_caption = (f"**View: global MHRA attention** ({', '.join(kinds)} blocks, Eq. 7), captured in the "
                              f"same forward: the attention each token receives from the block's tokens (mean of "
-                             f"heads and queries; dark purple: least, yellow: most). Left: the last stage-3 block "
-                             f"(4\u00d74 tokens); right: stage 4, the last stage (2\u00d72 tokens, the digit in "
-                             f"quarters).")
+                             f"heads and queries; dark purple: least, yellow: most), in "
+                             f"{'; '.join(caption.split(':')[0] for _, caption in attention)}.")
     else:
-        attention = [_grad_cam_panel(model, image8, picture, best.index)]
+        attention = [_grad_cam_panel(model, reading.image, picture, best.index)]
         attention_caption = ("**View: Grad-CAM** (the attention capture recorded no map for this model's hourglass "
                              f"blocks): which stage-3 regions raise the score of '{html.escape(top)}'.")
-    shrinking, table = _shrinking_panels(trace, model, picture)
+    forward_ms = prediction.inference_ms
+    shrinking, table = _shrinking_panels(reading.trace, model, picture)
     ink = int(counts.sum())
     details = (f"**Prediction:** {html.escape(top)} ({100 * best.probability:.1f}%) \u00b7 **Forward:** "
                f"{forward_ms:.0f} ms (with capture) \u00b7 **Device:** {device_label(device)}  \n"

@@ -16,14 +16,28 @@ _INTRO = ("Draw a digit: **uniformer_xxs_digits**, a small light-weight UniForme
           "the bin icon clears the canvas.")
 
 
+#: Picks the sketchpad's brush (the editor opens with no tool, so a first drag would draw nothing):
+#: clicks the Brush button unless it is already highlighted, retrying while the tab renders.
+_PICK_BRUSH = """() => {
+  let tries = 0;
+  const pick = () => {
+    const brush = document.querySelector('#digits-sketch button[aria-label="Brush"]');
+    if (brush && brush.offsetParent !== null) {
+      if (!brush.classList.contains('highlight')) brush.click();
+    } else if (tries++ < 100) setTimeout(pick, 100);
+  };
+  pick();
+}"""
+
+
 def build_digits_tab(demo: gr.Blocks) -> None:
     """Add the Digits tab to ``demo`` (call inside its ``with gr.Tabs()`` block)."""
-    with gr.Tab("Digits", id="digits"):
+    with gr.Tab("Digits", id="digits") as tab:
         gr.Markdown(_INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                gr.Markdown("**Draw a digit (0-9), large and centred** (brush: \u270e in the toolbar; the bin "
-                            "clears the canvas)", elem_id="digits-sketch-label")
+                gr.Markdown("**Draw a digit (0-9), large and centred** (the bin in the toolbar clears the canvas)",
+                            elem_id="digits-sketch-label")
                 # a drag on the canvas must draw, never select the placeholder text under it
                 gr.HTML("<style>#digits-sketch, #digits-sketch * {user-select: none; -webkit-user-select: none}"
                         "</style>", padding=False)
@@ -67,3 +81,5 @@ def build_digits_tab(demo: gr.Blocks) -> None:
     examples.load_input_event.then(gpu_task(SHORT)(dh.classify_sketch), sketch, outputs, api_visibility="private",
                                    show_progress="hidden")
     demo.load(dh.weights_status, None, [weights, banner], api_visibility="private")
+    for event in (tab.select, sketch.clear):  # opened, or cleared with the bin: the brush is the tool
+        event(None, js=_PICK_BRUSH, api_visibility="private", show_progress="hidden")

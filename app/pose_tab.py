@@ -1,9 +1,11 @@
-"""The "Pose" tab: components and their wiring only (logic in :mod:`app.dense_handlers`)."""
+"""The "Pose" tab: components and their wiring only (logic in :mod:`app.pose_handlers`)."""
 from __future__ import annotations
+
+import functools
 
 import gradio as gr
 
-from . import dense_handlers as dh
+from . import pose_handlers as ph
 from . import detection_handlers as xd
 from . import handlers
 from .components import RawImage
@@ -38,8 +40,6 @@ def build_pose_tab(demo: gr.Blocks) -> None:
                                            elem_id="pose-detector", scale=3)
                     find = gr.Button("Find people with the detector", elem_id="pose-find-people", scale=1)
                 detector_note = gr.Markdown(elem_id="pose-detector-note")
-                preview = gr.Image(label="Box", type="pil", interactive=False, height=200, elem_id="pose-box-preview",
-                                   format="png")
                 model = gr.Dropdown(pose_model_choices(), value=DEFAULT_POSE_MODEL, label="Model", elem_id="pose-model")
                 with gr.Row():
                     flip = gr.Checkbox(value=True, label="Flip test (official)", elem_id="pose-flip")
@@ -57,29 +57,30 @@ def build_pose_tab(demo: gr.Blocks) -> None:
                 overlay = gr.Image(label="Keypoints and scores", type="pil", interactive=False, height=480,
                                    elem_id="pose-overlay", format="png")
                 details = gr.Markdown(elem_id="pose-details", label="Details")
-                table = gr.Dataframe(dh.empty_pose().table, label="Keypoints (image pixels)", interactive=False, elem_id="pose-table")
+                table = gr.Dataframe(ph.empty_pose().table, label="Keypoints (image pixels)", interactive=False, elem_id="pose-table")
                 files = gr.File(label="Downloads: drawing (PNG), keypoints (JSON)", file_count="multiple",
                                 interactive=False, elem_id="pose-files")
-        pick = gr.State(dh.BoxPick())
+        pick = gr.State(ph.BoxPick())
+        photo = gr.State(ph.PosePhoto())  # the upload: the model reads it, the image shows it with the boxes
         last_run = gr.State(None)
 
     outputs = [overlay, table, details, files]
     bind, session = panel.bind, panel.state
-    run.click(bind(dh.estimate_live, gpu=MEDIUM), [session, image, model, box, flip, threshold], [*outputs, last_run],
-              api_name="pose",
+    run.click(bind(ph.estimate_live, gpu=MEDIUM), [session, image, model, box, flip, threshold, photo],
+              [*outputs, last_run], api_name="pose",
               api_description="Top-down pose estimation (COCO, 17 keypoints) of the people in a photo: box_text is "
                               "'x, y, width, height' in pixels (several separated by ';'; empty: the whole image). "
                               "Returns the drawing, a table of keypoints (pixels, score), and downloads (PNG, JSON).")
-    image.select(dh.pick_corner, [image, pick], [pick, box, preview], api_visibility="private")
-    clear.click(dh.clear_box, None, [pick, box, preview], api_visibility="private")
-    find.click(bind(xd.find_people, gpu=LONG), [session, image, detector], [pick, box, preview, detector_note],
-               api_visibility="private")
-    gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, api_visibility="private",
-          show_progress="hidden")
+    private = dict(api_visibility="private", show_progress="hidden")
+    image.select(ph.pick_corner, [image, photo, pick], [photo, pick, box, image], **private)
+    box.submit(ph.show_boxes, [image, photo, box], [photo, pick, image], **private)
+    clear.click(ph.clear_box, [image, photo], [pick, box, photo, image], **private)
+    find.click(bind(functools.partial(ph.find_people, detect_people=xd.find_people), gpu=LONG),
+               [session, image, photo, detector], [photo, pick, box, image, detector_note], api_visibility="private")
+    gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, **private)
     gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
           api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
-    image.change(dh.clear_box, None, [pick, box, preview], api_visibility="private", show_progress="hidden")
-    threshold.change(dh.redraw_pose, [last_run, threshold], outputs, api_visibility="private", show_progress="hidden",
-                     trigger_mode="always_last")
-    gr.on([image.change, model.change], lambda: (*dh.empty_pose(), None), None, [*outputs, last_run],
-          api_visibility="private", show_progress="hidden")
+    # a new upload starts afresh; the copy with the boxes drawn (written by the events above) changes nothing
+    image.change(ph.photo_changed, [image, photo], [photo, pick, box, *outputs, last_run], **private)
+    threshold.change(ph.redraw_pose, [last_run, threshold], outputs, **private, trigger_mode="always_last")
+    model.change(lambda: (*ph.empty_pose(), None), None, [*outputs, last_run], **private)

@@ -1,11 +1,11 @@
-"""The "Segmentation" tab: components and their wiring only (logic in :mod:`app.dense_handlers`)."""
+"""The "Segmentation" tab: components and their wiring only (logic in :mod:`app.segmentation_handlers`)."""
 from __future__ import annotations
 
 import functools
 
 import gradio as gr
 
-from . import dense_handlers as dh
+from . import segmentation_handlers as sh
 from . import handlers
 from .components import NumericRadio, RawImage
 from .gpu import LONG, MEDIUM
@@ -32,10 +32,10 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                                  height=300, elem_id="seg-image")
                 model = gr.Dropdown(seg_model_choices(), value=DEFAULT_SEG_MODEL, label="Model", elem_id="seg-model")
                 with gr.Row():
-                    mode = gr.Radio(dh.MODES, value="global", label="Stage-3 attention", elem_id="seg-mode", scale=3)
-                    window = NumericRadio(dh.WINDOW_SIZES, value=32, label="Window (tokens)", elem_id="seg-window",
+                    mode = gr.Radio(sh.MODES, value="global", label="Stage-3 attention", elem_id="seg-mode", scale=3)
+                    window = NumericRadio(sh.WINDOW_SIZES, value=32, label="Window (tokens)", elem_id="seg-window",
                                       scale=2)
-                short_side = NumericRadio(dh.SHORT_SIDES, value=512, label="Resolution (short side, pixels)",
+                short_side = NumericRadio(sh.SHORT_SIDES, value=512, label="Resolution (short side, pixels)",
                                       elem_id="seg-scale", info="official: 512; smaller runs faster")
                 with gr.Row():
                     run = gr.Button("Segment", variant="primary", elem_id="seg-run")
@@ -55,7 +55,7 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                     show_windows = gr.Checkbox(value=True, label="Draw the stage-3 windows", elem_id="seg-show-windows",
                                                scale=2)
                 details = gr.Markdown(elem_id="seg-details", label="Details")
-                timings = gr.Dataframe(dh.empty_segmentation().timings, label="Time per stage-3 mode on this image (this device)",
+                timings = gr.Dataframe(sh.empty_segmentation().timings, label="Time per stage-3 mode on this image (this device)",
                                        interactive=False,
                                        elem_id="seg-timings")
                 with gr.Row(equal_height=False):
@@ -70,19 +70,19 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
     inputs = [image, model, mode, window, short_side, opacity, show_windows, state]
     outputs = [overlay, classes, legend, details, timings, files, state]
     bind, session = panel.bind, panel.state
-    run.click(bind(functools.partial(dh.segment, twins=twins), gpu=MEDIUM), [session, *inputs], outputs,
+    run.click(bind(functools.partial(sh.segment, twins=twins), gpu=MEDIUM), [session, *inputs], outputs,
               api_name="segment",
               api_description="Semantic segmentation (ADE20K, 150 classes) of a photo: the overlay, the classes found "
                               "with their areas, timings, and downloads (overlay PNG, class-index mask PNG, areas "
                               "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.")
-    compare.click(bind(functools.partial(dh.compare_modes, twins=twins), gpu=LONG), [session, *inputs], outputs,
+    compare.click(bind(functools.partial(sh.compare_modes, twins=twins), gpu=LONG), [session, *inputs], outputs,
                   api_visibility="private")
-    redraw = dict(fn=dh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
+    redraw = dict(fn=sh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
     opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value
     classes.input(**redraw)
     show_windows.input(**redraw)
     gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
           api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
-    gr.on([image.change, model.change, short_side.change], dh.empty_segmentation, None, outputs,
+    gr.on([image.change, model.change, short_side.change], sh.empty_segmentation, None, outputs,
           api_visibility="private", show_progress="hidden")

@@ -12,7 +12,7 @@ parts, says "no CUDA device" and exits 0.
      tiny, and such inputs are reported as undecided, not as passes); dense outputs report the
      relative error and the agreement of arg-max maps (segmentation pixels, pose heatmap peaks).
 2. App handlers (``app.handlers.classify_image``, ``app.video_handlers.classify_video``,
-   ``app.dense_handlers.estimate``, when they exist with these signatures) run on the default device,
+   ``app.pose_handlers.estimate``, when they exist with these signatures) run on the default device,
    i.e. CUDA: each must return without error; the time is printed.
 3. Throughput: images (or clips) per second of the image and video default models at a few batch
    sizes and precisions (CUDA events, after warm-up).
@@ -173,13 +173,13 @@ def check_handlers(tasks: tuple[Task, ...], report: dict) -> bool:
     except ImportError as e:
         print(f"    app.handlers: skipped ({e})")
     try:
-        from app import dense_handlers
+        from app import pose_handlers
 
         if any(t.task == "pose" for t in tasks):
-            calls.append(("pose: estimate", lambda: dense_handlers.estimate(image, "top_down_256x192_global_small",
-                                                                          None, False, 0.3)))
+            calls.append(("pose: estimate", lambda: pose_handlers.estimate(image, "top_down_256x192_global_small",
+                                                                         None, False, 0.3)))
     except ImportError as e:
-        print(f"    app.dense_handlers: skipped ({e})")
+        print(f"    app.pose_handlers: skipped ({e})")
     try:
         from app import video_handlers
 

@@ -9,6 +9,7 @@ Screenshots: /tmp/uniformer_seg_screenshot.png and /tmp/uniformer_pose_screensho
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from appfiles import app_server, browser_page, chromium_browser, wait_until_up
+from PIL import Image
 from playwright.sync_api import expect
 
 from app.examples import write_examples
@@ -137,6 +139,19 @@ def _upload_raw(page, component: str, path: Path) -> None:
     page.wait_for_timeout(500)
 
 
+def _fetch_image(page, src: str) -> Image.Image:
+    """The picture an <img> shows, fetched with the page's own session."""
+    response = page.request.get(src)
+    assert response.ok, src
+    return Image.open(io.BytesIO(response.body())).convert("RGB")
+
+
+def _is_box_red(rgb) -> bool:
+    """The colour the Pose tab draws person boxes in ((255, 64, 64))."""
+    r, g, b = rgb
+    return r > 200 and g < 110 and b < 110
+
+
 def test_pose_tab(server, page, tmp_path):
     photo = write_examples()["astronaut"]  # 512 x 512
     page.goto(server)
@@ -154,7 +169,13 @@ def test_pose_tab(server, page, tmp_path):
     expect(page.locator("#pose-box textarea, #pose-box input").first).not_to_have_value("", timeout=30_000)
     x, y, w, h = (float(v) for v in page.locator("#pose-box textarea, #pose-box input").first.input_value().split(","))
     assert 80 < x < 125 and 10 < y < 40 and 230 < w < 280 and 440 < h < 480, (x, y, w, h)
-    page.locator("#pose-box-preview img").wait_for(state="attached")
+    # the box is drawn on the photo that was clicked (no separate preview)
+    expect(picture).to_have_attribute("src", re.compile(r"pose_box_\w+\.png"))
+    clicked = _fetch_image(page, picture.get_attribute("src"))
+    assert clicked.size == (512, 512)
+    edges = [(round(x + w * f), round(y)) for f in (0.2, 0.5, 0.8)] + [(round(x), round(y + h * f)) for f in (0.3, 0.7)]
+    assert all(_is_box_red(clicked.getpixel(p)) for p in edges), [clicked.getpixel(p) for p in edges]
+    assert page.locator("#pose-box-preview").count() == 0
 
     page.click("#pose-run")
     page.locator("#pose-details").get_by_text("Inference:").wait_for(timeout=RUN_TIMEOUT_MS)
@@ -170,6 +191,11 @@ def test_pose_tab(server, page, tmp_path):
     data = json.loads(Path(download_info.value.path()).read_text())
     assert len(data["persons"][0]["joints"]) == 17 and data["keypoint_names"][0] == "nose"
     page.locator("#pose-overlay img").wait_for(state="attached")
+    # the model ran on the clean photo: the drawing of the keypoints has no person box in it
+    with page.expect_download() as download_info:
+        page.locator("#pose-files a[href$='/pose.png']").first.click()
+    drawn = Image.open(download_info.value.path()).convert("RGB")
+    assert sum(_is_box_red(drawn.getpixel(p)) for p in edges) <= 1  # a joint may fall on one of them
     page.wait_for_timeout(500)
     page.screenshot(path=str(tmp_path / "pose.png"), full_page=True)
     shutil.copyfile(tmp_path / "pose.png", POSE_SCREENSHOT)

@@ -21,6 +21,8 @@ from app import digits_handlers as dh
 from app import models
 from app import video_handlers as vh
 from uniformer.explain import AttentionCapture
+from uniformer.explain import digits as explain_digits
+from uniformer.explain.digits import attention_received
 from uniformer.models.digits import DIGITS_MODEL, MOVING_DIGITS_CLASSES, MOVING_DIGITS_MODEL
 from uniformer.train.data import MOTIONS, MovingDigitsDataset
 
@@ -85,7 +87,7 @@ def test_a_drawn_one_is_read_classified_and_explained():
 def test_attention_received_is_a_column_mean():
     maps = torch.rand(1, 3, 4, 4)
     maps = maps / maps.sum(-1, keepdim=True)
-    got = dh.attention_received(maps, (2, 2))
+    got = attention_received(maps, (2, 2))
     assert got.shape == (2, 2)
     np.testing.assert_allclose(got.ravel(), maps[0].mean(0).mean(0).numpy(), rtol=1e-6)
     assert got.sum() == pytest.approx(1.0, abs=1e-5)  # rows sum to 1 -> the column means do too
@@ -96,7 +98,7 @@ def test_without_captured_maps_the_view_is_grad_cam_and_says_so(monkeypatch):
     def nothing_captured(model):
         yield AttentionCapture()
 
-    monkeypatch.setattr(dh.E, "capture_attention", nothing_captured)
+    monkeypatch.setattr(explain_digits, "capture_attention", nothing_captured)
     view = dh.classify_sketch(_stroke([(170, 40), (160, 160), (155, 285)]))
     assert "Grad-CAM" in view.attention_caption and "recorded no map" in view.attention_caption
     assert len(view.attention) == 1 and view.attention[0][0].size == (dh.DISPLAY_SIDE, dh.DISPLAY_SIDE)

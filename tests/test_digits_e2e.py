@@ -48,8 +48,8 @@ def _card(name: str) -> dict:
 
 
 def _draw(page, strokes) -> None:
-    """Draw ``strokes`` (lists of (x, y) fractions of the canvas) with the mouse on the sketchpad."""
-    page.locator("#digits-sketch button[aria-label='Brush']").click()  # the editor starts without a tool
+    """Draw ``strokes`` (lists of (x, y) fractions of the canvas) with the mouse on the sketchpad,
+    without picking a tool first (the brush is the tool the tab opens with)."""
     canvas = page.locator("#digits-sketch canvas").first
     canvas.wait_for()
     box = canvas.bounding_box()
@@ -77,11 +77,17 @@ def test_draw_a_digit_and_see_it_read_and_explained(server, page):
     assert "runs offline" in page.locator("#digits-weights").inner_text()
     assert not page.locator("#digits-weights-banner").inner_text().strip()
     expect(page.locator("#digits-details")).to_contain_text("Nothing drawn yet")
+    # the label above the canvas is whole: not under the editor's toolbar, not clipped
+    label, editor = page.locator("#digits-sketch-label"), page.locator("#digits-sketch")
+    label_box, editor_box = label.bounding_box(), editor.bounding_box()
+    assert label_box["y"] + label_box["height"] <= editor_box["y"] + 1, (label_box, editor_box)
+    assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && e.scrollHeight <= e.clientHeight + 1")
 
     # a "7": a bar across the top and a long stroke down to the bottom left
     _draw(page, [[(0.25, 0.18), (0.75, 0.18), (0.45, 0.85)]])
     page.locator("#digits-details").get_by_text("Prediction:").wait_for(timeout=RUN_TIMEOUT_MS)
     assert _top_label(page) == "7"
+    assert page.evaluate("() => String(window.getSelection())").strip() == ""  # the drag drew, it selected no text
     assert page.locator("#digits-top [data-testid$='-confidence-set']").count() == 3
     expect(page.locator("#digits-input img")).to_be_visible()
     expect(page.locator("#digits-attention img").first).to_be_visible()

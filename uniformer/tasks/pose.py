@@ -22,8 +22,10 @@ the official code: cv2's fixed-point warp (1/32-pixel quantization) is computed 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -38,7 +40,8 @@ from ..inference import autocast, select_device, synchronize
 
 __all__ = ["PIXEL_STD", "box_to_center_scale", "get_affine_transform", "warp_affine", "crop_person",
            "flip_back", "shift_heatmaps", "flip_test_heatmaps", "get_max_preds", "transform_preds",
-           "keypoints_from_heatmaps", "PersonPose", "PoseResult", "estimate_pose", "validate_box"]
+           "keypoints_from_heatmaps", "PersonPose", "PoseResult", "estimate_pose", "validate_box", "corners_to_box",
+           "format_box", "format_boxes", "parse_box", "parse_boxes"]
 
 #: mmpose's box "pixel std": scales are box sizes in units of 200 pixels.
 PIXEL_STD = 200.0
@@ -213,6 +216,57 @@ def validate_box(box: Sequence[float], image_size: tuple[int, int]) -> tuple[flo
     return x, y, w, h
 
 
+
+def corners_to_box(first: Sequence[float], second: Sequence[float]) -> tuple[float, float, float, float]:
+    """Two opposite corners (x, y) clicked on a photo (pixels, either order) -> the person box
+    (x, y, w, h) that holds both corner pixels: w = |x1 - x0| + 1, h = |y1 - y0| + 1."""
+    (x0, y0), (x1, y1) = (float(v) for v in first[:2]), (float(v) for v in second[:2])
+    return min(x0, x1), min(y0, y1), abs(x1 - x0) + 1, abs(y1 - y0) + 1
+
+
+def format_box(box: Sequence[float]) -> str:
+    """A box (x, y, w, h) as the text :func:`parse_box` reads: 'x, y, w, h' in whole pixels."""
+    return ", ".join(f"{v:.0f}" for v in box)
+
+
+def format_boxes(boxes: Sequence[Sequence[float]]) -> str:
+    """Several boxes as the text :func:`parse_boxes` reads: :func:`format_box` of each, joined by '; '."""
+    return "; ".join(format_box(b) for b in boxes)
+
+
+def parse_box(text: str | None, image_size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """'x, y, w, h' (pixels; commas or spaces) -> the box checked by :func:`validate_box` against
+    ``image_size`` (w, h), or None for an empty text (the whole image is the box). Raises
+    ValueError saying what is wrong."""
+    if text is None or not text.strip():
+        return None
+    try:
+        values = [float(p) for p in re.split(r"[,\s;]+", text.strip()) if p]
+    except ValueError:
+        raise ValueError(f"a person box is four numbers 'x, y, width, height', got {text.strip()!r}") from None
+    if len(values) != 4:
+        raise ValueError(f"a person box is four numbers 'x, y, width, height', got {len(values)}")
+    return validate_box(values, image_size)
+
+
+def parse_boxes(text: str | None, image_size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    """Person boxes separated by ';' or new lines, each read by :func:`parse_box` -> checked boxes
+    (x, y, w, h); [] for an empty text (the whole image). Raises ValueError saying which box is
+    wrong ('box 2 of 3: ...' when there are several)."""
+    if text is None or not text.strip():
+        return []
+    parts = [p for p in re.split(r"[;\n]+", text) if p.strip()]
+    boxes = []
+    for n, part in enumerate(parts):
+        try:
+            boxes.append(parse_box(part, image_size))
+        except ValueError as e:
+            if len(parts) == 1:
+                raise
+            raise ValueError(f"box {n + 1} of {len(parts)}: {e}") from None
+    return boxes
+
+
 @dataclass
 class PersonPose:
     """One person's keypoints. box: (x, y, w, h) given; center / scale: the crop (scale in units of
@@ -278,6 +332,31 @@ class PoseResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+    def keypoint_rows(self) -> list[tuple[int, str, float, float, float]]:
+        """One row per person and joint: (person number from 1, joint name, x, y (image pixels,
+        0.1 px), score (0.001)), persons in box order, joints in the label set's order."""
+        return [(i + 1, name, round(float(x), 1), round(float(y), 1), round(float(s), 3))
+                for i, person in enumerate(self.persons)
+                for name, (x, y), s in zip(self.keypoint_info.names, person.keypoints, person.scores)]
+
+    def draw(self, image: Image.Image, score_threshold: float = 0.0) -> Image.Image:
+        """``image`` (the photo it was estimated on) with every person's skeleton, joints scoring
+        below ``score_threshold`` hidden (:func:`uniformer.tasks.visualize.draw_pose`)."""
+        from .visualize import draw_pose
+
+        info = self.keypoint_info
+        return draw_pose(image, self.persons, info.names, info.skeleton, score_threshold=float(score_threshold))
+
+    def save(self, folder: str | Path, drawing: Image.Image) -> tuple[Path, Path]:
+        """Write ``drawing`` (e.g. :meth:`draw`) as ``pose.png`` and :meth:`to_json` as
+        ``keypoints.json`` into ``folder`` (created if needed) -> their paths."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        png, keypoints = folder / "pose.png", folder / "keypoints.json"
+        drawing.save(png)
+        keypoints.write_text(self.to_json())
+        return png, keypoints
 
 
 @torch.inference_mode()

@@ -18,9 +18,11 @@ quantization) is computed in float here, so a few input values may differ by one
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -33,6 +35,7 @@ from ..data.labels import get_palette
 from ..hub import WeightsInfo
 from ..inference import autocast, synchronize
 from .common import require_model, stage3_run, test_scale
+from ..models.uniformer import stage3_window_sizes
 
 __all__ = ["rescale_size", "test_input_size", "resize_uint8", "SegmentationInput", "preprocess_segmentation",
            "resize_logits", "logits_to_mask", "stage3_grid", "stage3_window_boxes", "ClassArea",
@@ -212,6 +215,7 @@ class SegmentationResult:
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
+    global_blocks: tuple[int, ...] = ()  # stage-3 blocks (0-based) that ran global attention, from model.cfg
     extra: dict = field(default_factory=dict)
 
     def class_areas(self) -> list[ClassArea]:
@@ -227,13 +231,45 @@ class SegmentationResult:
             return []
         return stage3_window_boxes(self.input_size, self.image_size, self.window_size)
 
+    def agreement(self, other_mask: np.ndarray) -> float:
+        """Fraction of pixels (0-1) whose class equals ``other_mask``'s (H, W), e.g. a window run
+        against the global one on the same image."""
+        return float((self.mask == other_mask).mean())
+
+    def draw(self, image: Image.Image, opacity: float = 0.6, visible: Sequence[int] | None = None,
+             show_windows: bool = False) -> Image.Image:
+        """``image`` (the photo it was segmented from) under the class colours at ``opacity`` (0-1),
+        only the ``visible`` classes (default: all), with the stage-3 windows outlined in white when
+        ``show_windows`` and the run used windows (:mod:`uniformer.tasks.visualize`)."""
+        from .visualize import draw_boxes, overlay_segmentation
+
+        visible = None if visible is None else [int(v) for v in visible]
+        out = overlay_segmentation(image, self.mask, self.palette, float(opacity), visible)
+        if show_windows and self.stage3_attention != "global":
+            out = draw_boxes(out, self.window_boxes(), color=(255, 255, 255), width=max(2, round(max(out.size) / 300)))
+        return out
+
+    def save(self, folder: str | Path, drawing: Image.Image) -> tuple[Path, Path, Path]:
+        """Write ``drawing`` (e.g. :meth:`draw`) as ``overlay.png``, the class-index mask as
+        ``mask.png`` (palette PNG, pixel value = class index) and :meth:`to_dict` as
+        ``classes.json`` into ``folder`` (created if needed) -> their paths."""
+        from .visualize import mask_to_png_image
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = folder / "overlay.png", folder / "mask.png", folder / "classes.json"
+        drawing.save(paths[0])
+        mask_to_png_image(self.mask, self.palette).save(paths[1])
+        paths[2].write_text(json.dumps(self.to_dict(), indent=2))
+        return paths
+
     def to_dict(self) -> dict:
         """JSON-ready summary (no pixel arrays): settings, timings, weights and class areas."""
         return {
             "model_name": self.model_name, "weights": self.weights.describe(), "device": self.device,
             "precision": self.precision, "image_size": list(self.image_size), "input_size": list(self.input_size),
             "stage3_attention": self.stage3_attention, "window_size": self.window_size,
-            "preprocess_ms": self.preprocess_ms, "inference_ms": self.inference_ms,
+            "global_blocks": list(self.global_blocks), "preprocess_ms": self.preprocess_ms, "inference_ms": self.inference_ms,
             "postprocess_ms": self.postprocess_ms,
             "classes": [{"index": a.index, "name": a.name, "pixels": a.pixels, "fraction": a.fraction}
                         for a in self.class_areas()],
@@ -288,4 +324,5 @@ def segment_image(model: torch.nn.Module, image, stage3_attention: str | None = 
         stage3_attention=bcfg.stage3_attention, window_size=bcfg.window_size,
         model_name=getattr(model, "model_name", type(model).__name__),
         weights=getattr(model, "weights_info", WeightsInfo("untrained")), device=str(dev), precision=precision,
-        preprocess_ms=(t1 - t0) * 1000, inference_ms=(t2 - t1) * 1000, postprocess_ms=(t3 - t2) * 1000)
+        preprocess_ms=(t1 - t0) * 1000, inference_ms=(t2 - t1) * 1000, postprocess_ms=(t3 - t2) * 1000,
+        global_blocks=tuple(i for i, w in enumerate(stage3_window_sizes(bcfg)) if w is None))

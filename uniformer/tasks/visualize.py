@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["colorize_mask", "mask_to_png_image", "overlay_segmentation", "draw_boxes", "draw_pose",
+__all__ = ["colorize_mask", "mask_to_png_image", "overlay_segmentation", "draw_boxes", "draw_person_boxes", "draw_pose",
            "KEYPOINT_SIDE_COLORS", "load_font"]
 
 #: Colours of left-side, right-side and central joints / limbs (RGB).
@@ -76,6 +76,22 @@ def draw_boxes(image: Image.Image, boxes: Iterable[Sequence[float]], color=(255,
         if shadow:
             draw.rectangle((x0 + 1, y0 + 1, x1 + 1, y1 + 1), outline=(0, 0, 0), width=width)
         draw.rectangle((x0, y0, x1, y1), outline=tuple(color), width=width)
+    return out
+
+
+def draw_person_boxes(image: Image.Image, boxes: Iterable[Sequence[float]] = (),
+                      corner: Sequence[float] | None = None, color=(255, 64, 64)) -> Image.Image:
+    """``image`` with person boxes (x, y, w, h; pixels) outlined and, if given, the first clicked
+    ``corner`` (x, y) marked with a small square: what a user picking boxes on the photo sees.
+    Line widths grow with the image (about 1/128 of its longer side, at least 2 px), so the box stays
+    visible on a photo shown smaller than its size."""
+    side = max(image.size)
+    out = draw_boxes(image, [(x, y, x + w, y + h) for x, y, w, h in boxes], color=color,
+                     width=max(2, round(side / 128)))
+    if corner is not None:
+        x, y = (float(v) for v in corner[:2])
+        r = max(3, round(side / 100))
+        out = draw_boxes(out, [(x - r, y - r, x + r + 1, y + r + 1)], color=color, width=max(2, r // 2))
     return out
 
 
