@@ -20,10 +20,10 @@ from PIL import Image
 
 from uniformer.precision import default_precision
 from uniformer.tasks import segment_image
-from uniformer.tasks.segmentation import SegmentationResult
+from uniformer.tasks.segmentation import SegmentationResult, rescale_size
 
 from . import errors
-from .dense_handlers import _decode, _display_size, _need_image, _out_dir
+from .dense_handlers import MAX_DISPLAY_SIDE, _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins
 from .handlers import default_device, device_label
 
@@ -36,8 +36,11 @@ MODES = [("global", "global"), ("window", "window"), ("hybrid (every 4th block g
 WINDOW_SIZES = [14, 32]
 #: Short sides of the test resize offered: 512 is the official (2048, 512) keep-ratio rule.
 SHORT_SIDES = [("512 (official)", 512), ("384", 384), ("256 (fast)", 256)]
-#: Segmentation works on photos shrunk to this longest side (pixels; JPEGs decoded at reduced scale):
-#: 4x the 512 test resize, so the result is unchanged in practice and a 24 MP photo costs a 3 MP one.
+#: Segmentation decodes photos to at most this longest side (pixels; JPEGs at reduced scale, so a
+#: 24 MP photo costs a 3 MP one), then works on a copy whose longest side is the larger of the
+#: displayed size (MAX_DISPLAY_SIDE) and the network input of the official 512 resize: the class map
+#: is computed at that size (logits resized once more, as officially, but to ~1 MP instead of the
+#: photo's size, which cost more than the network on a 3 MP photo), panoramas keep their full input.
 MAX_SEGMENT_SIDE = 2048
 #: Classes listed in the legend (the rest are summed up in one line).
 LEGEND_ROWS = 20
@@ -192,11 +195,20 @@ def segment(image, model_name: str, mode: str, window_size: int, short_side, opa
     return _outputs(view, opacity, show_windows)
 
 
+def working_copy(img: Image.Image) -> Image.Image:
+    """``img`` shrunk (keep-ratio) to the longest side :data:`MAX_SEGMENT_SIDE`'s note gives."""
+    side = max(MAX_DISPLAY_SIDE, *rescale_size(img.size))
+    if max(img.size) <= side:
+        return img
+    f = side / max(img.size)
+    return img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))), Image.BICUBIC, reducing_gap=2.0)
+
+
 def _view(image, model_name: str, short_side, state: SegView | None) -> SegView:
     """The view of this image, model and resolution: ``state`` (its time table kept) when they are
     the same, else a fresh one. Raises gr.Error: no image, unreadable image."""
     _need_image(image)
-    img = _decode(image, MAX_SEGMENT_SIDE)
+    img = working_copy(_decode(image, MAX_SEGMENT_SIDE))
     key = (str(image), model_name, int(short_side))
     view = state if isinstance(state, SegView) and state.key == key else SegView(img, None, key)
     view.image = img

@@ -14,8 +14,8 @@ Rows:
   cleared; a slider move; the CAM panel on stage 4; the first CAM call of the process includes
   importing pytorch-grad-cam) - code changes, not a configuration, so only "after";
 * segment 512 (3 MP photo) and segment 24 MP: ``segment_image`` upernet_global_small, short side 512:
-  before = ``load_image`` + fp32, after = ``load_image_reduced`` to the app's ``MAX_SEGMENT_SIDE``
-  + default precision;
+  before = ``load_image`` + fp32, after = what the app runs: ``load_image_reduced`` to
+  ``MAX_SEGMENT_SIDE``, its ``working_copy`` (~1 MP for a 4:3 photo) + default precision;
 * detect 800: ``detect_objects`` mask_rcnn_1x_hybrid_small at (1333, 800): fp32 | bf16;
 * video 16x8 1x1: one 16 x 224 x 224 clip through uniformer_small_k400_16x8: fp32 | bf16.
 
@@ -107,7 +107,7 @@ def explain_configs(photo: Path) -> dict:
 
 
 def segment_configs(shots: dict[str, Path]) -> dict:
-    from app.dense_handlers import MAX_SEGMENT_SIDE
+    from app.segmentation_handlers import MAX_SEGMENT_SIDE, working_copy
     from uniformer import create_model
     from uniformer.tasks import segment_image
 
@@ -117,8 +117,8 @@ def segment_configs(shots: dict[str, Path]) -> dict:
     for label, path in shots.items():
         out[f"segment 512, {label} (before: full decode, fp32)"] = (
             lambda p=path: segment_image(model, load_image(p), precision="fp32"))
-        out[f"segment 512, {label} (after: decode to {MAX_SEGMENT_SIDE} px, {after})"] = (
-            lambda p=path: segment_image(model, load_image_reduced(p, MAX_SEGMENT_SIDE), precision=after))
+        out[f"segment 512, {label} (after: the app's working copy, {after})"] = (
+            lambda p=path: segment_image(model, working_copy(load_image_reduced(p, MAX_SEGMENT_SIDE)), precision=after))
     return out
 
 
