@@ -20,6 +20,7 @@ from app.cache import LRUCache
 from app import shrinking_handlers as sh
 from app.examples import write_examples
 from uniformer.data import eval_transform, load_image
+from uniformer.hub import WeightsInfo
 from uniformer.explain import input_geometry
 from uniformer.explain.shrinking import FUSED, KEPT, token_state_map, tokens_per_layer
 from uniformer.models.light import UniFormerLight
@@ -242,6 +243,14 @@ def test_large_photos_are_shown_downscaled_with_matching_geometry(tmp_path, cach
     run = cache.get((view.state.digest, MODEL, 0.5))
     full = input_geometry((1600, 1200), models.get_model(MODEL).model.pretrained_cfg)  # what the model saw
     np.testing.assert_allclose(run.geometry.crop_box(), np.array(full.crop_box()) / 2, atol=1.0)  # display pixels
+
+
+def test_details_name_a_local_file_never_its_server_path(photo, warm_cache, tmp_path):
+    view = sh.run_shrinking(photo, MODEL, 0.5, 2, repeats=REPEATS, cache=warm_cache)
+    run = warm_cache.get((view.state.digest, MODEL, 0.5))
+    local = dataclasses.replace(run, weights=WeightsInfo("local", path=str(tmp_path / "mine.pth")))
+    details = sh.run_details(local)
+    assert "**Weights:** local checkpoint file mine.pth" in details and str(tmp_path) not in details
 
 
 def test_weights_line_and_untrained_warning_for_light_models(tmp_path, monkeypatch):
