@@ -17,6 +17,7 @@ import torch
 import uniformer
 
 from uniformer import WeightsInfo
+from uniformer.data import ImageDecodeError
 from uniformer.inference import ClassScore, ImagePrediction, predict_image, select_device
 
 from . import errors
@@ -176,8 +177,9 @@ def classify_image(image, model_name: str, precision: str = "auto") -> ImageResu
         raise errors.no_input()
     model = errors.loaded_model(model_name)
     try:
-        with errors.reading_image():
-            prediction = predict_image(model, image, topk=TOPK, device=default_device(), precision=precision)
+        prediction = predict_image(model, image, topk=TOPK, device=default_device(), precision=precision)
+    except ImageDecodeError as e:
+        raise errors.unreadable(e) from None
     except ValueError as e:
         raise gr.Error(str(e), title="Invalid setting") from None
     scores = label_scores(prediction.topk)
