@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from uniformer.explain.overlay import display_size
 from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, class_colors, detect_objects,
                                        draw_detections)
 from uniformer.tasks.visualize import draw_boxes
@@ -146,11 +147,8 @@ def _trained(model: torch.nn.Module) -> bool:
 
 
 def _detection_image(img: Image.Image) -> Image.Image:
-    w, h = img.size
-    f = MAX_DETECT_SIDE / max(w, h)
-    if f >= 1:
-        return img
-    return img.convert("RGB").resize((max(1, round(w * f)), max(1, round(h * f))), Image.BILINEAR)
+    size = display_size(img.size, MAX_DETECT_SIDE)
+    return img if size == img.size else img.resize(size, Image.BILINEAR)
 
 
 def _network(twins: Stage3Twins, model_name: str, model: torch.nn.Module, mode: str) -> torch.nn.Module:
