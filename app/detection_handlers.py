@@ -27,15 +27,16 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from uniformer.models.light import is_light
-from uniformer.tasks.detection import DetectionResult, class_colors, detect_objects, draw_detections
+from uniformer.explain.overlay import display_size
+from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, class_colors, detect_objects,
+                                       draw_detections)
 from uniformer.tasks.visualize import draw_boxes
 
 from .dense_handlers import BoxPick, _box_text, _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins, is_light_detector
-from .handlers import default_device, device_label
+from .handlers import default_device, device_label, model_line
 from . import errors
-from .models import CHECKPOINT_DIR_ENV, LoadedModel, get_model
+from .models import CHECKPOINT_DIR_ENV, get_model
 
 __all__ = ["MODES", "WINDOW_SIZE", "SHORT_SIDES", "OFFICIAL_SCORE_THR", "DEFAULT_SHOW_THR", "MAX_DETECT_SIDE",
            "PERSON_SCORE_THR", "MAX_PERSONS", "TABLE_COLUMNS", "DetView", "DetOutputs", "RedrawOutputs", "scale_for",
@@ -62,10 +63,6 @@ MAX_PERSONS = 10
 #: Columns of the detections table.
 TABLE_COLUMNS = ["#", "class", "score", "x1", "y1", "x2", "y2", "mask (px)"]
 
-_STEP_LABELS = {"preprocess": "preprocessing (resize, normalize, pad)", "backbone": "backbone (UniFormer)",
-                "neck": "neck (FPN)", "rpn": "RPN (anchors, proposals, NMS)",
-                "roi_heads": "RoI heads (boxes, class-wise NMS, masks)", "paste": "mask pasting"}
-
 
 @dataclass
 class DetView:
@@ -74,8 +71,9 @@ class DetView:
     image: the photo the detector saw (the upload, downscaled to :data:`MAX_DETECT_SIDE` if larger);
     original_size: (W, H) of the upload; result: the detections with ``masks=None`` (they are in
     ``packed``: (K, H, ceil(W / 8)) uint8, bits along the width); network_thr: the score threshold
-    the network ran with; trained: whether the weights are trained; hidden: class indices the user
-    unticked; choices: the class indices the filter offered last (to tell unticked from unseen).
+    the network ran with; trained: whether the weights are trained; light: whether the backbone is
+    light-weight (hourglass blocks); hidden: class indices the user unticked; choices: the class
+    indices the filter offered last (to tell unticked from unseen).
     """
 
     image: Image.Image
@@ -84,6 +82,7 @@ class DetView:
     packed: np.ndarray | None
     network_thr: float
     trained: bool
+    light: bool = False
     hidden: set[int] = field(default_factory=set)
     choices: list[int] = field(default_factory=list)
 
@@ -142,61 +141,37 @@ def mode_update(model_name: str) -> dict:
                      info=f"official: hybrid ({WINDOW_SIZE}\u00d7{WINDOW_SIZE} windows, every 4th block global)")
 
 
-def _trained(loaded: LoadedModel) -> bool:
-    return loaded.fallback_reason is None and loaded.weights is not None and loaded.weights.trained
+def _trained(model: torch.nn.Module) -> bool:
+    info = getattr(model, "weights_info", None)
+    return info is not None and info.trained
 
 
 def _detection_image(img: Image.Image) -> Image.Image:
-    w, h = img.size
-    f = MAX_DETECT_SIDE / max(w, h)
-    if f >= 1:
-        return img
-    return img.convert("RGB").resize((max(1, round(w * f)), max(1, round(h * f))), Image.BILINEAR)
+    size = display_size(img.size, MAX_DETECT_SIDE)
+    return img if size == img.size else img.resize(size, Image.BILINEAR)
 
 
-def _load(model_name: str) -> LoadedModel:
-    loaded = get_model(model_name)
-    if loaded.model is None:
-        raise errors.model_not_loaded(model_name, loaded.error)
-    return loaded
-
-
-def _network(twins: Stage3Twins, loaded: LoadedModel, mode: str) -> torch.nn.Module:
-    if _is_light(loaded.name):
-        return loaded.model
+def _network(twins: Stage3Twins, model_name: str, model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    if is_light_detector(model_name):
+        return model
     try:
-        return twins.get(loaded.name, mode, WINDOW_SIZE)[1]
+        return twins.get(model_name, mode, WINDOW_SIZE)[1]
     except ValueError as e:
         raise gr.Error(str(e), title="Not available for this model") from None
 
 
 # --- what is shown -------------------------------------------------------------------------------
 
-def _shown(view: DetView, thr: float) -> np.ndarray:
-    """Indices of the detections drawn: score >= thr, class not hidden, best first."""
-    idx = view.result.select(float(thr))
-    return np.asarray([i for i in idx if int(view.result.labels[i]) not in view.hidden], dtype=np.int64)
-
-
 def _class_choices(view: DetView, thr: float) -> list[tuple[str, int]]:
     """(label 'name (count)', class index) of the classes with a detection >= thr, best first."""
-    r = view.result
-    order: dict[int, int] = {}
-    for i in r.select(float(thr)):
-        order[int(r.labels[i])] = order.get(int(r.labels[i]), 0) + 1
-    return [(f"{r.class_names[c]} ({n})", c) for c, n in order.items()]
+    return [(f"{view.result.class_names[c]} ({n})", c) for c, n in view.result.class_counts(float(thr)).items()]
 
 
-def _table(view: DetView, idx: np.ndarray) -> pd.DataFrame:
-    r = view.result
-    boxes = r.boxes_in(view.original_size)  # upload pixels
-    area_scale = (view.original_size[0] * view.original_size[1]) / (r.image_size[0] * r.image_size[1])
-    areas = (view.masks(idx).sum(axis=(1, 2)) * area_scale).round() if view.packed is not None and len(idx) else None
-    rows = []
-    for n, i in enumerate(idx):
-        rows.append([n + 1, r.class_names[r.labels[i]], round(float(r.scores[i]), 3),
-                     *(round(float(v), 1) for v in boxes[i]), "" if areas is None else int(areas[n])])
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+def _table(shown: DetectionResult, size: tuple[int, int]) -> pd.DataFrame:
+    """The shown detections in the pixels of the photo at ``size`` (the upload)."""
+    return pd.DataFrame([[n, r["class"], round(r["score"], 3), *(round(r[k], 1) for k in ("x1", "y1", "x2", "y2")),
+                          "" if r["mask_px"] is None else r["mask_px"]] for n, r in enumerate(shown.rows(size), 1)],
+                        columns=TABLE_COLUMNS)
 
 
 def _note(view: DetView, thr: float, idx: np.ndarray) -> str:
@@ -231,7 +206,7 @@ def timing_html(times: dict[str, float]) -> str:
     top = max(times.values(), default=0.0) or 1.0
     rows = []
     for key, ms in times.items():
-        label = html.escape(_STEP_LABELS.get(key, key))
+        label = html.escape(DETECTION_STEPS.get(key, key))
         rows.append(f"<div style='display:flex;align-items:center;gap:8px;margin:3px 0'>"
                     f"<span style='width:260px;flex:none'>{label}</span>"
                     f"<span style='flex:1;background:#eee;border-radius:3px;height:14px'>"
@@ -245,7 +220,7 @@ def timing_html(times: dict[str, float]) -> str:
 
 def _stage3_text(view: DetView) -> str:
     r = view.result
-    if _is_light(r.model_name):
+    if view.light:
         return "hourglass blocks (light-weight backbone: no windows)"
     if r.stage3_attention == "global":
         return "global (every stage-3 token attends to all others)"
@@ -253,19 +228,12 @@ def _stage3_text(view: DetView) -> str:
     return f"{r.stage3_attention} ({WINDOW_SIZE}\u00d7{WINDOW_SIZE}-token windows{extra})"
 
 
-def _is_light(name: str) -> bool:
-    try:
-        return is_light(name)
-    except KeyError:  # not a registered name (a model built by hand)
-        return False
-
-
 def _details(view: DetView) -> str:
     r = view.result
     (w0, h0), (w, h), (iw, ih) = view.original_size, r.image_size, r.input_size
     pw, ph = -(-iw // 32) * 32, -(-ih // 32) * 32
     shrunk = f" (downscaled to {w}\u00d7{h} for detection)" if (w, h) != (w0, h0) else ""
-    return (f"**Model:** {r.model_name} \u00b7 **Weights:** {r.weights.describe()}  \n"
+    return (f"{model_line(r.model_name, r.weights)}  \n"
             f"**Stage 3:** {_stage3_text(view)} \u00b7 **Device:** {device_label(torch.device(r.device))} \u00b7 "
             f"**Precision:** {r.precision} \u00b7 **Total:** {r.total_ms():.0f} ms  \n"
             f"**Input:** photo {w0}\u00d7{h0}{shrunk} \u2192 network {iw}\u00d7{ih} (padded to {pw}\u00d7{ph}) \u00b7 "
@@ -273,14 +241,8 @@ def _details(view: DetView) -> str:
             f"{view.network_thr:g}, class-wise NMS, at most 100)")
 
 
-def _coco(view: DetView, idx: np.ndarray) -> list[dict]:
-    """COCO results of detections ``idx`` in the uploaded photo's pixels (boxes scaled back and
-    masks resized, nearest neighbour, when the photo was downscaled)."""
-    return view.subset(idx).rescaled(view.original_size).to_coco()
-
-
 def _redraw(view: DetView, thr: float, opacity: float, show_masks: bool, show_labels: bool) -> RedrawOutputs:
-    idx = _shown(view, thr)
+    idx = view.result.select(float(thr), exclude=view.hidden)
     sub = view.subset(idx)
     try:
         full = draw_detections(view.image.convert("RGB"), sub, score_thr=0.0, mask_opacity=float(opacity),
@@ -292,19 +254,22 @@ def _redraw(view: DetView, thr: float, opacity: float, show_masks: bool, show_la
     folder = _out_dir("uniformer_det_")
     overlay_path, json_path = folder / "detections.png", folder / "detections_coco.json"
     full.save(overlay_path)
-    json_path.write_text(json.dumps(_coco(view, idx)))
+    json_path.write_text(json.dumps(sub.rescaled(view.original_size).to_coco()))  # upload pixels
     shown = full.resize(_display_size(full.size), Image.BILINEAR)
     classes = gr.update(choices=choices, value=[c for c in view.choices if c not in view.hidden])
-    return RedrawOutputs(shown, _note(view, thr, idx), classes, _table(view, idx), [str(overlay_path), str(json_path)],
-                         view)
+    return RedrawOutputs(shown, _note(view, thr, idx), classes, _table(sub, view.original_size),
+                         [str(overlay_path), str(json_path)], view)
 
 
 # --- events --------------------------------------------------------------------------------------
 
 def detect(image, model_name: str, mode: str, short_side, thr: float, opacity: float, show_masks: bool,
-           show_labels: bool, progress=gr.Progress(), *, twins: Stage3Twins) -> DetOutputs:
+           show_labels: bool, precision: str = "auto", progress=gr.Progress(), *,
+           twins: Stage3Twins) -> DetOutputs:
     """Detect and segment the objects of ``image`` with ``model_name`` (stage 3 in ``mode`` for
-    the S / B detectors), the keep-ratio resize bounded by :func:`scale_for` (``short_side``).
+    the S / B detectors), the keep-ratio resize bounded by :func:`scale_for` (``short_side``), at
+    ``precision`` ('fp32', 'bf16', 'fp16' on CUDA; 'auto': the device's default,
+    :func:`uniformer.precision.default_precision`: bf16 where the hardware has it natively).
 
     The network keeps every candidate scoring >= :data:`OFFICIAL_SCORE_THR` (trained weights) or
     the 100 best (untrained weights); those >= ``thr`` are drawn. Returns the overlay, a note on
@@ -315,20 +280,21 @@ def detect(image, model_name: str, mode: str, short_side, thr: float, opacity: f
     _need_image(image)
     img = _decode(image)
     progress(0.05, desc="Loading the model")
-    loaded = _load(model_name)
-    network = _network(twins, loaded, mode)
-    trained = _trained(loaded)
+    model = errors.loaded_model(model_name)
+    network = _network(twins, model_name, model, mode)
+    trained = _trained(model)
     network_thr = OFFICIAL_SCORE_THR if trained else UNTRAINED_SCORE_THR
     work = _detection_image(img)
     progress(0.2, desc="Detecting: backbone, FPN, RPN, RoI heads, masks")
     try:
         result = detect_objects(network, work, score_thr=network_thr, scale=scale_for(short_side),
-                                device=default_device())
+                                device=default_device(), precision=precision)
     except ValueError as e:
         raise gr.Error(str(e), title="Invalid setting") from None
     progress(0.9, desc="Drawing")
     packed = None if result.masks is None else np.packbits(result.masks, axis=-1)
-    view = DetView(work, img.size, dataclasses.replace(result, masks=None), packed, network_thr, trained)
+    view = DetView(work, img.size, dataclasses.replace(result, masks=None), packed, network_thr, trained,
+                   is_light_detector(model_name))
     out = _redraw(view, thr, opacity, show_masks, show_labels)
     return DetOutputs(out.overlay, out.note, out.classes, out.table, timing_html(result.times), _details(view),
                       out.files, view)
@@ -362,12 +328,12 @@ def detector_note(detector_name: str) -> str:
     loaded = get_model(detector_name)
     if loaded.model is None:
         return f"\u274c The weights of {detector_name} could not be loaded: {loaded.error}"
-    if not _trained(loaded):
+    if not _trained(loaded.model):
         return (f"\u26a0\ufe0f {detector_name} has no trained weights here, so its person boxes would be meaningless "
                 f"and are not used: the pose runs on the box above (or the whole image). To use it, save its "
                 f"official checkpoint (Google Drive, Sense-X/UniFormer object_detection/README.md) as "
                 f"${CHECKPOINT_DIR_ENV}/{detector_name}.pth and restart the app.")
-    return (f"{detector_name}: {loaded.weights.describe()}. **Find people** fills the box with its person "
+    return (f"{detector_name}: {loaded.weights.describe(full_paths=False)}. **Find people** fills the box with its person "
             f"detections scoring \u2265 {PERSON_SCORE_THR} (at most {MAX_PERSONS}).")
 
 
@@ -377,14 +343,14 @@ def find_people(image, detector_name: str, progress=gr.Progress()):
     -> (pick state, box text, preview with the boxes, note). With untrained weights (or no person
     found) the box is left as it is and the note says why. Raises gr.Error: no image, unreadable
     image, detector not loaded."""
-    loaded = _load(detector_name)  # cached since the page loaded: declining costs no decode
-    if not _trained(loaded):
+    model = errors.loaded_model(detector_name)  # cached since the page loaded: declining costs no decode
+    if not _trained(model):
         return gr.update(), gr.update(), gr.update(), f"**The detector was not run.** {detector_note(detector_name)}"
     _need_image(image)
     img = _decode(image)
     work = _detection_image(img)
     progress(0.2, desc=f"Finding people with {detector_name}")
-    result = detect_objects(loaded.model, work, score_thr=OFFICIAL_SCORE_THR, device=default_device())
+    result = detect_objects(model, work, score_thr=OFFICIAL_SCORE_THR, device=default_device())
     boxes = result.rescaled(img.size, with_masks=False).person_boxes(PERSON_SCORE_THR)[:MAX_PERSONS]  # upload pixels
     if not boxes:
         best = result.select(0.0, ["person"])

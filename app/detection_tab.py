@@ -5,6 +5,8 @@ import functools
 
 import gradio as gr
 
+from uniformer.precision import default_precision, precision_label
+
 from . import detection_handlers as xd
 from . import handlers
 from .components import NumericRadio, RawImage
@@ -36,6 +38,9 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 short_side = NumericRadio(xd.SHORT_SIDES, value=800, label="Resolution (short side, pixels)",
                                       elem_id="det-scale", info="official: 800 (long side at most 1333); smaller "
                                       "runs faster")
+                device = handlers.default_device()
+                precision = gr.Radio(handlers.precision_choices(device), value=default_precision(device),
+                                     label="Precision", elem_id="det-precision", info=precision_label(device))
                 run = gr.Button("Detect", variant="primary", elem_id="det-run")
                 examples = write_examples()
                 gr.Examples([[str(examples[k])] for k in ("coffee", "astronaut", "chelsea", "china") if k in examples],
@@ -69,11 +74,12 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     outputs = [overlay, note, classes, table, timing, details, files, state]
     bind, session = panel.bind, panel.state
     run.click(bind(functools.partial(xd.detect, twins=twins), gpu=LONG),
-              [session, image, model, mode, short_side, thr, opacity, show_masks, show_labels], outputs,
+              [session, image, model, mode, short_side, thr, opacity, show_masks, show_labels, precision], outputs,
               api_name="detect", api_description=(
         "Object detection and instance segmentation (COCO, 80 classes) of a photo: the drawing, the classes found, a "
         "table of detections (box in photo pixels, class, score), per-step timings, and downloads (PNG; COCO "
-        "results JSON with RLE masks). thr: lowest score shown."))
+        "results JSON with RLE masks). thr: lowest score shown; precision: 'fp32', 'bf16' (default where the hardware "
+        "computes bf16 natively), 'fp16' (CUDA)."))
     redraw = dict(fn=xd.rerender, inputs=[state, thr, classes, opacity, show_masks, show_labels],
                   outputs=[overlay, note, classes, table, files, state], api_visibility="private",
                   show_progress="hidden")
@@ -86,5 +92,5 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
           api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(xd.mode_update, model, mode, api_visibility="private", show_progress="hidden")
-    gr.on([image.change, model.change, short_side.change], xd.empty_detection, None, outputs,
+    gr.on([image.change, model.change, short_side.change, precision.change], xd.empty_detection, None, outputs,
           api_visibility="private", show_progress="hidden")

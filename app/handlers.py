@@ -16,6 +16,7 @@ import torch
 
 import uniformer
 
+from uniformer import WeightsInfo
 from uniformer.data import ImageDecodeError
 from uniformer.inference import ClassScore, ImagePrediction, predict_image, select_device
 
@@ -24,7 +25,7 @@ from .models import LoadedModel, get_model, how_to_get_weights, image_model_choi
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
            "model_status", "label_scores", "RELATIVE_NOTE", "is_relative", "is_project_model", "trained_on_note",
-           "general_image_model_choices", "prediction_details", "ImageResult", "classify_image", "empty_result"]
+           "general_image_model_choices", "model_line", "prediction_details", "ImageResult", "classify_image", "empty_result"]
 
 #: Number of classes shown.
 TOPK = 5
@@ -140,11 +141,17 @@ def general_image_model_choices() -> list[tuple[str, str]]:
     return [(label, name) for label, name in image_model_choices() if not is_project_model(name)]
 
 
+def model_line(model_name: str, weights: WeightsInfo) -> str:
+    """Markdown '**Model:** name · **Weights:** ...' for a result's details; local files are named,
+    their server paths never shown (``WeightsInfo.describe(full_paths=False)``)."""
+    return f"**Model:** {model_name} \u00b7 **Weights:** {weights.describe(full_paths=False)}"
+
+
 def prediction_details(prediction: ImagePrediction) -> str:
     """Markdown of what produced ``prediction``: model and weights, then device, precision,
     inference and preprocessing time (ms) and input size."""
     size = "\u00d7".join(str(s) for s in prediction.input_size)
-    return (f"**Model:** {prediction.model_name} \u00b7 **Weights:** {prediction.weights.describe()}  \n"
+    return (f"{model_line(prediction.model_name, prediction.weights)}  \n"
             f"**Device:** {device_label(torch.device(prediction.device))} \u00b7 **Precision:** {prediction.precision}"
             f" \u00b7 **Inference:** {prediction.inference_ms:.1f} ms (+ {prediction.preprocess_ms:.1f} ms "
             f"preprocessing) \u00b7 **Input:** {size}")
@@ -168,11 +175,9 @@ def classify_image(image, model_name: str, precision: str = "auto") -> ImageResu
     """
     if image is None:
         raise errors.no_input()
-    loaded = get_model(model_name)
-    if loaded.model is None:
-        raise errors.model_not_loaded(model_name, loaded.error)
+    model = errors.loaded_model(model_name)
     try:
-        prediction = predict_image(loaded.model, image, topk=TOPK, device=default_device(), precision=precision)
+        prediction = predict_image(model, image, topk=TOPK, device=default_device(), precision=precision)
     except ImageDecodeError as e:
         raise errors.unreadable(e) from None
     except ValueError as e:

@@ -33,7 +33,7 @@ import contextvars
 import ctypes
 import functools
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
@@ -98,23 +98,6 @@ class UploadedCheckpoint:
     sha256: str
 
 
-@dataclass(frozen=True)
-class _NamedWeightsInfo(WeightsInfo):
-    """A :class:`WeightsInfo` whose ``describe()`` names files, never server paths (what the UI shows);
-    ``path`` stays the full path for code that reads the file."""
-
-    def describe(self) -> str:
-        plain = WeightsInfo(**{f.name: getattr(self, f.name) for f in fields(WeightsInfo)})
-        return (replace(plain, path=Path(plain.path).name) if plain.path else plain).describe()
-
-
-def _for_display(model: nn.Module) -> nn.Module:
-    info = getattr(model, "weights_info", None)
-    if isinstance(info, WeightsInfo) and not isinstance(info, _NamedWeightsInfo):
-        model.weights_info = _NamedWeightsInfo(**{f.name: getattr(info, f.name) for f in fields(info)})
-    return model
-
-
 def redact_paths(message: str, *paths: str | os.PathLike | None) -> str:
     """``message`` with each of ``paths`` (and its folder) replaced by its file name: error texts
     shown in the UI must not reveal server paths."""
@@ -150,13 +133,13 @@ def load_model(name: str) -> LoadedModel:
     local = checkpoint_dir_file(name)
     try:
         if local is not None:
-            return LoadedModel(name, _for_display(uniformer.create_model(name, checkpoint_path=local)), origin="folder")
+            return LoadedModel(name, uniformer.create_model(name, checkpoint_path=local), origin="folder")
         try:
-            return LoadedModel(name, _for_display(uniformer.create_model(name, pretrained=True)))
+            return LoadedModel(name, uniformer.create_model(name, pretrained=True))
         except CheckpointNotAvailableError as e:
             reason = str(e)
         # built outside the except block: its traceback would keep the failed attempt's model alive
-        return LoadedModel(name, _for_display(uniformer.create_model(name)), fallback_reason=reason)
+        return LoadedModel(name, uniformer.create_model(name), fallback_reason=reason)
     except CheckpointError as e:
         return LoadedModel(name, None, error=_error(e, local))
 
@@ -169,14 +152,14 @@ def load_checkpoint_file(upload: UploadedCheckpoint) -> LoadedModel:
         model = uniformer.create_model(upload.name, checkpoint_path=upload.path)
     except CheckpointError as e:
         return LoadedModel(upload.name, None, error=_error(e, upload.path), origin="upload")
-    return LoadedModel(upload.name, _for_display(model), origin="upload")
+    return LoadedModel(upload.name, model, origin="upload")
 
 
 def load_official(name: str) -> LoadedModel:
     """Fetch the official checkpoint of ``name`` now (the library's ``create_model(name,
     pretrained=True)``, with its progress bars) and make it the model every session shares.
     Raises :class:`uniformer.CheckpointError` (e.g. CheckpointNotAvailableError offline) unchanged."""
-    loaded = LoadedModel(name, _for_display(uniformer.create_model(name, pretrained=True)))
+    loaded = LoadedModel(name, uniformer.create_model(name, pretrained=True))
     cache = model_cache()
     cache.put(("model", name), loaded)
     for key in cache.keys():  # stage-3 twins of the replaced model
@@ -346,7 +329,7 @@ def weights_line(loaded: LoadedModel) -> str:
         return f"**Weights:** local file {name}" + (f" ({where})" if where else "")
     if kind == "project-trained":
         return f"**Weights:** project-trained {name}"
-    return f"**Weights:** official file \u00b7 {info.describe()}"
+    return f"**Weights:** official file \u00b7 {info.describe(full_paths=False)}"
 
 
 def image_model_choices() -> list[tuple[str, str]]:

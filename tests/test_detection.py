@@ -368,3 +368,30 @@ def test_bad_input_gets_clear_errors(small_result):
         detect_objects(uniformer.create_model("uniformer_small_backbone"), Image.new("RGB", (64, 64)))
     with pytest.raises(ValueError, match="light-weight"):
         detect_objects(model, Image.new("RGB", (64, 64)), stage3_attention="window")
+
+
+def test_filtering_counting_and_table_rows_by_hand():
+    """select(exclude=), class_counts and rows (the Detection tab's filter and table) on a hand-made result."""
+    import numpy as np
+
+    from uniformer.hub import WeightsInfo
+    from uniformer.tasks.detection import DetectionResult
+
+    masks = np.zeros((3, 40, 60), dtype=bool)
+    masks[0, :10, :10] = True  # 100 px
+    masks[2, :4, :5] = True  # 20 px
+    r = DetectionResult(boxes=np.array([[0, 0, 10, 10], [20, 5, 30, 25], [40, 0, 45, 4]], dtype=np.float32),
+                        scores=np.array([0.9, 0.6, 0.2], dtype=np.float32), labels=np.array([1, 0, 1]), masks=masks,
+                        class_names=("person", "cat"), image_size=(60, 40), input_size=(60, 40), model_name="m",
+                        weights=WeightsInfo("untrained"), device="cpu", precision="fp32", stage3_attention="global",
+                        times={}, num_proposals=3)
+    assert r.select(0.1).tolist() == [0, 1, 2] and r.select(0.1, exclude=["cat"]).tolist() == [1]
+    assert r.select(0.5, exclude=[0]).tolist() == [0] and r.select(0.0, ["person"], exclude=[1]).tolist() == [1]
+    assert r.class_counts(0.1) == {1: 2, 0: 1} and list(r.class_counts(0.1)) == [1, 0]  # best class first
+    assert r.class_counts(0.95) == {}
+    rows = r.rows((120, 80))  # the photo at twice the size: boxes x2, areas x4
+    assert rows[0] == {"class": "cat", "score": pytest.approx(0.9), "x1": 0.0, "y1": 0.0, "x2": 20.0, "y2": 20.0,
+                       "mask_px": 400}
+    assert [row["mask_px"] for row in rows] == [400, 0, 80] and r.rows()[2]["mask_px"] == 20
+    r.masks = None  # no mask head
+    assert r.rows()[0]["mask_px"] is None

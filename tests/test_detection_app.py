@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app import dense_models
+from app import dense_models, errors
 from app import detection_handlers as xd
 from app.dense_models import DEFAULT_DET_MODEL, Stage3Twins, det_model_choices
 from app.examples import write_examples
@@ -80,6 +80,7 @@ class FakeDetector:
 def fake(monkeypatch):
     detector = FakeDetector()
     monkeypatch.setattr(xd, "get_model", detector.get_model)
+    monkeypatch.setattr(errors, "get_model", detector.get_model)
     monkeypatch.setattr(xd, "detect_objects", detector.detect_objects)
     return detector
 
@@ -222,6 +223,7 @@ def test_network_threshold_follows_the_weights(monkeypatch, photo):
     for trained, thr in ((True, 0.05), (False, 0.0)):
         detector = FakeDetector(trained)
         monkeypatch.setattr(xd, "get_model", detector.get_model)
+        monkeypatch.setattr(errors, "get_model", detector.get_model)
         monkeypatch.setattr(xd, "detect_objects", detector.detect_objects)
         out = _detect(photo, short_side=512, thr=0.3)
         assert detector.calls == [{"score_thr": thr, "scale": (853, 512)}]
@@ -270,7 +272,7 @@ def test_stage3_modes_run_on_twins(monkeypatch, photo):
     def get_model(name):
         return LoadedModel(name, tiny, fallback_reason="offline")
 
-    monkeypatch.setattr(xd, "get_model", get_model)
+    monkeypatch.setattr(errors, "get_model", get_model)
     monkeypatch.setattr(dense_models, "get_model", get_model)
     twins = Stage3Twins()
     for mode, text in (("window", "window (14\u00d714-token windows)"),
@@ -300,6 +302,7 @@ def test_find_people_scales_boxes_back_to_the_photo(fake, photo, monkeypatch):
 def test_find_people_ignores_untrained_detectors(monkeypatch, photo):
     detector = FakeDetector(trained=False)
     monkeypatch.setattr(xd, "get_model", detector.get_model)
+    monkeypatch.setattr(errors, "get_model", detector.get_model)
     monkeypatch.setattr(xd, "detect_objects", detector.detect_objects)
     pick, text, preview, note = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
     assert pick == text == preview == gr.update() and detector.calls == []  # the box is left as it is
@@ -315,7 +318,8 @@ def test_find_people_without_people(fake, photo, monkeypatch):
 
 
 def test_detector_note_and_errors(fake, photo):
-    assert "/checkpoints/detector.pth" in xd.detector_note("mask_rcnn_1x_xxs")
+    note = xd.detector_note("mask_rcnn_1x_xxs")
+    assert "local checkpoint file detector.pth" in note and "/checkpoints" not in note  # no server path
     assert "could not be loaded" in xd.detector_note("mask_rcnn_1x_hybrid_base")
     with pytest.raises(gr.Error, match="No image"):
         xd.find_people(None, "mask_rcnn_1x_xxs")
@@ -344,3 +348,30 @@ def test_detection_result_in_the_uploads_pixels():
     assert r.rescaled((60, 40)) is r
     assert r.rescaled((120, 80)).person_boxes(0.5) == [(60.0, 20.0, 30.0, 20.0)]
     assert dc.replace(r, masks=None).rescaled((30, 20)).boxes.tolist() == [[15, 5, 22.5, 10]]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "no-bf16"])
+def test_detection_defaults_to_the_devices_precision(monkeypatch, photo, native):
+    """bf16 where the CPU computes it natively (probe mocked both ways), labelled; fp32 one click away."""
+    import uniformer.precision as precision
+    from app.detection_tab import build_detection_tab
+
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda *a: ("avx512_bf16",) if native else ())
+    expected = "bf16" if native else "fp32"
+    with gr.Blocks() as demo:
+        build_detection_tab(demo)
+    config = demo.get_config_file()
+    radio = next(c for c in config["components"] if c["props"].get("elem_id") == "det-precision")["props"]
+    assert radio["value"] == expected and radio["info"].startswith(f"{expected} by default")
+    assert [v for _, v in radio["choices"]] == ["fp32", "bf16"]
+    detect = next(d for d in config["dependencies"] if d.get("api_name") == "detect")
+    assert len(detect["inputs"]) == 10  # session, image, model, mode, resolution, thr, opacity, masks, labels, precision
+
+    tiny = _tiny_detector()
+    monkeypatch.setattr(errors, "get_model", lambda name: LoadedModel(name, tiny, fallback_reason="offline"))
+    monkeypatch.setattr(dense_models, "get_model", lambda name: LoadedModel(name, tiny, fallback_reason="offline"))
+    twins = Stage3Twins()
+    auto = xd.detect(photo, "mask_rcnn_1x_hybrid_small", "global", 320, 0.0, 0.5, True, True, twins=twins)
+    assert auto.state.result.precision == expected and f"**Precision:** {expected}" in auto.details
+    exact = xd.detect(photo, "mask_rcnn_1x_hybrid_small", "global", 320, 0.0, 0.5, True, True, "fp32", twins=twins)
+    assert exact.state.result.precision == "fp32" and "**Precision:** fp32" in exact.details

@@ -172,3 +172,20 @@ def test_shape_mismatch_named(tmp_path, official):
 def test_unwrap_rejects_non_dict():
     with pytest.raises(InvalidCheckpointError):
         unwrap_state_dict([torch.ones(1)])
+
+
+def test_describe_names_local_files_without_their_paths_on_request():
+    """describe() names the full path (CLI, notebooks); describe(full_paths=False) only the file name
+    (what a UI served to others shows): no absolute path reaches its text."""
+    from uniformer.hub import WeightsInfo
+
+    local = WeightsInfo("local", path="/srv/private/ckpts/my.pth", note="from $UNIFORMER_CHECKPOINT_DIR")
+    project = WeightsInfo("project", path="/opt/site-packages/uniformer/weights/digits/model.safetensors")
+    assert local.describe() == "local checkpoint file /srv/private/ckpts/my.pth (from $UNIFORMER_CHECKPOINT_DIR)"
+    assert local.describe(full_paths=False) == "local checkpoint file my.pth (from $UNIFORMER_CHECKPOINT_DIR)"
+    assert project.describe(full_paths=False) == "checkpoint trained by this project (model.safetensors)"
+    assert "/opt" in project.describe()
+    hub = WeightsInfo("hub", "Sense-X/uniformer_image", "uniformer_small_in1k.pth", path="/cache/hub/x.pth")
+    assert hub.describe(full_paths=False) == hub.describe() == ("official Hub checkpoint "
+                                                                "Sense-X/uniformer_image/uniformer_small_in1k.pth")
+    assert WeightsInfo("untrained").describe(full_paths=False) == WeightsInfo("untrained").describe()

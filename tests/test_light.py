@@ -177,3 +177,42 @@ def test_shrinking_views_on_an_image(xxs):
     sweep = keep_ratio_sweep(xxs, x, ratios=(1.0, 0.5, 0.25), repeats=1)
     assert [p.tokens_processed for p in sweep] == sorted((p.tokens_processed for p in sweep), reverse=True)
     assert all(0 <= p.probability <= 1 and p.latency_ms > 0 for p in sweep)
+
+
+def test_shrink_image_on_a_photo(xxs, tmp_path):
+    """The library's photo-level sweep (what the app's Token shrinking tab shows): one run per keep
+    ratio, the photo shown at most max_display_side long with its geometry, top-k named, same
+    kept tokens as a direct forward_trace, and the tokens-per-layer chart of the trace."""
+    import numpy as np
+    from PIL import Image
+
+    from uniformer.data import eval_transform
+    from uniformer.data.images import image_digest
+    from uniformer.explain.shrinking import scores_tied, shrink_image, tokens_figure
+
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    runs = shrink_image(xxs, photo, (1.0, 0.5), repeats=1, topk=3, device="cpu", max_display_side=200)
+    assert list(runs) == [1.0, 0.5]
+    half = runs[0.5]
+    assert half.image.size == (200, 150) and half.geometry.image_size == (200, 150)
+    assert len(half.topk) == 3 and half.topk[0].label == xxs.pretrained_cfg.class_names()[half.topk[0].index]
+    assert half.model_name == "uniformer_xxs_160_in1k" and half.weights.source == "untrained" and half.device == "cpu"
+    with torch.no_grad():
+        _, trace = xxs.forward_trace(eval_transform(xxs.pretrained_cfg)(photo)[None], keep_ratio=0.5)
+    assert all(torch.equal(a.kept, b.kept) for a, b in zip(half.trace, trace))
+    assert runs[1.0].tokens_processed > half.tokens_processed
+    assert half.overlay(2).size == (200, 150)
+    fig = tokens_figure(half.rows, 2, 0.5)
+    assert list(fig.data[0].y) == [r["kept"] for r in half.rows] and fig.layout.shapes[0].x0 == 0.5
+    import dataclasses
+
+    assert not scores_tied(trace[0])  # the first stage-3 block has no scores yet
+    assert scores_tied(dataclasses.replace(trace[1], scores=torch.full_like(trace[1].scores, 0.01)))
+    assert not scores_tied(dataclasses.replace(trace[1], scores=torch.arange(trace[1].scores.numel(),
+                                                                             dtype=torch.float32)[None]))
+    # one digest per content, whatever the path
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    photo.save(a)
+    b.write_bytes(a.read_bytes())
+    assert image_digest(str(a)) == image_digest(b) != image_digest(photo) == image_digest(photo.copy())

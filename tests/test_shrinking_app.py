@@ -16,9 +16,11 @@ from appfiles import make_bad_images
 from hubcache import add_to_hub_cache, official_state_dict
 
 from app import handlers, models
+from app.cache import LRUCache
 from app import shrinking_handlers as sh
 from app.examples import write_examples
 from uniformer.data import eval_transform, load_image
+from uniformer.hub import WeightsInfo
 from uniformer.explain import input_geometry
 from uniformer.explain.shrinking import FUSED, KEPT, token_state_map, tokens_per_layer
 from uniformer.models.light import UniFormerLight
@@ -44,7 +46,7 @@ def light_hub_cache(tmp_path_factory):
 
 @pytest.fixture
 def cache():
-    return sh.TraceCache(maxsize=48)
+    return LRUCache(max_items=48)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def photo():
 @pytest.fixture(scope="module")
 def warm_cache(light_hub_cache, photo):
     """A cache already holding the photo's runs at every keep ratio (for tests that only read them)."""
-    cache = sh.TraceCache(maxsize=48)
+    cache = LRUCache(max_items=48)
     sh.run_shrinking(photo, MODEL, 0.5, 2, repeats=REPEATS, cache=cache)
     return cache
 
@@ -93,7 +95,7 @@ def test_layer_slider_and_keep_ratio_rerender_from_the_cache_without_a_forward(p
             assert f"**Layer {layer} of {n_layers}: stage {3 if layer <= 8 else 4}" in shown.caption
             assert shown.chart.layout.shapes[0].x0 == layer - 1.5  # the chart highlights the layer
         assert forwards[0] == ran  # moving the slider ran nothing
-        run = cache.get((view.state.digest, MODEL, 0.5), models.get_model(MODEL).model)
+        run = cache.get((view.state.digest, MODEL, 0.5))
         for a, b in [(1, 2), (8, 9), (9, 10)]:
             if set(run.trace[a - 1].kept[0].tolist()) != set(run.trace[b - 1].kept[0].tolist()):
                 assert np.abs(overlays[a] - overlays[b]).sum() > 0, f"layers {a} and {b} look the same"
@@ -117,7 +119,7 @@ def test_layer_slider_and_keep_ratio_rerender_from_the_cache_without_a_forward(p
 def test_caption_says_when_every_token_scored_the_same(photo, warm_cache):
     """Untrained weights (a zero score token) attend uniformly: the caption says the choice is arbitrary."""
     view = sh.run_shrinking(photo, MODEL, 0.5, 2, repeats=REPEATS, cache=warm_cache)
-    run = warm_cache.get((view.state.digest, MODEL, 0.5), models.get_model(MODEL).model)
+    run = warm_cache.get((view.state.digest, MODEL, 0.5))
     assert "scored the same" not in sh.layer_caption(run, 2)  # synthetic official weights: real ranking
     entry = run.trace[1]
     tied = dataclasses.replace(entry, scores=torch.full_like(entry.scores, 0.01))
@@ -139,7 +141,7 @@ def test_chart_data_equals_tokens_per_layer(photo, warm_cache):
     assert list(kept.x) == [f"S{r['stage']}\u00b7B{r['block'] + 1}" for r in rows]
     assert view.chart.layout.barmode == "stack"
     # the cached trace is the trace of the forward: same kept tokens
-    run = warm_cache.get((view.state.digest, MODEL, 0.5), model)
+    run = warm_cache.get((view.state.digest, MODEL, 0.5))
     for mine, ref in zip(run.trace, trace):
         assert torch.equal(mine.kept, ref.kept)
 
@@ -147,7 +149,7 @@ def test_chart_data_equals_tokens_per_layer(photo, warm_cache):
 def test_keep_ratio_one_shows_no_fused_token(photo, warm_cache):
     view = sh.run_shrinking(photo, MODEL, 1.0, 5, repeats=REPEATS, cache=warm_cache)
     assert all(v == 0 for v in view.chart.data[1].y)
-    run = warm_cache.get((view.state.digest, MODEL, 1.0), models.get_model(MODEL).model)
+    run = warm_cache.get((view.state.digest, MODEL, 1.0))
     shown = _pixels(run.image)
     for layer, t in enumerate(run.trace, 1):
         assert (token_state_map(t) == KEPT).all() and not (token_state_map(t) == FUSED).any()
@@ -189,7 +191,7 @@ def test_no_image_and_nothing_shown_yet(cache):
 
 
 def test_cache_is_bounded_and_dropped_runs_are_recomputed(photo):
-    small = sh.TraceCache(maxsize=2)
+    small = LRUCache(max_items=2)
     with count_forwards() as forwards:
         view = sh.run_shrinking(photo, MODEL, 0.5, 2, repeats=REPEATS, cache=small)
         assert len(small) == 2  # only the last two of six ratios stay
@@ -200,17 +202,22 @@ def test_cache_is_bounded_and_dropped_runs_are_recomputed(photo):
         assert forwards[0] == 9
 
 
-def test_cache_misses_for_reloaded_weights(photo, warm_cache):
+def test_other_weights_never_see_an_old_trace(photo, warm_cache, monkeypatch):
+    """A trace is keyed by the weights that made it (app.models.weights_key): after the shared weights
+    were replaced (a download), the same photo runs the network again."""
     view = sh.run_shrinking(photo, MODEL, 0.5, 2, repeats=REPEATS, cache=warm_cache)
-    key = (view.state.digest, MODEL, 0.5)
-    assert warm_cache.get(key, models.get_model(MODEL).model) is not None
-    assert warm_cache.get(key, torch.nn.Linear(1, 1)) is None  # another model object: not its trace
+    assert warm_cache.get((view.state.digest, MODEL, 0.5)) is not None
+    monkeypatch.setitem(models._GENERATION, MODEL, 1)  # what load_official records
+    with count_forwards() as forwards:
+        again = sh.run_shrinking(photo, MODEL, 0.5, 2, repeats=REPEATS, cache=warm_cache)
+    assert forwards[0] == 1 + len(sh.KEEP_RATIOS) * REPEATS and again.state.digest == view.state.digest
+    assert warm_cache.get((view.state.digest, f"{MODEL}#1", 0.5)) is not None
 
 
 def test_concurrent_requests_give_the_sequential_results(cache):
     examples = write_examples()
     images = [str(examples["coffee"]), str(examples["astronaut"])]
-    sequential = [sh.run_shrinking(im, MODEL, 0.5, 2, repeats=REPEATS, cache=sh.TraceCache()) for im in images]
+    sequential = [sh.run_shrinking(im, MODEL, 0.5, 2, repeats=REPEATS, cache=LRUCache(max_items=48)) for im in images]
     results = [None, None]
     barrier = threading.Barrier(2)
 
@@ -233,9 +240,17 @@ def test_large_photos_are_shown_downscaled_with_matching_geometry(tmp_path, cach
     load_image(write_examples()["astronaut"]).resize((1600, 1200)).save(big)
     view = sh.run_shrinking(str(big), MODEL, 0.5, 2, repeats=REPEATS, cache=cache)
     assert max(view.overlay.size) == sh.MAX_DISPLAY_SIDE and view.overlay.size == (800, 600)
-    run = cache.get((view.state.digest, MODEL, 0.5), models.get_model(MODEL).model)
+    run = cache.get((view.state.digest, MODEL, 0.5))
     full = input_geometry((1600, 1200), models.get_model(MODEL).model.pretrained_cfg)  # what the model saw
     np.testing.assert_allclose(run.geometry.crop_box(), np.array(full.crop_box()) / 2, atol=1.0)  # display pixels
+
+
+def test_details_name_a_local_file_never_its_server_path(photo, warm_cache, tmp_path):
+    view = sh.run_shrinking(photo, MODEL, 0.5, 2, repeats=REPEATS, cache=warm_cache)
+    run = warm_cache.get((view.state.digest, MODEL, 0.5))
+    local = dataclasses.replace(run, weights=WeightsInfo("local", path=str(tmp_path / "mine.pth")))
+    details = sh.run_details(local)
+    assert "**Weights:** local checkpoint file mine.pth" in details and str(tmp_path) not in details
 
 
 def test_weights_line_and_untrained_warning_for_light_models(tmp_path, monkeypatch):

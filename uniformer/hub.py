@@ -120,16 +120,20 @@ class WeightsInfo:
     def trained(self) -> bool:
         return self.source != "untrained"
 
-    def describe(self) -> str:
-        """One line for people, e.g. 'official Hub checkpoint Sense-X/uniformer_image/uniformer_small_in1k.pth'."""
+    def describe(self, full_paths: bool = True) -> str:
+        """One line for people, e.g. 'official Hub checkpoint Sense-X/uniformer_image/uniformer_small_in1k.pth'.
+
+        full_paths: name a local file by its full path (True: the CLI, notebooks) or by its file name
+        only (False: user interfaces served to others, which must not reveal server paths)."""
+        path = self.path if full_paths or not self.path else Path(self.path).name
         if self.source == "hub":
             text = f"official Hub checkpoint {self.repo_id}/{self.filename}"
         elif self.source == "drive":
             text = f"official Google Drive checkpoint https://drive.google.com/file/d/{self.filename}/view"
         elif self.source == "local":
-            text = f"local checkpoint file {self.path}"
+            text = f"local checkpoint file {path}"
         elif self.source == "project":
-            text = f"checkpoint trained by this project ({self.path})"
+            text = f"checkpoint trained by this project ({path})"
         else:
             text = "untrained random weights: predictions are meaningless"
         return f"{text} ({self.note})" if self.note else text

@@ -7,6 +7,7 @@ Refuses empty, truncated, non-image and oversized files (decompression bombs) wi
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageDecodeError", "load_image", "load_image_reduced", "to_rgb", "DEFAULT_MAX_PIXELS"]
+__all__ = ["ImageDecodeError", "load_image", "load_image_reduced", "to_rgb", "image_digest", "DEFAULT_MAX_PIXELS"]
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
 
@@ -160,3 +161,32 @@ def load_image_reduced(source: ImageSource, max_side: int, max_pixels: int = DEF
         scale = max_side / max(w, h)
         img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC, reducing_gap=2.0)
     return img
+
+
+def image_digest(source: ImageSource) -> str:
+    """SHA-256 (hex, with a kind prefix) identifying an image input, e.g. as a cache key: of the
+    file's bytes for a path (no decoding; the same photo under two paths has one digest), of mode,
+    size and pixels for a PIL image, of dtype, shape and data for an array, of the bytes for bytes.
+    Raises ImageDecodeError when a path cannot be read or the input is of another type."""
+    h = hashlib.sha256()
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            load_image(source)  # raises ImageDecodeError with the reason in words
+            raise
+        return "file:" + h.hexdigest()
+    if isinstance(source, Image.Image):
+        h.update(f"{source.mode}{source.size}".encode())
+        h.update(source.tobytes())
+        return "pil:" + h.hexdigest()
+    if isinstance(source, np.ndarray):
+        h.update(f"{source.dtype}{source.shape}".encode())
+        h.update(np.ascontiguousarray(source).tobytes())
+        return "array:" + h.hexdigest()
+    if isinstance(source, (bytes, bytearray)):
+        h.update(source)
+        return "bytes:" + h.hexdigest()
+    raise ImageDecodeError(f"unsupported image input of type {type(source).__name__}")

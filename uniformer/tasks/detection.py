@@ -34,13 +34,20 @@ from PIL import Image, ImageDraw
 from ..data import load_image
 from ..data.labels import read_label_file
 from ..hub import WeightsInfo
-from ..inference import autocast
+from ..inference import autocast, resolve_precision
 from .common import require_model, stage3_run, test_scale
 from .segmentation import rescale_size, resize_uint8
 from .visualize import load_font
 
-__all__ = ["DetectionInput", "preprocess_detection", "DetectionResult", "detect_objects", "draw_detections",
+__all__ = ["DETECTION_STEPS", "DetectionInput", "preprocess_detection", "DetectionResult", "detect_objects", "draw_detections",
            "mask_to_rle", "coco_category_ids", "class_colors"]
+
+
+#: The steps :func:`detect_objects` times (keys of ``DetectionResult.times``), in pipeline order,
+#: with what each does.
+DETECTION_STEPS = {"preprocess": "preprocessing (resize, normalize, pad)", "backbone": "backbone (UniFormer)",
+                   "neck": "neck (FPN)", "rpn": "RPN (anchors, proposals, NMS)",
+                   "roi_heads": "RoI heads (boxes, class-wise NMS, masks)", "paste": "mask pasting"}
 
 
 @dataclass(frozen=True)
@@ -127,21 +134,49 @@ class DetectionResult:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def select(self, score_thr: float = 0.0, classes: Iterable[int | str] | None = None) -> np.ndarray:
-        """Indices of detections with score >= ``score_thr`` and class in ``classes`` (indices or
-        names; None: all), in score order. Raises ValueError for an unknown class name."""
+    def select(self, score_thr: float = 0.0, classes: Iterable[int | str] | None = None,
+               exclude: Iterable[int | str] = ()) -> np.ndarray:
+        """Indices of detections with score >= ``score_thr``, class in ``classes`` (indices or
+        names; None: all) and not in ``exclude``, in score order. Raises ValueError for an unknown
+        class name."""
         keep = self.scores >= score_thr
         if classes is not None:
-            ids = set()
-            for c in classes:
-                if isinstance(c, str):
-                    if c not in self.class_names:
-                        raise ValueError(f"unknown class {c!r}")
-                    ids.add(self.class_names.index(c))
-                else:
-                    ids.add(int(c))
-            keep &= np.isin(self.labels, sorted(ids))
+            keep &= np.isin(self.labels, self._class_ids(classes))
+        exclude = self._class_ids(exclude)
+        if exclude:
+            keep &= ~np.isin(self.labels, exclude)
         return np.flatnonzero(keep)
+
+    def _class_ids(self, classes: Iterable[int | str]) -> list[int]:
+        ids = set()
+        for c in classes:
+            if isinstance(c, str):
+                if c not in self.class_names:
+                    raise ValueError(f"unknown class {c!r}")
+                ids.add(self.class_names.index(c))
+            else:
+                ids.add(int(c))
+        return sorted(ids)
+
+    def class_counts(self, score_thr: float = 0.0) -> dict[int, int]:
+        """{class index: number of detections with score >= ``score_thr``}, the class of the best
+        detection first (the order of a class filter)."""
+        counts: dict[int, int] = {}
+        for i in self.select(score_thr):
+            counts[int(self.labels[i])] = counts.get(int(self.labels[i]), 0) + 1
+        return counts
+
+    def rows(self, size: tuple[int, int] | None = None) -> list[dict]:
+        """One dict per detection, in order, for a table: ``class`` (name), ``score``, box ``x1``,
+        ``y1``, ``x2``, ``y2`` and mask area ``mask_px`` (None without masks), in the pixels of the
+        same photo at ``size`` = (w, h) (default: ``image_size``); areas scale with the pixel count."""
+        size = tuple(size or self.image_size)
+        boxes = self.boxes_in(size)
+        scale = (size[0] * size[1]) / (self.image_size[0] * self.image_size[1])
+        areas = None if self.masks is None else self.masks.sum(axis=(1, 2)) * scale
+        return [{"class": self.class_names[self.labels[i]], "score": float(self.scores[i]),
+                 **dict(zip(("x1", "y1", "x2", "y2"), (float(v) for v in boxes[i]))),
+                 "mask_px": None if areas is None else int(round(float(areas[i])))} for i in range(len(self))]
 
     def person_boxes(self, score_thr: float = 0.5) -> list[tuple[float, float, float, float]]:
         """Boxes ``(x, y, w, h)`` of the 'person' detections with score >= ``score_thr`` (for the
@@ -150,6 +185,7 @@ class DetectionResult:
                 for x1, y1, x2, y2 in self.boxes[self.select(score_thr, ["person"])]]
 
     def total_ms(self) -> float:
+        """Milliseconds of every step together (see :data:`DETECTION_STEPS`)."""
         return float(sum(self.times.values()))
 
     def boxes_in(self, size: tuple[int, int]) -> np.ndarray:
@@ -215,7 +251,9 @@ def detect_objects(model: torch.nn.Module, image, score_thr: float | None = None
     image: path, bytes, PIL image or array. score_thr: second-stage score threshold (default the
     official 0.05; lower keeps more candidates for interactive filtering). stage3_attention /
     window_size: run stage 3 'global', 'window' or 'hybrid' on a twin sharing the weights. scale:
-    (long, short) resize bound (default (1333, 800)). The model is moved to ``device``.
+    (long, short) resize bound (default (1333, 800)). The model is moved to ``device``. precision:
+    'fp32', 'bf16', 'fp16' (CUDA) or 'auto' (the device's default: bf16 where it is native,
+    :func:`uniformer.precision.default_precision`); the result records the one used.
 
     Masks are pasted at the original image size, one byte per pixel and detection (up to 100), so
     shrink very large photos first if memory matters (the network never sees more than 1333x800).
@@ -235,6 +273,7 @@ def detect_objects(model: torch.nn.Module, image, score_thr: float | None = None
     scale = test_scale(scale, cfg.test_scale)
     pcfg = _pretrained_cfg(model)
     run, dev = stage3_run(model, stage3_attention, window_size, device)
+    precision = resolve_precision(precision, dev)
     t0 = time.perf_counter()
     img = load_image(image)
     inp = preprocess_detection(img, pcfg, scale, cfg.size_divisor)
