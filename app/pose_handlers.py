@@ -27,7 +27,7 @@ from uniformer.tasks.visualize import draw_person_boxes
 
 from . import errors
 from .dense_handlers import BoxPick, _decode, _display_size, _need_image, _out_dir
-from .handlers import default_device, device_label
+from .handlers import default_device, device_label, model_line
 from .models import get_model
 
 __all__ = ["PoseOutputs", "BoxPick", "PosePhoto", "photo_changed", "pick_corner", "show_boxes", "find_people",
@@ -164,7 +164,7 @@ def _pose_details(result: PoseResult) -> str:
                  + format_boxes([p.box for p in result.persons])
                  + f"; x, y, w, h) \u2192 one {w}\u00d7{h} crop each (aspect fixed, \u00d71.25)")
         score = ", ".join(f"{p.score:.3f}" for p in result.persons)
-    return (f"**Model:** {result.model_name} \u00b7 **Weights:** {result.weights.describe()}  \n"
+    return (model_line(result.model_name, result.weights) + "  \n"
             f"{boxes} \u00b7 **Flip test:** "
             f"{'on' if result.flip_test else 'off'} \u00b7 **Mean score:** {score}  \n"
             f"**Device:** {device_label(torch.device(result.device))} \u00b7 "
@@ -215,7 +215,7 @@ def redraw_pose(run: PoseRun | None, threshold: float) -> PoseOutputs:
 def render_pose(run: PoseRun, threshold: float) -> PoseOutputs:
     """Draw ``run`` with joints scoring below ``threshold`` hidden -> outputs, files written."""
     full = run.result.draw(run.image, threshold)
-    files = [str(p) for p in run.result.save(_out_dir("uniformer_pose_"), full)]
+    files = [str(p) for p in run.result.save(_out_dir("uniformer_pose_"), full, full_paths=False)]
     table = pd.DataFrame(run.result.keypoint_rows(), columns=_POSE_COLUMNS)
     return PoseOutputs(full.resize(_display_size(full.size), Image.BILINEAR), table, _pose_details(run.result), files)
 

@@ -25,7 +25,7 @@ from uniformer.tasks.segmentation import SegmentationResult, rescale_size
 from . import errors
 from .dense_handlers import MAX_DISPLAY_SIDE, _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins
-from .handlers import default_device, device_label
+from .handlers import default_device, device_label, model_line
 
 __all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "SegView", "SegOutputs", "segment", "compare_modes", "rerender",
            "empty_segmentation", "legend_html"]
@@ -115,7 +115,7 @@ def _windows_caption(result: SegmentationResult) -> str:
 
 def _seg_details(result: SegmentationResult) -> str:
     w, h = result.input_size
-    return (f"**Model:** {result.model_name} \u00b7 **Weights:** {result.weights.describe()}  \n"
+    return (model_line(result.model_name, result.weights) + "  \n"
             f"**Stage 3:** {_windows_caption(result)}  \n"
             f"**Device:** {device_label(torch.device(result.device))} \u00b7 **Precision:** {result.precision} "
             f"(the device's default: bf16 where native) \u00b7 **Inference:** {result.inference_ms:.0f} ms "
@@ -137,7 +137,7 @@ def _timings_table(view: SegView | None) -> pd.DataFrame:
 
 
 def _seg_files(view: SegView, overlay_full: Image.Image) -> list[str]:
-    return [str(p) for p in view.result.save(_out_dir("uniformer_seg_"), overlay_full)]
+    return [str(p) for p in view.result.save(_out_dir("uniformer_seg_"), overlay_full, full_paths=False)]
 
 
 def _render(view: SegView, opacity: float, visible, show_windows: bool) -> tuple[Image.Image, Image.Image]:

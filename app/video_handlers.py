@@ -48,7 +48,7 @@ from .digits_handlers import project_weights_text
 from .examples import (MOVING_DIGITS_EXAMPLES_CREDIT, VIDEO_EXAMPLE_FILES, VIDEO_EXAMPLES_CREDIT, example_samples,
                        video_example_clips, write_moving_digits_examples, write_video_examples)
 from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, device_label, is_project_model, is_relative,
-                       label_scores, render_status, trained_on_note)
+                       label_scores, model_line, render_status, trained_on_note)
 from .models import get_model
 
 __all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", "VIDEO_EXAMPLES_CREDIT",
@@ -278,7 +278,7 @@ def details_markdown(prediction: VideoPrediction) -> str:
     t = prediction.input_size[1]
     rot = f", rotated {v['rotation']}\u00b0 for display" if v["rotation"] else ""
     vfr = ", variable frame rate" if v["variable_frame_rate"] else ""
-    return (f"**Model:** {prediction.model_name} \u00b7 **Weights:** {prediction.weights.describe()}  \n"
+    return (model_line(prediction.model_name, prediction.weights) + "  \n"
             f"**Device:** {device_label(torch.device(prediction.device))} \u00b7 **Precision:** {prediction.precision}"
             f" \u00b7 **Decode:** {prediction.decode_ms:.0f} ms ({prediction.frames_decoded} of {v['num_frames']} "
             f"frames decoded) \u00b7 **Inference:** {prediction.inference_ms:.0f} ms for {views.count} "

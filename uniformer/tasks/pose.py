@@ -318,10 +318,11 @@ class PoseResult:
     postprocess_ms: float
     extra: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        """JSON-ready: settings, weights, timings and each person's keypoints."""
+    def to_dict(self, full_paths: bool = True) -> dict:
+        """JSON-ready: settings, weights, timings and each person's keypoints. ``full_paths=False``
+        names a local checkpoint by file name only (``WeightsInfo.describe``)."""
         return {
-            "model_name": self.model_name, "weights": self.weights.describe(), "device": self.device,
+            "model_name": self.model_name, "weights": self.weights.describe(full_paths), "device": self.device,
             "precision": self.precision, "image_size": list(self.image_size), "input_size": list(self.input_size),
             "flip_test": self.flip_test, "keypoint_names": list(self.keypoint_info.names),
             "skeleton": [list(limb) for limb in self.keypoint_info.skeleton],
@@ -330,8 +331,8 @@ class PoseResult:
             "persons": [p.to_dict(self.keypoint_info.names) for p in self.persons],
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+    def to_json(self, indent: int | None = 2, full_paths: bool = True) -> str:
+        return json.dumps(self.to_dict(full_paths), indent=indent)
 
     def keypoint_rows(self) -> list[tuple[int, str, float, float, float]]:
         """One row per person and joint: (person number from 1, joint name, x, y (image pixels,
@@ -348,14 +349,15 @@ class PoseResult:
         info = self.keypoint_info
         return draw_pose(image, self.persons, info.names, info.skeleton, score_threshold=float(score_threshold))
 
-    def save(self, folder: str | Path, drawing: Image.Image) -> tuple[Path, Path]:
+    def save(self, folder: str | Path, drawing: Image.Image, full_paths: bool = True) -> tuple[Path, Path]:
         """Write ``drawing`` (e.g. :meth:`draw`) as ``pose.png`` and :meth:`to_json` as
-        ``keypoints.json`` into ``folder`` (created if needed) -> their paths."""
+        ``keypoints.json`` into ``folder`` (created if needed) -> their paths. ``full_paths``: as
+        :meth:`to_dict`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         png, keypoints = folder / "pose.png", folder / "keypoints.json"
         drawing.save(png)
-        keypoints.write_text(self.to_json())
+        keypoints.write_text(self.to_json(full_paths=full_paths))
         return png, keypoints
 
 

@@ -249,10 +249,11 @@ class SegmentationResult:
             out = draw_boxes(out, self.window_boxes(), color=(255, 255, 255), width=max(2, round(max(out.size) / 300)))
         return out
 
-    def save(self, folder: str | Path, drawing: Image.Image) -> tuple[Path, Path, Path]:
+    def save(self, folder: str | Path, drawing: Image.Image, full_paths: bool = True) -> tuple[Path, Path, Path]:
         """Write ``drawing`` (e.g. :meth:`draw`) as ``overlay.png``, the class-index mask as
         ``mask.png`` (palette PNG, pixel value = class index) and :meth:`to_dict` as
-        ``classes.json`` into ``folder`` (created if needed) -> their paths."""
+        ``classes.json`` into ``folder`` (created if needed) -> their paths. ``full_paths``: as
+        :meth:`to_dict`."""
         from .visualize import mask_to_png_image
 
         folder = Path(folder)
@@ -260,13 +261,14 @@ class SegmentationResult:
         paths = folder / "overlay.png", folder / "mask.png", folder / "classes.json"
         drawing.save(paths[0])
         mask_to_png_image(self.mask, self.palette).save(paths[1])
-        paths[2].write_text(json.dumps(self.to_dict(), indent=2))
+        paths[2].write_text(json.dumps(self.to_dict(full_paths), indent=2))
         return paths
 
-    def to_dict(self) -> dict:
-        """JSON-ready summary (no pixel arrays): settings, timings, weights and class areas."""
+    def to_dict(self, full_paths: bool = True) -> dict:
+        """JSON-ready summary (no pixel arrays): settings, timings, weights and class areas.
+        ``full_paths=False`` names a local checkpoint by file name only (``WeightsInfo.describe``)."""
         return {
-            "model_name": self.model_name, "weights": self.weights.describe(), "device": self.device,
+            "model_name": self.model_name, "weights": self.weights.describe(full_paths), "device": self.device,
             "precision": self.precision, "image_size": list(self.image_size), "input_size": list(self.input_size),
             "stage3_attention": self.stage3_attention, "window_size": self.window_size,
             "global_blocks": list(self.global_blocks), "preprocess_ms": self.preprocess_ms, "inference_ms": self.inference_ms,
