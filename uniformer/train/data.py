@@ -371,7 +371,7 @@ class DigitsDataset(Dataset):
     ``transform``: PIL -> tensor (3, H, W). classes '0'..'9'. ``styled_per_digit`` > 0 (train
     split only) appends that many synthetic sketchpad drawings per digit in block and seven-segment
     styles, read into the same 8x8 format by the app's ``sketch_to_digit``
-    (``uniformer.train.digits.styled_digit_counts``, seeded by ``styled_seed``)."""
+    (``uniformer.train.sketch.styled_digit_counts``, seeded by ``styled_seed``)."""
 
     def __init__(self, split: str = "train", transform: Callable | None = None, seed: int = 0,
                  styled_per_digit: int = 0, styled_seed: int = 0):
@@ -379,7 +379,7 @@ class DigitsDataset(Dataset):
         if styled_per_digit > 0:
             if split != "train":
                 raise ValueError("styled drawings augment the train split only, never the held-out split")
-            from .digits import styled_digit_counts
+            from .sketch import styled_digit_counts
 
             styled, styled_labels = styled_digit_counts(styled_per_digit, styled_seed)
             self.images, labels = np.concatenate([self.images, styled]), np.concatenate([labels, styled_labels])
