@@ -65,7 +65,7 @@ def _dataset_name(text: str | None) -> str | None:
 def project_weights_text(model: torch.nn.Module) -> str | None:
     """One line naming a project-trained checkpoint and what its model card reports, e.g.
     'project-trained checkpoint uniformer_xxs_digits (trained by this project on scikit-learn
-    digits, 99.72% held-out)', read from the export config next to the weights; None for weights
+    digits, 99.44% held-out)', read from the export config next to the weights; None for weights
     that are not the project's (Hub, local official files, untrained)."""
     info = getattr(model, "weights_info", None)
     if info is None or info.source != "project" or not info.path:

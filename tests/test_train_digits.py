@@ -123,3 +123,18 @@ def test_drawn_digits_are_recognized(model):
         assert predict_digit(model, drawing).topk[0].label == digit, digit
     with pytest.raises(ValueError, match="topk"):
         predict_digit(model, one, topk=11)
+
+
+def test_styled_drawings_augment_the_train_split_only_deterministically():
+    from uniformer.train.digits import styled_digit_counts
+
+    base = DigitsDataset("train")
+    styled = DigitsDataset("train", styled_per_digit=2, styled_seed=0)
+    assert len(styled) == len(base) + 20 and styled.targets[len(base):] == sorted(list(range(10)) * 2)
+    np.testing.assert_array_equal(styled.images[:len(base)], base.images)  # the sklearn train split, unchanged
+    counts, labels = styled_digit_counts(2, 0)
+    np.testing.assert_array_equal(styled.images[len(base):], counts)  # the same drawings for the same seed
+    assert counts.shape == (20, 8, 8) and counts.max() <= 16 and counts.sum((1, 2)).min() > 0
+    assert not np.array_equal(styled_digit_counts(2, 1)[0], counts)  # another seed: other drawings
+    with pytest.raises(ValueError, match="train split only"):
+        DigitsDataset("val", styled_per_digit=2)

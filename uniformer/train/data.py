@@ -317,6 +317,9 @@ def decode_video_clip(path: str | os.PathLike, num_frames: int, size: int, mean:
 # --- scikit-learn digits -----------------------------------------------------------------------
 
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
+#: Synthetic block / seven-segment sketchpad drawings per digit added to the digits train split
+#: when training augments (``build_datasets``): the app's drawings are read right, not only sklearn's.
+DIGITS_STYLED_PER_DIGIT = 60
 
 
 def load_digits_split(split: str, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -365,10 +368,21 @@ def digits_train_transform(data_cfg, augment: bool = True) -> Callable:
 
 class DigitsDataset(Dataset):
     """scikit-learn's handwritten digits as images (``load_digits_split``, ``render_digit``);
-    ``transform``: PIL -> tensor (3, H, W). classes '0'..'9'."""
+    ``transform``: PIL -> tensor (3, H, W). classes '0'..'9'. ``styled_per_digit`` > 0 (train
+    split only) appends that many synthetic sketchpad drawings per digit in block and seven-segment
+    styles, read into the same 8x8 format by the app's ``sketch_to_digit``
+    (``uniformer.train.sketch.styled_digit_counts``, seeded by ``styled_seed``)."""
 
-    def __init__(self, split: str = "train", transform: Callable | None = None, seed: int = 0):
+    def __init__(self, split: str = "train", transform: Callable | None = None, seed: int = 0,
+                 styled_per_digit: int = 0, styled_seed: int = 0):
         self.images, labels = load_digits_split(split, seed=seed)
+        if styled_per_digit > 0:
+            if split != "train":
+                raise ValueError("styled drawings augment the train split only, never the held-out split")
+            from .sketch import styled_digit_counts
+
+            styled, styled_labels = styled_digit_counts(styled_per_digit, styled_seed)
+            self.images, labels = np.concatenate([self.images, styled]), np.concatenate([labels, styled_labels])
         self.targets = labels.tolist()
         self.classes = list(DIGIT_CLASSES)
         self.transform = transform
@@ -493,7 +507,8 @@ def build_datasets(cfg, data_cfg) -> tuple[Dataset, Dataset | None, list[str]]:
     from ..data import eval_transform
 
     if cfg.data == "digits":
-        train = DigitsDataset("train", digits_train_transform(data_cfg, cfg.augment), seed=0)
+        train = DigitsDataset("train", digits_train_transform(data_cfg, cfg.augment), seed=0,
+                              styled_per_digit=DIGITS_STYLED_PER_DIGIT if cfg.augment else 0)
         return train, DigitsDataset("val", eval_transform(data_cfg), seed=0), train.classes
     if cfg.data == "moving_digits":
         size = data_cfg.input_size[-1]

@@ -460,6 +460,11 @@ def _params_sha256(model: nn.Module) -> str:
 
 def _split_name(cfg: TrainConfig, which: str = "val") -> str:
     if cfg.data == "digits":
+        if which == "train" and cfg.augment:
+            from .data import DIGITS_STYLED_PER_DIGIT
+
+            return (f"scikit-learn digits, stratified 80/20 split (seed 0): 1437 train images + "
+                    f"{10 * DIGITS_STYLED_PER_DIGIT} synthetic block / seven-segment sketchpad drawings (seed 0)")
         return ("scikit-learn digits, stratified 80/20 split (seed 0): " + ("1437 train" if which == "train"
                 else "360 held-out")) + " images"
     if cfg.data == "moving_digits":
