@@ -13,7 +13,7 @@ from PIL import Image
 
 from uniformer.data import ImageDecodeError, load_image
 from uniformer.data.images import load_image_reduced
-from uniformer.tasks.pose import format_box
+from uniformer.explain.overlay import display_size
 
 from . import errors
 
@@ -36,9 +36,7 @@ def _decode(image, max_side: int | None = None) -> Image.Image:
 
 
 def _display_size(size: tuple[int, int]) -> tuple[int, int]:
-    w, h = size
-    f = min(1.0, MAX_DISPLAY_SIDE / max(w, h))
-    return max(1, round(w * f)), max(1, round(h * f))
+    return display_size(size, MAX_DISPLAY_SIDE)
 
 
 def _out_dir(prefix: str) -> Path:
@@ -52,5 +50,3 @@ class BoxPick:
 
     first: tuple[float, float] | None = None
 
-
-_box_text = format_box  # 'x, y, w, h' in whole pixels

@@ -28,11 +28,10 @@ import torch
 from PIL import Image
 
 from uniformer.explain.overlay import display_size
-from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, class_colors, detect_objects,
+from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, detect_objects,
                                        draw_detections)
-from uniformer.tasks.visualize import draw_boxes
 
-from .dense_handlers import BoxPick, _box_text, _decode, _display_size, _need_image, _out_dir
+from .dense_handlers import _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins, is_light_detector
 from .handlers import default_device, device_label, model_line
 from . import errors
@@ -337,15 +336,14 @@ def detector_note(detector_name: str) -> str:
             f"detections scoring \u2265 {PERSON_SCORE_THR} (at most {MAX_PERSONS}).")
 
 
-def find_people(image, detector_name: str, progress=gr.Progress()):
-    """Run ``detector_name`` on ``image`` (official resize) and put its person boxes (score >=
-    :data:`PERSON_SCORE_THR`, at most :data:`MAX_PERSONS`, best first) in the Pose tab's box
-    -> (pick state, box text, preview with the boxes, note). With untrained weights (or no person
-    found) the box is left as it is and the note says why. Raises gr.Error: no image, unreadable
-    image, detector not loaded."""
+def find_people(image, detector_name: str, progress=gr.Progress()) -> tuple[list | None, str]:
+    """Run ``detector_name`` on ``image`` (official resize) for the Pose tab -> (person boxes (x, y,
+    w, h) in upload pixels scoring >= :data:`PERSON_SCORE_THR`, at most :data:`MAX_PERSONS`, best
+    first; or None when the detector has untrained weights or found no person, note saying which).
+    Raises gr.Error: no image, unreadable image, detector not loaded."""
     model = errors.loaded_model(detector_name)  # cached since the page loaded: declining costs no decode
     if not _trained(model):
-        return gr.update(), gr.update(), gr.update(), f"**The detector was not run.** {detector_note(detector_name)}"
+        return None, f"**The detector was not run.** {detector_note(detector_name)}"
     _need_image(image)
     img = _decode(image)
     work = _detection_image(img)
@@ -355,12 +353,7 @@ def find_people(image, detector_name: str, progress=gr.Progress()):
     if not boxes:
         best = result.select(0.0, ["person"])
         seen = f" (the best person scores {float(result.scores[best[0]]):.2f})" if len(best) else ""
-        return (gr.update(), gr.update(), gr.update(),
-                f"{detector_name} found no person scoring \u2265 {PERSON_SCORE_THR}{seen}: the box is left as it is.")
-    color = class_colors(len(result.class_names))[result.class_names.index("person")]
-    preview = draw_boxes(img, [(x, y, x + w, y + h) for x, y, w, h in boxes], color=color,
-                         width=max(2, round(max(img.size) / 250)))
-    text = "; ".join(_box_text(b) for b in boxes)
+        return None, f"{detector_name} found no person scoring \u2265 {PERSON_SCORE_THR}{seen}: the box is left as it is."
     people = "1 person" if len(boxes) == 1 else f"{len(boxes)} people"
-    return (BoxPick(), text, preview, f"{detector_name} found {people} scoring \u2265 {PERSON_SCORE_THR} "
-            f"({result.total_ms():.0f} ms); **Estimate pose** runs on {'its box' if len(boxes) == 1 else 'each box'}.")
+    return boxes, (f"{detector_name} found {people} scoring \u2265 {PERSON_SCORE_THR} ({result.total_ms():.0f} ms); "
+                   f"**Estimate pose** runs on {'its box' if len(boxes) == 1 else 'each box'}.")

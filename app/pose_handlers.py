@@ -137,15 +137,15 @@ def clear_box(image=None, photo: PosePhoto | None = None):
 
 
 def find_people(image, photo: PosePhoto | None, detector_name: str, detect_people, progress=gr.Progress()):
-    """``detect_people`` (:func:`app.detection_handlers.find_people`: (image, detector) -> (pick,
-    box text, ..., note)) on the upload, its boxes drawn on the clicked photo -> (photo state, pick
-    state, box text, the photo with the boxes, note)."""
+    """``detect_people`` (:func:`app.detection_handlers.find_people`: (image, detector) -> (person
+    boxes or None, note)) on the upload, its boxes drawn on the clicked photo -> (photo state, pick
+    state, box text, the photo with the boxes, note); without boxes everything stays as it is."""
     photo = _photo(image, photo) if image is not None else PosePhoto()
-    pick, text, *_, note = detect_people(photo.original, detector_name, progress=progress)
-    if not isinstance(text, str):  # declined or nobody found: the box stays
-        return gr.skip(), pick, text, gr.skip(), note
-    photo, shown = _show(photo, parse_boxes(text, _decode(photo.original).size))
-    return photo, pick, text, shown, note
+    boxes, note = detect_people(photo.original, detector_name, progress=progress)
+    if boxes is None:  # declined or nobody found: the box stays
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), note
+    photo, shown = _show(photo, boxes)
+    return photo, BoxPick(), format_boxes(boxes), shown, note
 
 
 _POSE_COLUMNS = ["person", "joint", "x", "y", "score"]

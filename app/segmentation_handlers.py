@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from uniformer.precision import default_precision
+from uniformer.data.images import load_image_reduced
 from uniformer.tasks import segment_image
 from uniformer.tasks.segmentation import SegmentationResult, rescale_size
 
@@ -197,11 +198,7 @@ def segment(image, model_name: str, mode: str, window_size: int, short_side, opa
 
 def working_copy(img: Image.Image) -> Image.Image:
     """``img`` shrunk (keep-ratio) to the longest side :data:`MAX_SEGMENT_SIDE`'s note gives."""
-    side = max(MAX_DISPLAY_SIDE, *rescale_size(img.size))
-    if max(img.size) <= side:
-        return img
-    f = side / max(img.size)
-    return img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))), Image.BICUBIC, reducing_gap=2.0)
+    return load_image_reduced(img, max(MAX_DISPLAY_SIDE, *rescale_size(img.size)))
 
 
 def _view(image, model_name: str, short_side, state: SegView | None) -> SegView:

@@ -118,13 +118,10 @@ def unfused_session(model: torch.nn.Module, shape: tuple[int, ...]):
 
     import onnxruntime as ort
 
-    from uniformer.runtime.onnx import export_onnx
+    from uniformer.runtime.onnx import export_onnx, session_options
 
     path = export_onnx(model, Path(tempfile.mkdtemp()) / "plain.onnx", shape)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     return lambda x: torch.from_numpy(sess.run(None, {"x": x.numpy()})[0])
 
 

@@ -223,7 +223,7 @@ def test_find_people_draws_the_detector_boxes_on_the_clicked_photo(photo):
 
     def detect(image, detector_name, progress=None):
         seen.append(image)
-        return ph.BoxPick(), "10, 10, 30, 40; 70, 20, 20, 50", "preview", "found 2 people"
+        return [(10, 10, 30, 40), (70, 20, 20, 50)], "found 2 people"
 
     photo_state = ph.photo_changed(photo, None)[0]
     photo_state, pick, text, shown, note = ph.find_people(photo, photo_state, "det", detect)
@@ -232,7 +232,7 @@ def test_find_people_draws_the_detector_boxes_on_the_clicked_photo(photo):
     # run again from the drawn copy: the detector still gets the upload
     ph.find_people(shown, photo_state, "det", detect)
     assert seen == [photo, photo]
-    declined = ph.find_people(photo, photo_state, "det", lambda *a, **k: (gr.update(), gr.update(), gr.update(), "no"))
+    declined = ph.find_people(photo, photo_state, "det", lambda *a, **k: (None, "no"))
     assert declined[0] == gr.skip() and declined[3] == gr.skip() and declined[4] == "no"
 
 

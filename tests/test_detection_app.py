@@ -28,6 +28,7 @@ from uniformer.models.detection import DetectorConfig, UniFormerDetector
 from uniformer.models.uniformer import UniFormerConfig
 from uniformer.registry import get_entry
 from uniformer.tasks.detection import DetectionResult, coco_category_ids
+from uniformer.tasks.pose import format_boxes
 
 CLASS_NAMES = get_entry("mask_rcnn_1x_xxs").pretrained.class_names()
 PERSON, DOG, CUP = 0, 16, 41
@@ -287,16 +288,16 @@ def test_stage3_modes_run_on_twins(monkeypatch, photo):
 # --- the Pose tab's person finder ------------------------------------------------------------------
 
 def test_find_people_fills_the_person_boxes(fake, photo):
-    pick, text, preview, note = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
-    assert text == "12, 9, 36, 72; 60, 18, 24, 54"  # the two people >= 0.5, best first (x, y, w, h)
-    assert preview.size == (120, 90) and "found 2 people" in note and pick.first is None
+    boxes, note = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
+    assert format_boxes(boxes) == "12, 9, 36, 72; 60, 18, 24, 54"  # the two people >= 0.5, best first (x, y, w, h)
+    assert "found 2 people" in note
     assert fake.calls == [{"score_thr": 0.05, "scale": None}]  # the official resize
 
 
 def test_find_people_scales_boxes_back_to_the_photo(fake, photo, monkeypatch):
     monkeypatch.setattr(xd, "MAX_DETECT_SIDE", 60)
-    _, text, _, _ = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
-    assert fake.images == [(60, 45)] and text == "12, 9, 36, 72; 60, 18, 24, 54"
+    boxes, _ = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
+    assert fake.images == [(60, 45)] and format_boxes(boxes) == "12, 9, 36, 72; 60, 18, 24, 54"
 
 
 def test_find_people_ignores_untrained_detectors(monkeypatch, photo):
@@ -304,8 +305,8 @@ def test_find_people_ignores_untrained_detectors(monkeypatch, photo):
     monkeypatch.setattr(xd, "get_model", detector.get_model)
     monkeypatch.setattr(errors, "get_model", detector.get_model)
     monkeypatch.setattr(xd, "detect_objects", detector.detect_objects)
-    pick, text, preview, note = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
-    assert pick == text == preview == gr.update() and detector.calls == []  # the box is left as it is
+    boxes, note = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
+    assert boxes is None and detector.calls == []  # the box is left as it is
     assert note.startswith("**The detector was not run.**") and "no trained weights here" in note
     assert "not used" in note and "UNIFORMER_CHECKPOINT_DIR" in note
     assert xd.detector_note("mask_rcnn_1x_hybrid_small") in note
@@ -313,8 +314,8 @@ def test_find_people_ignores_untrained_detectors(monkeypatch, photo):
 
 def test_find_people_without_people(fake, photo, monkeypatch):
     monkeypatch.setattr(xd, "PERSON_SCORE_THR", 0.95)
-    pick, text, _, note = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
-    assert text == gr.update() and "found no person scoring \u2265 0.95 (the best person scores 0.90)" in note
+    boxes, note = xd.find_people(photo, "mask_rcnn_1x_hybrid_small")
+    assert boxes is None and "found no person scoring \u2265 0.95 (the best person scores 0.90)" in note
 
 
 def test_detector_note_and_errors(fake, photo):

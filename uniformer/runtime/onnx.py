@@ -33,7 +33,8 @@ from torch import nn
 
 from ..hub import cache_dir
 
-__all__ = ["weights_digest", "onnx_cache_path", "export_onnx", "apply_gelu_fusion", "OnnxRuntimeModel", "ort_providers"]
+__all__ = ["weights_digest", "onnx_cache_path", "export_onnx", "apply_gelu_fusion", "OnnxRuntimeModel", "ort_providers",
+           "session_options"]
 
 _KEY_VERSION = "2"  # bump when the export recipe changes (2: GELU fusion)
 
@@ -139,6 +140,17 @@ def ort_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+def session_options():
+    """The ``onnxruntime.SessionOptions`` every session here uses: as many intra-op threads as torch
+    uses, all graph optimizations."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return opts
+
+
 class OnnxRuntimeModel(nn.Module):
     """A model run by ONNX Runtime with the eager model's call signature and outputs.
 
@@ -192,10 +204,7 @@ class OnnxRuntimeModel(nn.Module):
             path = onnx_cache_path(self.eager, input_shape, self._digest)
             if not path.is_file():
                 export_onnx(self.eager, path, input_shape, fuse_gelu=True)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = torch.get_num_threads()
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            sess = ort.InferenceSession(str(path), opts, providers=ort_providers())
+            sess = ort.InferenceSession(str(path), session_options(), providers=ort_providers())
             self._sessions[input_shape], self._paths[input_shape] = sess, path
             return sess
 
