@@ -497,7 +497,8 @@ def test_pretrained_upernet_from_a_mirror(tmp_path, upernet_sd):
 def test_mirror_order(monkeypatch):
     """The primary file first, then the mirrors in order; the first that can be had wins; when none
     can, the error is the primary's and names the mirrors."""
-    from uniformer import registry
+    from uniformer.downloads import hub as downloads_hub
+    from uniformer.downloads import weights_source
 
     asked = []
 
@@ -507,18 +508,18 @@ def test_mirror_order(monkeypatch):
             raise CheckpointNotAvailableError(f"{repo_id} missing")
         return Path("/nonexistent/file.pth")
 
-    monkeypatch.setattr(registry, "hub_download", fake_download)
-    pretrained = get_entry("upernet_global_small").pretrained
-    path, repo, _ = registry._download_with_mirrors(pretrained)
+    monkeypatch.setattr(downloads_hub, "hub_download", fake_download)
+    src = weights_source("upernet_global_small")
+    path, repo, _ = downloads_hub.download_with_mirrors(src)
     assert asked == ["Andy1621/uniformer", "lllyasviel/ControlNet", "lllyasviel/Annotators"]
-    assert repo == "lllyasviel/Annotators" and path == "/nonexistent/file.pth"
+    assert repo == "lllyasviel/Annotators" and path == Path("/nonexistent/file.pth")
 
     def nowhere(repo_id, filename, revision=None):
         raise CheckpointNotAvailableError(f"{repo_id}/{filename} is not in the local Hugging Face cache")
 
-    monkeypatch.setattr(registry, "hub_download", nowhere)
+    monkeypatch.setattr(downloads_hub, "hub_download", nowhere)
     with pytest.raises(CheckpointNotAvailableError) as info:
-        registry._download_with_mirrors(pretrained)
+        downloads_hub.download_with_mirrors(src)
     message = str(info.value)  # the primary file's error, naming the mirrors tried
     assert message.startswith("Andy1621/uniformer/upernet_global_small.pth is not in the local Hugging Face cache")
     assert "lllyasviel/ControlNet/annotator/ckpts/upernet_global_small.pth" in message

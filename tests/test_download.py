@@ -15,15 +15,15 @@ import torch
 
 import uniformer
 from uniformer import CheckpointNotAvailableError
-from uniformer.downloads import (SOURCES, WeightsDownloadError, cached_weights, download_weights, drive_cache_path,
-                                 fetch_weights, official_downloads, weights_source)
+from uniformer.downloads import (SOURCES, WeightsDownloadError, cached_weights, download_weights, downloads_table,
+                                 drive_cache_path, fetch_weights, weights_source)
 from drivefiles import DriveServer
 from hubcache import REFERENCE_DIR, official_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 # The smallest released Drive-only checkpoint: UniFormer-XXS (light) 128 px, 10.2M parameters.
 NAME, VARIANT = "uniformer_xxs_128_in1k", "light_xxs"
-FILE_ID = official_downloads()[NAME]["drive_file_id"]
+FILE_ID = weights_source(NAME).drive_file_id
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +66,23 @@ def test_shipped_table_equals_the_reference_table():
     assert shipped == reference.read_text(encoding="utf-8")
 
 
+def _shipped_table() -> dict[str, dict[str, str]]:
+    with open(ROOT / "uniformer" / "data" / "official_downloads.tsv", newline="", encoding="utf-8") as f:
+        return {r["name"]: r for r in csv.DictReader(f, delimiter="\t") if not r["name"].startswith("(")}
+
+
+def test_the_shipped_table_is_what_the_registry_says():
+    """The registry is the one place of every checkpoint's facts: the shipped table's columns name,
+    task, source and Drive id are exactly :func:`downloads_table`, row for row (the table adds where
+    each link is in the official READMEs)."""
+    shipped = [{k: r[k] for k in ("name", "task", "source", "drive_file_id")} for r in _shipped_table().values()]
+    assert sorted(shipped, key=lambda r: r["name"]) == downloads_table()
+
+
 def test_every_registered_name_resolves_to_exactly_one_source():
     """Drive ids equal the table's; Hub files equal the registry's and the reference specs'; the counts
     are the issue's: 15 Hub, 64 Google Drive (79 released), backbones inside dense checkpoints."""
-    with open(ROOT / "uniformer" / "data" / "official_downloads.tsv", newline="", encoding="utf-8") as f:
-        table = {r["name"]: r for r in csv.DictReader(f, delimiter="\t") if not r["name"].startswith("(")}
+    table = _shipped_table()
     names = uniformer.list_models()
     assert set(names) == set(table)
     counts = dict.fromkeys(SOURCES, 0)

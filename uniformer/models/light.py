@@ -290,6 +290,17 @@ def light_config(size: str) -> UniFormerLightConfig:
                                 stem="conv", keep_ratios=ratios, trade_offs=ratios)
 
 
+#: Google Drive file id of each official checkpoint: the links of the official model-zoo READMEs
+#: (Sense-X/UniFormer), downloaded by :mod:`uniformer.downloads`.
+_DRIVE_IDS = {
+    "uniformer_xs_192_in1k": "1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv",
+    "uniformer_xs_224_in1k": "1CwQ91fjuAu3Rhn3zV4vjAmQ8v36AfYPT",
+    "uniformer_xxs_128_in1k": "1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps",
+    "uniformer_xxs_160_in1k": "1CsXCzfVFPyM2mY8BA_1fO3q_VBngnF44",
+    "uniformer_xxs_192_in1k": "1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_",
+    "uniformer_xxs_224_in1k": "1Cw9r_3c30N-esFI8RFYa6rQXJrr1rAHY",
+}
+
 def _register() -> None:
     """Register the light-weight image classifiers and backbones (called once, on import)."""
     drive = ("The official file is on Google Drive / Baidu Cloud "
@@ -304,7 +315,8 @@ def _register() -> None:
             name = f"uniformer_{size}_{res}_in1k"
             register_model(ModelEntry(
                 name=name, build=UniFormerLight, config=light_config(size),
-                pretrained=PretrainedCfg(hub=hub.get(name), download_hint=None if name in hub else drive,
+                pretrained=PretrainedCfg(hub=hub.get(name), drive_id=_DRIVE_IDS[name],
+                                         download_hint=None if name in hub else drive,
                                          input_size=(3, res, res), crop_pct=224 / 256, top1=top1[size, res],
                                          reference_variant=reference.get(name)),
                 filter_fn=checkpoint_filter_fn, task="image-classification",
@@ -317,7 +329,8 @@ def _register() -> None:
         register_model(ModelEntry(
             name=f"uniformer_{size}_backbone", build=UniFormerLight,
             config=light_config(size).replace(out_indices=(0, 1, 2, 3)),
-            pretrained=PretrainedCfg(download_hint=backbone_hint.format(size), input_size=(3, 512, 512),
+            pretrained=PretrainedCfg(download_hint=backbone_hint.format(size), holders=(f"fpn_{size}", f"mask_rcnn_1x_{size}"),
+                                     input_size=(3, 512, 512),
                                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), label_set="none",
                                      num_classes=0, reference_variant=(f"seg_{size}", f"det_{size}")),
             filter_fn=backbone_filter_fn, task="backbone", head_prefixes=(),

@@ -162,6 +162,47 @@ def _where(hub: str | None, exp: str) -> dict:
     return {"hub": hub, "download_hint": None if hub else _DRIVE.format(exp=exp)}
 
 
+#: Google Drive file id of each official checkpoint: the links of the official model-zoo READMEs
+#: (Sense-X/UniFormer), downloaded by :mod:`uniformer.downloads`.
+_DRIVE_IDS = {
+    "uniformer_base_k400_16x4": "15ipzFaZdTt-aHv7jcr_h_vgYD2X7D6AD",
+    "uniformer_base_k400_16x8": "1VoZcpFZbk9lEyRQ7gqRgT4CsnVt9g7uk",
+    "uniformer_base_k400_32x4": "1gHxx8cr1H0CNvngj1kB9ArgcPfJtqjCV",
+    "uniformer_base_k400_8x8": "1hBxGU-QE8hGRBjSNCymJ7Au06LhluvTv",
+    "uniformer_base_k600_16x4": "1nBQCBCsCflhZ4OGUoGB3pAkc_GDau7vd",
+    "uniformer_base_k600_16x8": "1aidHdSd-h65-_EUkfNOdMMw0ZB8G5maY",
+    "uniformer_base_k600_32x4": "1-DwdVf8w8lYj-iFpU40pfEpog9VE5PQB",
+    "uniformer_base_sthv1_16_prek400": "1uMq4W5lf17vOHUmccNjYLeTMqaWHSh6v",
+    "uniformer_base_sthv1_16_prek600": "1xpiL8zEDWYHFR55gOsbQiI41YEjTD89J",
+    "uniformer_base_sthv1_32_prek400": "18A3FuUUbdQ8ehMQ0D78qTTtm6YmIVWaO",
+    "uniformer_base_sthv1_32_prek600": "1xE1aJYAYFOlXOkpiIbJFHu_jSrr8reKm",
+    "uniformer_base_sthv2_16_prek400": "1s78JBpnykyJ7pYEGRDK8BZL9seIRIUlC",
+    "uniformer_base_sthv2_16_prek600": "16nCBGWzMM8n8Vr_EY0UmvgzLG0S_QYef",
+    "uniformer_base_sthv2_32_prek400": "1-rpMARXnyvyj6YUJkIvVqtna86egpjoS",
+    "uniformer_base_sthv2_32_prek600": "1-lkRB3546l_ECuObN_IrHws1C9a-qKPr",
+    "uniformer_small_k400_16x4": "1-jGZIIuTM5IYIpqkNTojhGhfMc7Gu9Kt",
+    "uniformer_small_k400_16x8": "174muWZJcZHieABDZMKiJ0tNeFLoEkJLx",
+    "uniformer_small_k400_8x8": "1-kitVTkWErHXI_x-sLItvK9-sOmb53j6",
+    "uniformer_small_k600_16x4": "1-dqzjm5RZVspWHQLRD4S1vo4_6jyVltb",
+    "uniformer_small_k600_16x8": "1-c835NJjg_015WxLBQF-1cPdQsyWMWfY",
+    "uniformer_small_sthv1_16_prek400": "1-bdFsmXt2Ztf43lrVgmqS8_VYJ8tub6J",
+    "uniformer_small_sthv1_16_prek600": "1-YbYGjM15MDtQnrmCeZ9H2ybNdYTFkgO",
+    "uniformer_small_sthv1_32_prek400": "1-Y5ADssqM2C8o_1jix48fQM788mVGWQ3",
+    "uniformer_small_sthv1_32_prek600": "1-XEgaGqXGp1EGzFl63ctApnvU54X27WP",
+    "uniformer_small_sthv2_16_prek400": "1-Wq22024HB7tT8kPX6eSMn2GUNMI-_gY",
+    "uniformer_small_sthv2_16_prek600": "1-V1mQp4fIIYhaXUWCgZXkJ0H6ne0Z8rz",
+    "uniformer_small_sthv2_32_prek400": "1-5Q5S-NRmHFkIBygaRYpJLT7aI9cpmky",
+    "uniformer_small_sthv2_32_prek600": "1-1K5R3Ed4t8d_DZnJ62xysIt1dBNmx96",
+    "uniformer_xs32_192_k400": "1DtdX-keSB-RkH23KqtQH36IMOUmol1kw",
+    "uniformer_xxs16_128_k400": "1DngSOmw0rStnYZlaCnz1xII6CU2d2R_j",
+    "uniformer_xxs16_160_k400": "1DxqrNHb4h1ZKnEFaqbkKJAXQsyIFeD7b",
+    "uniformer_xxs32_160_k400": "1EIVXRYn5UIkLaJGDpTBxTcyog_dKbcZe",
+    "uniformer_xxs4_128_k400": "1EFBxDS2m4mpk_sYejnPuGSDRH_1ELDhx",
+    "uniformer_xxs4_160_k400": "1DtTFT7FZ_kUjxqXAYyWhfXSr_EIHQi8a",
+    "uniformer_xxs8_128_k400": "1E9VwV-XJQCmo9nBhxLxa9DdphZiIg38z",
+    "uniformer_xxs8_160_k400": "1Dxq82X8mBsfVOzij0HSeb1g4sdez71FM",
+}
+
 def _register() -> None:
     """Register every video classifier (called once, on import)."""
     mean_std = dict(mean=KINETICS_MEAN, std=KINETICS_STD, interpolation="bilinear")
@@ -171,7 +212,7 @@ def _register() -> None:
         register_model(ModelEntry(
             name=name, build=UniFormer, config=video_config(size, classes),
             pretrained=VideoPretrainedCfg(
-                **_where(hub, exp), input_size=(3, t, 224, 224), crop_pct=224 / 256, label_set=label_set,
+                **_where(hub, exp), drive_id=_DRIVE_IDS.get(name), input_size=(3, t, 224, 224), crop_pct=224 / 256, label_set=label_set,
                 num_classes=classes, top1=top1, reference_variant=variant, sampling="dense", sampling_rate=stride,
                 test_clips=4, test_crops=1, **mean_std),
             filter_fn=checkpoint_filter_fn, task=TASK,
@@ -184,7 +225,8 @@ def _register() -> None:
         register_model(ModelEntry(
             name=name, build=UniFormer, config=video_config(size, classes),
             pretrained=VideoPretrainedCfg(
-                **_where(hub, f"uniformer_{size[0]}{t}_{data}_pre{pre}"), input_size=(3, t, 224, 224), crop_pct=1.0,
+                **_where(hub, f"uniformer_{size[0]}{t}_{data}_pre{pre}"), drive_id=_DRIVE_IDS[name],
+                input_size=(3, t, 224, 224), crop_pct=1.0,
                 label_set=label_set, num_classes=classes, top1=top1,
                 reference_variant=f"video_{size[0]}{16 if size == 'small' else 32}_ssv2", sampling="segment",
                 test_clips=1, test_crops=3, pretrain=_DATASET[pre], **mean_std),
@@ -196,7 +238,8 @@ def _register() -> None:
         register_model(ModelEntry(
             name=name, build=UniFormerLight, config=light_video_config(size, ls),
             pretrained=VideoPretrainedCfg(
-                hub=hub, download_hint=None if hub else _LIGHT_DRIVE.format(exp=name), input_size=(3, t, res, res),
+                hub=hub, drive_id=_DRIVE_IDS[name], download_hint=None if hub else _LIGHT_DRIVE.format(exp=name),
+                input_size=(3, t, res, res),
                 crop_pct=1.0, label_set="kinetics-400", num_classes=400, top1=top1, reference_variant=variant,
                 sampling="segment", test_clips=1, test_crops=1, **mean_std),
             filter_fn=checkpoint_filter_fn, task=TASK,
