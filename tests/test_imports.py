@@ -1,5 +1,6 @@
-"""The import graph of ``uniformer/`` has no cycle, and importing the package changes no global
-state of torch or Pillow (issue 14)."""
+"""The import graph of ``uniformer/`` has no cycle and reads one way (the library never imports the
+app; ``data`` and ``explain`` never reach ``train``), and importing the package changes no global
+state of torch or Pillow (issues 14, 21)."""
 from __future__ import annotations
 
 import ast
@@ -92,6 +93,46 @@ def test_uniformer_import_graph_has_no_cycle():
     graph = import_graph()
     assert len(graph) > 50
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def imported_top_levels(path: Path) -> set[str]:
+    """Top-level names of every absolute import in ``path`` (module level and inside functions)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_library_never_imports_the_app_or_the_notebooks():
+    offenders = {str(p.relative_to(ROOT)): sorted(imported_top_levels(p) & {"app", "notebooks", "tests"})
+                 for p in PACKAGE.rglob("*.py")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert "app" in imported_top_levels(ROOT / "app.py")  # the check sees absolute imports
+
+
+def test_data_and_explain_never_reach_train():
+    """Inputs and explanations do not depend on training code, not even through another module."""
+    graph = import_graph()
+    starts = [m for m in graph if m.split(".")[:2] in (["uniformer", "data"], ["uniformer", "explain"])]
+    assert len(starts) > 10 and "uniformer.data.moving_digits" in starts and "uniformer.explain.digits" in starts
+    offenders = {m: sorted(t for t in reachable(graph, m) if t.startswith("uniformer.train")) for m in starts}
+    assert {m: t for m, t in offenders.items() if t} == {}
+    assert any(t.startswith("uniformer.data") for t in reachable(graph, "uniformer.train.data"))  # edges are seen
 
 
 def test_the_registry_imports_nothing_from_models():

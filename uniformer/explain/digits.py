@@ -1,7 +1,7 @@
 """A drawn digit, read and explained in one forward: what the Digits demo (app, notebooks, CLI) shows.
 
 :func:`read_digit` turns a drawing into the 8x8 digit the digits model reads
-(:func:`uniformer.train.digits.sketch_to_digit`, the representation of scikit-learn's digits),
+(:func:`uniformer.data.sketch.sketch_to_digit`, the representation of scikit-learn's digits),
 classifies it with the library's inference path (:func:`uniformer.inference.predict_image`) while
 recording the global MHRA attention of the hourglass blocks (:func:`capture_attention`), and runs
 the token-shrinking trace (``UniFormerLight.forward_trace``, paper §5). The attention is summarised
@@ -18,7 +18,8 @@ from PIL import Image
 from torch import nn
 
 from ..inference import ImagePrediction, predict_image, preprocess_images, select_device
-from ..train.digits import digit_image, sketch_to_digit
+from ..data.digits import render_digit
+from ..data.sketch import sketch_to_digit
 from .capture import capture_attention
 
 __all__ = ["attention_received", "explained_blocks", "DigitReading", "read_digit"]
@@ -65,7 +66,7 @@ def read_digit(model: nn.Module, sketch: Any, topk: int = 3, device: str | torch
     Raises EmptySketchError (nothing drawn), ValueError / OSError (an unreadable drawing, bad topk).
     """
     counts = sketch_to_digit(sketch)
-    image = digit_image(counts)
+    image = render_digit(counts)
     dev = select_device(device) if device is not None else next(model.parameters()).device
     model.to(dev)
     with torch.inference_mode(), capture_attention(model) as capture:

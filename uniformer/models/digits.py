@@ -10,7 +10,7 @@ bilinearly), 10 classes '0'..'9'.
 
 ``uniformer_xxs_moving_digits``: the same design in 3-D (the light video models' layout, §5 and
 §4.2: 3-D conv stem halving time, 5x5x5 local MHRA, joint space-time hourglass blocks) for the
-"moving digits" clips of :class:`uniformer.train.MovingDigitsDataset`: 8 frames of 32x32, the label
+"moving digits" clips of :class:`uniformer.data.moving_digits.MovingDigitsDataset`: 8 frames of 32x32, the label
 is the motion (``MOVING_DIGITS_CLASSES``), which only the order of the frames reveals. Depths
 (1, 1, 2, 1), dims (16, 32, 64, 128), head_dim 16; segment sampling, 1 clip x 1 crop, the video
 models' normalization (mean 0.45, std 0.225).
@@ -28,7 +28,7 @@ __all__ = ["DIGITS_MODEL", "digits_config", "MOVING_DIGITS_MODEL", "MOVING_DIGIT
 
 DIGITS_MODEL = "uniformer_xxs_digits"
 MOVING_DIGITS_MODEL = "uniformer_xxs_moving_digits"
-#: The motion classes in label order (``uniformer.train.data.MOTIONS``; not imported: the model
+#: The motion classes in label order (``uniformer.data.moving_digits.MOTIONS``; not imported: the model
 #: registry does not depend on the training package).
 MOVING_DIGITS_CLASSES = ("left", "right", "up", "down", "clockwise", "anticlockwise")
 #: Frames per clip and canvas side (pixels) of the moving-digits model.

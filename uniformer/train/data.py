@@ -1,4 +1,5 @@
-"""Training data: an image folder, a CSV video list, scikit-learn's digits, and "moving digits" clips.
+"""Training data: an image folder, a CSV video list, scikit-learn's digits, and "moving digits" clips
+(the digits and their generators live in :mod:`uniformer.data`, used by the app and the notebooks too).
 
 Every dataset yields ``(input, label)`` with input a normalized float tensor, (3, H, W) for
 images or (3, T, H, W) for clips, and label an int class index; each has ``classes`` (names in
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import os
 import random
 from dataclasses import replace
@@ -26,6 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+from ..data.digits import DIGIT_CLASSES, load_digits_split, render_digit
+from ..data.moving_digits import MOTIONS, MovingDigitsDataset
 
 __all__ = [
     "DatasetError", "IMAGE_EXTENSIONS", "ImageFolderDataset", "VideoListDataset", "DigitsDataset",
@@ -316,36 +319,9 @@ def decode_video_clip(path: str | os.PathLike, num_frames: int, size: int, mean:
 
 # --- scikit-learn digits -----------------------------------------------------------------------
 
-DIGIT_CLASSES = tuple(str(i) for i in range(10))
 #: Synthetic block / seven-segment sketchpad drawings per digit added to the digits train split
 #: when training augments (``build_datasets``): the app's drawings are read right, not only sklearn's.
 DIGITS_STYLED_PER_DIGIT = 60
-
-
-def load_digits_split(split: str, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's handwritten digits (UCI optdigits test part: 1797 8x8 images, values 0..16 =
-    ink pixel counts of 4x4 blocks of a 32x32 bitmap), split deterministically and stratified:
-    ``split`` 'train' (80%: 1437) or 'val' (20%: 360). Returns (images (N, 8, 8) uint8, labels (N,) int64).
-    Raises ValueError for another split name."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    d = load_digits()
-    idx_train, idx_val = train_test_split(np.arange(len(d.target)), test_size=val_fraction,
-                                          stratify=d.target, random_state=seed)
-    idx = np.sort(idx_train if split == "train" else idx_val)
-    return d.images[idx].astype(np.uint8), d.target[idx].astype(np.int64)
-
-
-def render_digit(counts: np.ndarray) -> Image.Image:
-    """An 8x8 digit (ink counts 0..16) -> 8x8 RGB image, dark ink on white paper (0 -> 255, 16 -> 0).
-    The model's own transform then upsamples it (``PretrainedCfg.interpolation``)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    gray = np.clip(255.0 - counts * (255.0 / 16.0) + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(gray, mode="L").convert("RGB")
-
 
 def digits_train_transform(data_cfg, augment: bool = True) -> Callable:
     """Training transform of digit images: upsample to the input size (the eval filter), then a
@@ -371,7 +347,7 @@ class DigitsDataset(Dataset):
     ``transform``: PIL -> tensor (3, H, W). classes '0'..'9'. ``styled_per_digit`` > 0 (train
     split only) appends that many synthetic sketchpad drawings per digit in block and seven-segment
     styles, read into the same 8x8 format by the app's ``sketch_to_digit``
-    (``uniformer.train.sketch.styled_digit_counts``, seeded by ``styled_seed``)."""
+    (``uniformer.data.sketch.styled_digit_counts``, seeded by ``styled_seed``)."""
 
     def __init__(self, split: str = "train", transform: Callable | None = None, seed: int = 0,
                  styled_per_digit: int = 0, styled_seed: int = 0):
@@ -379,7 +355,7 @@ class DigitsDataset(Dataset):
         if styled_per_digit > 0:
             if split != "train":
                 raise ValueError("styled drawings augment the train split only, never the held-out split")
-            from .sketch import styled_digit_counts
+            from ..data.sketch import styled_digit_counts
 
             styled, styled_labels = styled_digit_counts(styled_per_digit, styled_seed)
             self.images, labels = np.concatenate([self.images, styled]), np.concatenate([labels, styled_labels])
@@ -393,94 +369,6 @@ class DigitsDataset(Dataset):
     def __getitem__(self, index: int):
         image = render_digit(self.images[index])
         return (self.transform(image) if self.transform else image), self.targets[index]
-
-
-# --- moving digits -----------------------------------------------------------------------------
-
-#: Motion classes of :class:`MovingDigitsDataset`, in label order.
-MOTIONS = ("left", "right", "up", "down", "clockwise", "anticlockwise")
-
-
-def _motion_order(positions: np.ndarray, motion: str, canvas: float, phase: float) -> np.ndarray:
-    """Order (indices) in which the digit visits ``positions`` (T, 2) as (x, y) top-left corners
-    in pixels (y downwards) so that it moves ``motion``; angles are about the canvas centre,
-    starting at ``phase`` radians."""
-    x, y = positions[:, 0], positions[:, 1]
-    if motion == "left":
-        return np.argsort(-x, kind="stable")
-    if motion == "right":
-        return np.argsort(x, kind="stable")
-    if motion == "up":
-        return np.argsort(-y, kind="stable")
-    if motion == "down":
-        return np.argsort(y, kind="stable")
-    c = canvas / 2
-    angle = np.mod(np.arctan2(-(y - c), x - c) - phase, 2 * math.pi)  # anticlockwise on screen
-    return np.argsort(angle if motion == "anticlockwise" else -angle, kind="stable")
-
-
-class MovingDigitsDataset(Dataset):
-    """Clips of a handwritten digit moving on a black canvas; the label is the motion
-    (``MOTIONS``: left, right, up, down, clockwise, anticlockwise), not the digit.
-
-    Each clip draws one digit (train clips from the digits train split, val clips from the val
-    split), ``num_frames`` positions independently and uniformly on the canvas, and a label; the
-    label only decides the *order* in which the positions are visited (sorted by x, by y, or by
-    angle about the centre). So the multiset of frames has the same distribution for every class:
-    any model that averages (or otherwise pools without order) over frames sees the same input
-    distribution for all six classes and cannot beat chance (1/6) -- only temporal modelling can
-    solve it. Output: (3, T, size, size) normalized by ``mean``/``std`` (ink white, value 1).
-
-    Clips are a pure function of (seed, split, index) -- and of the epoch for training clips when
-    ``resample=True`` (fresh clips every epoch, seeded by :class:`SeededSamples`). Labels cycle
-    through the classes (balanced). ``length``: clips per epoch.
-    """
-
-    def __init__(self, split: str = "train", length: int = 1200, num_frames: int = 8, size: int = 32,
-                 digit_size: int = 12, mean: Sequence[float] = (0.485, 0.456, 0.406),
-                 std: Sequence[float] = (0.229, 0.224, 0.225), resample: bool | None = None, seed: int = 0):
-        if digit_size >= size:
-            raise ValueError(f"digit_size {digit_size} must be smaller than the canvas size {size}")
-        self.split, self.length, self.num_frames, self.size, self.digit_size = split, length, num_frames, size, digit_size
-        self.seed = seed
-        self.resample = (split == "train") if resample is None else resample
-        images, _ = load_digits_split(split, seed=seed)
-        digits = torch.from_numpy(images).float().div(16.0).unsqueeze(1)  # (N, 1, 8, 8) in [0, 1]
-        self.digits = torch.nn.functional.interpolate(digits, size=(digit_size, digit_size), mode="bilinear",
-                                                      align_corners=False).clamp(0, 1)[:, 0]  # (N, d, d)
-        self.classes = list(MOTIONS)
-        self.targets = [i % len(MOTIONS) for i in range(length)]
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def clip_parts(self, index: int) -> tuple[int, np.ndarray, float]:
-        """(digit index, positions (T, 2) integer (x, y) top-left corners in visiting-set order,
-        phase) of clip ``index``: what the clip is made of, before the label orders it."""
-        extra = int(torch.randint(0, 2**31 - 1, ()).item()) if self.resample else 0
-        rng = np.random.default_rng([self.seed, 0 if self.split == "train" else 1, index, extra])
-        digit = int(rng.integers(len(self.digits)))
-        positions = rng.integers(0, self.size - self.digit_size + 1, size=(self.num_frames, 2))
-        return digit, positions, float(rng.uniform(0, 2 * math.pi))
-
-    def render(self, digit: int, positions: np.ndarray, label: int, phase: float = 0.0) -> torch.Tensor:
-        """The normalized clip (3, T, size, size) of ``digit`` visiting ``positions`` in the order
-        of motion ``MOTIONS[label]``."""
-        order = _motion_order(positions.astype(np.float64), MOTIONS[label], self.size - self.digit_size, phase)
-        T, d = self.num_frames, self.digit_size
-        frames = torch.zeros(T, self.size, self.size)
-        for t, i in enumerate(order):
-            x, y = (int(v) for v in positions[i])
-            frames[t, y:y + d, x:x + d] = self.digits[digit]
-        clip = frames.unsqueeze(0).expand(3, -1, -1, -1)  # (3, T, H, W)
-        return (clip - self.mean) / self.std
-
-    def __getitem__(self, index: int):
-        label = self.targets[index]
-        digit, positions, phase = self.clip_parts(index)
-        return self.render(digit, positions, label, phase), label
 
 
 # --- building the datasets of a run ------------------------------------------------------------

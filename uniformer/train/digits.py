@@ -1,7 +1,7 @@
 """A drawn digit -> the digits model: the pure functions behind a "digits" sketchpad demo.
 
 A drawing becomes the 8x8 ink counts of scikit-learn's digits by
-:func:`uniformer.train.sketch.sketch_to_digit` (re-exported here with the rest of that module's
+:func:`uniformer.data.sketch.sketch_to_digit` (re-exported here with the rest of that module's
 drawing functions). :func:`predict_digit` runs the model on it with the model's own preprocessing
 and returns an ``ImagePrediction`` (top-k digits with probabilities), plus the 8x8 image in ``extra``.
 """
@@ -20,8 +20,8 @@ from torch import nn
 from ..data import eval_transform
 from ..hub import WeightsInfo
 from ..inference import ClassScore, ImagePrediction, autocast, select_device
-from .data import render_digit
-from .sketch import (BLOCK_DIGITS, SEVEN_SEGMENT_DIGITS, SKETCH_CANVAS, EmptySketchError, draw_sketch, sketch_ink,
+from ..data.digits import render_digit
+from ..data.sketch import (BLOCK_DIGITS, SEVEN_SEGMENT_DIGITS, SKETCH_CANVAS, EmptySketchError, draw_sketch, sketch_ink,
                      sketch_to_digit, stroke_width, styled_digit_counts)
 
 __all__ = ["EmptySketchError", "sketch_ink", "stroke_width", "sketch_to_digit", "digit_image", "digit_input", "predict_digit",
@@ -81,7 +81,7 @@ def write_heldout_drawings(directory: str | Path, side: int = 256) -> dict[str, 
     shipped model never trained on), its 8x8 ink counts enlarged smoothly (bilinear) to a
     ``side`` x ``side`` PNG of dark ink on white, as a drawing on a sketchpad looks. Files that
     exist are kept; new ones appear atomically (another process never reads half a file)."""
-    from .data import load_digits_split
+    from ..data.digits import load_digits_split
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

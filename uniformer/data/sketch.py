@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..data import load_image
+from .images import load_image
 
 __all__ = ["EmptySketchError", "sketch_ink", "stroke_width", "sketch_to_digit", "SKETCH_CANVAS", "BLOCK_DIGITS",
            "SEVEN_SEGMENT_DIGITS", "draw_sketch", "styled_digit_counts"]
