@@ -4,6 +4,7 @@ proposals and detections as sets; masks), the cascade's test procedure, box geom
 official test pipeline and bad input."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -395,3 +396,22 @@ def test_filtering_counting_and_table_rows_by_hand():
     assert [row["mask_px"] for row in rows] == [400, 0, 80] and r.rows()[2]["mask_px"] == 20
     r.masks = None  # no mask head
     assert r.rows()[0]["mask_px"] is None
+    # kept between redraws: masks bit-packed (1/8 of the bytes), unpacked only for the shown detections
+    r.masks = masks
+    bare, packed = r.compact()
+    assert bare.masks is None and packed.bits.shape == (3, 40, 8) and packed.bits.nbytes * 8 <= masks.nbytes + 3 * 40 * 8
+    shown = bare.subset(np.array([2, 0]), packed)
+    assert shown.labels.tolist() == [1, 1] and shown.scores.tolist() == pytest.approx([0.2, 0.9])
+    assert np.array_equal(shown.masks, masks[[2, 0]]) and np.array_equal(r.subset([1]).masks, masks[[1]])
+    bare, packed = dataclasses.replace(r, masks=None).compact()
+    assert packed is None and bare.subset([0], packed).masks is None
+
+
+def test_detection_scale_is_the_official_bound_scaled_by_the_short_side():
+    from uniformer.tasks.detection import detection_scale
+
+    assert detection_scale(800) == (1333, 800) and detection_scale(512) == (853, 512)
+    assert detection_scale("320") == (533, 320)
+    for bad in (0, -8, "big", None):
+        with pytest.raises(ValueError, match="short side"):
+            detection_scale(bad)

@@ -105,8 +105,9 @@ def test_pixel_to_token_at_corners_and_centre_of_non_square_images(small, size):
         assert (r, c) == (h // 2, w // 2)  # just below-right of the crop's centre
         centres = a.geometry.token_centers(info.grid)
         assert [E.query_token(a, *centres[i], info) for i in range(h * w)] == list(range(h * w))
-    with pytest.raises(ValueError, match="outside the centre crop"):
+    with pytest.raises(E.OutsideCropError, match="outside the centre crop") as info:
         E.query_map(a, a.layers_of(E.GLOBAL)[0], x0 - 1 if x0 >= 1 else W / 2, y0 - 1 if y0 >= 1 else H / 2)
+    assert info.value.crop_box == a.geometry.crop_box() and isinstance(info.value, ValueError)
 
 
 def test_to_image_puts_each_token_where_token_at_says(small_analysis):

@@ -356,7 +356,7 @@ def _detect(args) -> int:
 
     from .data import ImageDecodeError, load_image
     from .inference import select_device
-    from .tasks.detection import detect_objects, draw_detections
+    from .tasks.detection import detect_objects, detection_scale, draw_detections
 
     if args.model not in _detection_models():
         raise ValueError(f"{args.model!r} is not a detection model; choose one of {sorted(_detection_models())}")
@@ -367,8 +367,7 @@ def _detect(args) -> int:
     except CheckpointNotAvailableError as e:
         raise CheckpointNotAvailableError(f"{e} (or pass --untrained to try the pipeline with random weights)") from e
     device = select_device(args.device)
-    short = int(args.short_side)
-    scale = (round(short * 1333 / 800), short)
+    scale = detection_scale(args.short_side)
     out_dir = Path(args.out) if args.out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from .compare import LocalVsGlobal, comparison_layers, local_vs_global
 from .distance import AttentionDistance, mean_attention_distance, token_distances
 from .features import pca_rgb, stage_pca
 from .figures import distance_figure, heatmap_figure, kernels_figure, query_figure
-from .geometry import InputGeometry, input_geometry
+from .geometry import InputGeometry, OutsideCropError, input_geometry
 from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorize, contact_sheet, display_size, draw_boxes, overlay,
                       query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
 from .point import PointView, display_to_image, explain_point, image_to_display, point_report
@@ -23,7 +23,7 @@ from .rollout import HEAD_FUSIONS, Rollout, attention_rollout, downsample_matrix
 
 __all__ = [
     "AttentionCapture", "ShrunkAttention", "capture_attention", "global_mhra_modules", "window_attention",
-    "InputGeometry", "input_geometry",
+    "InputGeometry", "OutsideCropError", "input_geometry",
     "LOCAL", "GLOBAL", "NOT_CAPTURED", "WINDOW", "HOURGLASS", "LayerInfo", "Analysis", "analyze", "class_names_of",
     "QueryMap", "query_token", "query_map", "query_maps",
     "LocalAffinity", "local_affinity", "ReceptiveField", "theoretical_receptive_field", "effective_receptive_field",

@@ -27,7 +27,7 @@ __all__ = ["QueryMap", "query_token", "query_map", "query_maps"]
 
 def query_token(analysis: Analysis, x: float, y: float, layer: LayerInfo | int | str) -> int:
     """Token index (row-major) of ``layer``'s grid under original-image pixel (x, y).
-    Raises ValueError when the pixel lies outside the centre crop the model sees."""
+    Raises OutsideCropError (a ValueError) when the pixel lies outside the centre crop the model sees."""
     info = layer if isinstance(layer, LayerInfo) else analysis.layer(layer)
     return analysis.geometry.token_at(x, y, info.grid)
 

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["InputGeometry", "input_geometry"]
+__all__ = ["OutsideCropError", "InputGeometry", "input_geometry"]
+
+
+class OutsideCropError(ValueError):
+    """A pixel asked about lies outside the centre crop the model sees (the eval transform's crop
+    drops the image's borders): no token covers it. ``crop_box``: the region the model sees,
+    (x0, y0, x1, y1) in original-image pixels."""
+
+    def __init__(self, message: str, crop_box: tuple[float, float, float, float]):
+        super().__init__(message)
+        self.crop_box = crop_box
 
 
 @dataclass(frozen=True)
@@ -55,14 +65,15 @@ class InputGeometry:
     def token_at(self, x: float, y: float, grid: tuple[int, int]) -> int:
         """Index (row-major) of the token of a (h, w) grid covering original pixel (x, y).
 
-        Raises ValueError when the pixel lies outside the centre crop the model sees.
+        Raises OutsideCropError (a ValueError) when the pixel lies outside the centre crop the model sees.
         """
         h, w = grid
         xi, yi = self.image_to_input(x, y)
         S_h, S_w = self.input_size
         if not (0 <= xi < S_w and 0 <= yi < S_h):
-            raise ValueError(f"pixel ({x:.0f}, {y:.0f}) is outside the centre crop the model sees "
-                             f"(image box {tuple(round(v) for v in self.crop_box())})")
+            box = self.crop_box()
+            raise OutsideCropError(f"pixel ({x:.0f}, {y:.0f}) is outside the centre crop the model sees "
+                                   f"(image box {tuple(round(v) for v in box)})", box)
         row = min(int(yi * h / S_h), h - 1)
         col = min(int(xi * w / S_w), w - 1)
         return row * w + col

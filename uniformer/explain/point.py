@@ -66,7 +66,7 @@ def explain_point(analysis: Analysis, x: float, y: float, layer: int, head: int 
     """Resolve original-image pixel (x, y) for ``layer`` (1-based index into ``analysis.layers``,
     clamped to the valid range) and ``head`` (0-based; None or out of range = mean over heads).
     No network runs (``receptive_field`` is passed in: it needs the model).
-    Raises ValueError when the point lies outside the centre crop the model sees."""
+    Raises OutsideCropError (a ValueError) when the point lies outside the centre crop the model sees."""
     info = analysis.layers[min(max(int(layer), 1), len(analysis.layers)) - 1]
     head = None if head is None or not 0 <= head < info.heads else int(head)
     shown = None if info.kind == NOT_CAPTURED else query_map(analysis, info, x, y)

@@ -39,7 +39,8 @@ from .common import require_model, stage3_run, test_scale
 from .segmentation import rescale_size, resize_uint8
 from .visualize import load_font
 
-__all__ = ["DETECTION_STEPS", "DetectionInput", "preprocess_detection", "DetectionResult", "detect_objects", "draw_detections",
+__all__ = ["DETECTION_STEPS", "DetectionInput", "preprocess_detection", "PackedMasks", "detection_scale",
+           "DetectionResult", "detect_objects", "draw_detections",
            "mask_to_rle", "coco_category_ids", "class_colors"]
 
 
@@ -102,6 +103,37 @@ def mask_to_rle(mask: np.ndarray) -> dict:
     if flat.size and flat[0]:
         counts = [0] + counts
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
+
+
+@dataclass(frozen=True)
+class PackedMasks:
+    """Bool masks (K, H, W) stored bit-packed along the width: ``bits`` (K, H, ceil(W / 8)) uint8,
+    ``width`` W pixels. One eighth of the memory of the bool masks."""
+
+    bits: np.ndarray
+    width: int
+
+    @classmethod
+    def pack(cls, masks: np.ndarray | None) -> "PackedMasks | None":
+        """Pack (K, H, W) bool masks; None stays None (a detector without a mask head)."""
+        return None if masks is None else cls(np.packbits(masks, axis=-1), int(masks.shape[-1]))
+
+    def unpack(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), H, W) bool masks of detections ``idx``."""
+        return np.unpackbits(self.bits[np.asarray(idx, dtype=np.int64)], axis=-1, count=self.width).astype(bool)
+
+
+def detection_scale(short_side: int) -> tuple[int, int]:
+    """(long, short) bound of the keep-ratio test resize for a short side of ``short_side`` pixels:
+    the official (1333, 800) scaled proportionally (512 -> (853, 512)), what ``detect_objects``'s
+    ``scale`` takes. Raises ValueError for a short side that is not a positive whole number."""
+    try:
+        s = int(short_side)
+    except (TypeError, ValueError):
+        raise ValueError(f"the short side must be a whole number of pixels, got {short_side!r}") from None
+    if s <= 0:
+        raise ValueError(f"the short side must be a positive number of pixels, got {short_side!r}")
+    return round(1333 * s / 800), s
 
 
 @dataclass
@@ -225,6 +257,20 @@ class DetectionResult:
                 item["segmentation"] = mask_to_rle(self.masks[i])
             out.append(item)
         return out
+
+    def subset(self, idx: np.ndarray, masks: "PackedMasks | None" = None) -> "DetectionResult":
+        """The result restricted to detections ``idx`` (indices into this result), masks taken from
+        ``masks`` (a compact copy, see :meth:`compact`) when given, else from ``self.masks``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        kept = masks.unpack(idx) if masks is not None else (None if self.masks is None else self.masks[idx])
+        return dataclasses.replace(self, boxes=self.boxes[idx], scores=self.scores[idx], labels=self.labels[idx],
+                                   masks=kept)
+
+    def compact(self) -> "tuple[DetectionResult, PackedMasks | None]":
+        """(this result without masks, its masks bit-packed or None): what to keep between redraws of
+        one photo. Masks are one bool per pixel per detection (100 masks of a 2048x1536 photo: 300 MB);
+        packed they take 1/8 of that, and :meth:`subset` unpacks only the detections it shows."""
+        return dataclasses.replace(self, masks=None), PackedMasks.pack(self.masks)
 
     def to_dict(self) -> dict:
         """JSON-ready summary without masks: settings, timings, weights and the detections."""
