@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,8 @@ from ..models.uniformer import stage3_window_sizes
 
 __all__ = ["rescale_size", "test_input_size", "resize_uint8", "SegmentationInput", "preprocess_segmentation",
            "resize_logits", "logits_to_mask", "stage3_grid", "stage3_window_boxes", "ClassArea",
-           "SegmentationResult", "segment_image"]
+           "SegmentationResult", "segment_image", "segmentation_scale", "STAGE3_MODES", "ModeComparison",
+           "compare_stage3_modes"]
 
 
 def rescale_size(size: tuple[int, int], scale: tuple[int, int] = (2048, 512)) -> tuple[int, int]:
@@ -54,6 +55,20 @@ def rescale_size(size: tuple[int, int], scale: tuple[int, int] = (2048, 512)) ->
         raise ValueError(f"sizes must be positive, got size {size} and scale {scale}")
     factor = min(max(scale) / max(w, h), min(scale) / min(w, h))
     return int(w * factor + 0.5), int(h * factor + 0.5)
+
+
+def segmentation_scale(short_side: int) -> tuple[int, int]:
+    """(long, short) bound of the keep-ratio test resize for a short side of ``short_side`` pixels:
+    the official (2048, 512) rule, long side 4x the short side (384 -> (1536, 384)), what
+    ``segment_image``'s ``scale`` takes. Raises ValueError for a short side that is not a positive
+    number of pixels."""
+    try:
+        s = int(short_side)
+    except (TypeError, ValueError):
+        raise ValueError(f"the short side must be a whole number of pixels, got {short_side!r}") from None
+    if s <= 0:
+        raise ValueError(f"the short side must be a positive number of pixels, got {short_side!r}")
+    return 4 * s, s
 
 
 def test_input_size(size: tuple[int, int], scale: tuple[int, int] = (2048, 512),
@@ -328,3 +343,62 @@ def segment_image(model: torch.nn.Module, image, stage3_attention: str | None = 
         weights=getattr(model, "weights_info", WeightsInfo("untrained")), device=str(dev), precision=precision,
         preprocess_ms=(t1 - t0) * 1000, inference_ms=(t2 - t1) * 1000, postprocess_ms=(t3 - t2) * 1000,
         global_blocks=tuple(i for i, w in enumerate(stage3_window_sizes(bcfg)) if w is None))
+
+
+#: The stage-3 attention modes (paper §4.3), in the order they are compared.
+STAGE3_MODES = ("global", "window", "hybrid")
+
+
+@dataclass
+class ModeComparison:
+    """The inference time of each stage-3 mode on one input, and how often its class map agrees with
+    the global mode's (§4.3: windows trade accuracy for speed on large inputs).
+
+    timings: (mode, window size; None for global) -> (inference ms, fraction 0-1 of pixels with
+    the same class as the global run, or None before a global run); global_mask: the (H, W) class
+    map of the last global run.
+    """
+
+    timings: dict = field(default_factory=dict)
+    global_mask: np.ndarray | None = None
+
+    def record(self, result: "SegmentationResult") -> None:
+        """Add ``result``'s inference time (and agreement with the global class map) to the table."""
+        global_run = result.stage3_attention == "global"
+        if global_run:
+            self.global_mask = result.mask
+        agree = None if self.global_mask is None else result.agreement(self.global_mask)
+        self.timings[(result.stage3_attention, None if global_run else result.window_size)] = (result.inference_ms,
+                                                                                                agree)
+
+    def rows(self) -> list[dict]:
+        """One dict per timed run, global first, then window and hybrid by window size: ``mode``,
+        ``window`` (None for global), ``ms``, ``vs_global`` (time ratio to the global run, None
+        without one) and ``agreement`` (0-1, None before a global run)."""
+        base = self.timings.get(("global", None), (None, None))[0]
+        order = {m: i for i, m in enumerate(STAGE3_MODES)}
+        return [{"mode": mode, "window": ws, "ms": ms, "vs_global": ms / base if base else None, "agreement": agree}
+                for (mode, ws), (ms, agree) in sorted(self.timings.items(),
+                                                      key=lambda kv: (order[kv[0][0]], kv[0][1] or 0))]
+
+
+def compare_stage3_modes(run: Callable[[str], "SegmentationResult"], shown: str,
+                         comparison: ModeComparison | None = None,
+                         progress: Callable[[float, str], None] | None = None,
+                         ) -> tuple["SegmentationResult", ModeComparison]:
+    """Time every stage-3 mode on one input: ``run(mode)`` segments it with stage 3 in ``mode``
+    (e.g. ``lambda m: segment_image(twins[m], image)``). One untimed warm-up run (global) comes
+    first, so that the first mode timed does not pay one-time costs (kernel set-up for this input
+    size). Returns (the result of mode ``shown``, ``comparison`` with the three runs recorded).
+    ``progress(fraction, text)`` is told before each run. Raises what ``run`` raises."""
+    comparison = comparison if comparison is not None else ModeComparison()
+    tell = progress or (lambda fraction, text: None)
+    tell(0, "warm-up run")
+    run("global")
+    result = None
+    for i, mode in enumerate(STAGE3_MODES):
+        tell((i + 1) / (len(STAGE3_MODES) + 1), f"timing {mode} ({i + 1}/{len(STAGE3_MODES)})")
+        out = run(mode)
+        comparison.record(out)
+        result = out if mode == shown else result
+    return result, comparison
