@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
@@ -21,7 +20,8 @@ from PIL import Image
 from uniformer.precision import default_precision
 from uniformer.data.images import load_image_reduced
 from uniformer.tasks import segment_image
-from uniformer.tasks.segmentation import SegmentationResult, rescale_size
+from uniformer.tasks.segmentation import (ModeComparison, SegmentationResult, compare_stage3_modes, rescale_size,
+                                          segmentation_scale)
 
 from . import errors
 from .dense_handlers import MAX_DISPLAY_SIDE, _decode, _display_size, _need_image, _out_dir
@@ -55,8 +55,7 @@ class SegView:
     image: Image.Image
     result: SegmentationResult | None  # None until the first run
     key: tuple
-    timings: dict = field(default_factory=dict)  # (mode, window) -> (ms, agreement with global or None)
-    global_mask: np.ndarray | None = None
+    comparison: ModeComparison = field(default_factory=ModeComparison)
 
 
 class SegOutputs(NamedTuple):
@@ -126,14 +125,10 @@ def _seg_details(result: SegmentationResult) -> str:
 
 def _timings_table(view: SegView | None) -> pd.DataFrame:
     columns = ["stage 3", "window", "inference (ms)", "vs global", "same class as global (%)"]
-    if view is None or not view.timings:
-        return pd.DataFrame(columns=columns)
-    base = view.timings.get(("global", None), (None, None))[0]
-    rows = []
-    order = {"global": 0, "window": 1, "hybrid": 2}
-    for (mode, ws), (ms, agree) in sorted(view.timings.items(), key=lambda kv: (order[kv[0][0]], kv[0][1] or 0)):
-        rows.append([mode, "-" if ws is None else f"{ws}\u00d7{ws}", round(ms),
-                     f"{ms / base:.2f}\u00d7" if base else "", "" if agree is None else round(100 * agree, 2)])
+    rows = [[r["mode"], "-" if r["window"] is None else f"{r['window']}\u00d7{r['window']}", round(r["ms"]),
+             "" if r["vs_global"] is None else f"{r['vs_global']:.2f}\u00d7",
+             "" if r["agreement"] is None else round(100 * r["agreement"], 2)]
+            for r in (view.comparison.rows() if view is not None else [])]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -147,11 +142,6 @@ def _render(view: SegView, opacity: float, visible, show_windows: bool) -> tuple
     return full.resize(_display_size(full.size), Image.BILINEAR), full
 
 
-def _scale(short_side) -> tuple[int, int]:
-    s = int(short_side)
-    return 4 * s, s
-
-
 def _run(twins: Stage3Twins, image: Image.Image, model_name: str, mode: str, window_size: int, short_side,
          ) -> SegmentationResult:
     try:
@@ -161,20 +151,10 @@ def _run(twins: Stage3Twins, image: Image.Image, model_name: str, mode: str, win
     if model is None:
         raise errors.model_not_loaded(model_name, loaded.error)
     try:
-        return segment_image(model, image, scale=_scale(short_side), device=default_device(),
+        return segment_image(model, image, scale=segmentation_scale(short_side), device=default_device(),
                              precision=default_precision(default_device()))
     except ValueError as e:
         raise gr.Error(str(e), title="Invalid setting") from None
-
-
-def _record(view: SegView, result: SegmentationResult) -> None:
-    """Make ``result`` the view's and add its time (and agreement with global) to the table."""
-    view.result = result
-    key = (result.stage3_attention, None if result.stage3_attention == "global" else result.window_size)
-    if result.stage3_attention == "global":
-        view.global_mask = result.mask
-    agree = None if view.global_mask is None else result.agreement(view.global_mask)
-    view.timings[key] = (result.inference_ms, agree)
 
 
 def _outputs(view: SegView, opacity: float, show_windows: bool) -> SegOutputs:
@@ -192,7 +172,8 @@ def segment(image, model_name: str, mode: str, window_size: int, short_side, opa
 
     Raises gr.Error: no image, unreadable image, model not loaded, mode not available."""
     view = _view(image, model_name, short_side, state)
-    _record(view, _run(twins, view.image, model_name, mode, window_size, short_side))
+    view.result = _run(twins, view.image, model_name, mode, window_size, short_side)
+    view.comparison.record(view.result)
     return _outputs(view, opacity, show_windows)
 
 
@@ -220,15 +201,8 @@ def compare_modes(image, model_name: str, mode: str, window_size: int, short_sid
     first, so that the first mode timed does not pay one-time costs (kernel set-up for this input
     size). Raises gr.Error as :func:`segment`."""
     view = _view(image, model_name, short_side, state)
-    progress(0, desc="warm-up run")
-    _run(twins, view.image, model_name, "global", window_size, short_side)  # warm-up
-    shown = None
-    for i, m in enumerate(("global", "window", "hybrid")):
-        progress((i + 1) / 4, desc=f"timing {m} ({i + 1}/3)")
-        result = _run(twins, view.image, model_name, m, window_size, short_side)
-        _record(view, result)
-        shown = result if m == mode else shown
-    view.result = shown
+    view.result, _ = compare_stage3_modes(lambda m: _run(twins, view.image, model_name, m, window_size, short_side),
+                                          mode, view.comparison, lambda fraction, text: progress(fraction, desc=text))
     return _outputs(view, opacity, show_windows)
 
 
