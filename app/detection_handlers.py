@@ -15,7 +15,6 @@ Masks are pasted at the size of the photo, one bool per pixel per detection; a p
 """
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 from dataclasses import dataclass, field
@@ -28,8 +27,8 @@ import torch
 from PIL import Image
 
 from uniformer.explain.overlay import display_size
-from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, detect_objects,
-                                       draw_detections)
+from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, PackedMasks, detect_objects,
+                                       detection_scale, draw_detections)
 
 from .dense_handlers import _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins, is_light_detector
@@ -69,7 +68,7 @@ class DetView:
 
     image: the photo the detector saw (the upload, downscaled to :data:`MAX_DETECT_SIDE` if larger);
     original_size: (W, H) of the upload; result: the detections with ``masks=None`` (they are in
-    ``packed``: (K, H, ceil(W / 8)) uint8, bits along the width); network_thr: the score threshold
+    ``packed``, bit-packed: :meth:`DetectionResult.compact`); network_thr: the score threshold
     the network ran with; trained: whether the weights are trained; light: whether the backbone is
     light-weight (hourglass blocks); hidden: class indices the user unticked; choices: the class
     indices the filter offered last (to tell unticked from unseen).
@@ -78,25 +77,16 @@ class DetView:
     image: Image.Image
     original_size: tuple[int, int]
     result: DetectionResult
-    packed: np.ndarray | None
+    packed: PackedMasks | None
     network_thr: float
     trained: bool
     light: bool = False
     hidden: set[int] = field(default_factory=set)
     choices: list[int] = field(default_factory=list)
 
-    def masks(self, idx: np.ndarray) -> np.ndarray | None:
-        """(len(idx), H, W) bool masks of detections ``idx`` (None without a mask head)."""
-        if self.packed is None:
-            return None
-        w = self.result.image_size[0]
-        return np.unpackbits(self.packed[idx], axis=-1, count=w).astype(bool)
-
     def subset(self, idx: np.ndarray) -> DetectionResult:
         """The result restricted to detections ``idx``, with their masks unpacked."""
-        r = self.result
-        return dataclasses.replace(r, boxes=r.boxes[idx], scores=r.scores[idx], labels=r.labels[idx],
-                                   masks=self.masks(idx))
+        return self.result.subset(idx, self.packed)
 
 
 class DetOutputs(NamedTuple):
@@ -123,11 +113,8 @@ class RedrawOutputs(NamedTuple):
     state: DetView | None
 
 
-def scale_for(short_side) -> tuple[int, int]:
-    """(long, short) bound of the keep-ratio resize for ``short_side``: the official (1333, 800)
-    scaled down proportionally (512 -> (853, 512))."""
-    s = int(short_side)
-    return round(1333 * s / 800), s
+#: (long, short) bound of the keep-ratio resize for a short side (the library's rule).
+scale_for = detection_scale
 
 
 def mode_update(model_name: str) -> dict:
@@ -291,9 +278,7 @@ def detect(image, model_name: str, mode: str, short_side, thr: float, opacity: f
     except ValueError as e:
         raise gr.Error(str(e), title="Invalid setting") from None
     progress(0.9, desc="Drawing")
-    packed = None if result.masks is None else np.packbits(result.masks, axis=-1)
-    view = DetView(work, img.size, dataclasses.replace(result, masks=None), packed, network_thr, trained,
-                   is_light_detector(model_name))
+    view = DetView(work, img.size, *result.compact(), network_thr, trained, is_light_detector(model_name))
     out = _redraw(view, thr, opacity, show_masks, show_labels)
     return DetOutputs(out.overlay, out.note, out.classes, out.table, timing_html(result.times), _details(view),
                       out.files, view)
