@@ -646,3 +646,28 @@ def test_explain_point_resolves_layer_head_and_reports_json(small_analysis):
     disp = (W // 3, H // 3)
     back = E.display_to_image(E.image_to_display((x, y), (W, H), disp), (W, H), disp)
     assert np.allclose(back, (x, y))
+
+
+def test_views_of_an_analysis_and_of_a_point(small_analysis):
+    """analysis_pictures: rollout class overlay + one PCA picture per stage at the thumbnail size;
+    point_pictures: the clicked layer's map on the canvas, every panel listed for the contact sheet,
+    the clicked stage-4 token's rollout, and the numbers of point_report."""
+    a = small_analysis
+    static = E.analysis_pictures(a, thumbnail=64)
+    assert static.rollout is not None and static.rollout_note is None
+    assert static.class_overlay.size == E.display_size(a.image_size, 64)
+    assert [c for _, c in static.features] == [f"stage {s + 1} features, PCA -> RGB" for s in range(4)]
+    assert [c for _, c in static.pictures()][0] == "rollout: mean of stage-4 tokens" and len(static.pictures()) == 5
+    W, H = a.image_size
+    first = E.first_global_layer(a)
+    assert a.layers[first - 1].kind == E.GLOBAL and all(i.kind != E.GLOBAL for i in a.layers[:first - 1])
+    q = E.explain_point(a, W / 2, H / 2, layer=first, head=0)
+    p = E.point_pictures(a, q, static, display=120, thumbnail=64, image_sha1="abc")
+    assert p.canvas.size == E.display_size(a.image_size, 120)
+    assert np.array_equal(np.asarray(p.canvas), np.asarray(E.query_overlay(a, q.shown, 0, size=p.canvas.size)))
+    assert p.panels[0][0] == "clicked layer: " + E.layer_caption(q.shown, 0) and "(head 1)" in p.panels[0][0]
+    assert [c for c, _ in p.panels[1:1 + len(p.local_vs_global)]] == [c for _, c in p.local_vs_global]
+    assert p.token4 == a.geometry.token_at(W / 2, H / 2, static.rollout.grid4)
+    assert [c for _, c in p.rollout] == ["rollout: mean of stage-4 tokens", "rollout: clicked stage-4 token"]
+    assert p.payload == E.point_report(a, q, static.distance, static.rollout, None, p.token4, image_sha1="abc")
+    assert p.title.startswith(f"{a.model_name} \u00b7 click ({W / 2:.0f}, {H / 2:.0f})")

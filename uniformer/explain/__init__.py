@@ -20,6 +20,7 @@ from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorize, contac
                       query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
 from .point import PointView, display_to_image, explain_point, image_to_display, point_report
 from .rollout import HEAD_FUSIONS, Rollout, attention_rollout, downsample_matrix, rollout_matrix
+from .views import AnalysisPictures, PointPictures, analysis_pictures, first_global_layer, layer_caption, point_pictures
 
 __all__ = [
     "AttentionCapture", "ShrunkAttention", "capture_attention", "global_mhra_modules", "window_attention",
@@ -36,4 +37,5 @@ __all__ = [
     "display_size", "to_image", "colorize", "overlay", "draw_boxes", "contact_sheet", "QUERY_COLOUR", "REACH_COLOUR",
     "FIELD_COLOUR", "query_boxes", "query_overlay", "receptive_field_overlay", "rgb_picture",
     "heatmap_figure", "query_figure", "kernels_figure", "distance_figure",
+    "AnalysisPictures", "analysis_pictures", "PointPictures", "point_pictures", "layer_caption", "first_global_layer",
 ]
