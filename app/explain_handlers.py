@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
-import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
@@ -91,16 +90,6 @@ def _to_original(analysis: E.Analysis, point: tuple[float, float]) -> tuple[floa
     return E.display_to_image(point, analysis.image_size, _display(analysis))
 
 
-def _query_overlay(analysis: E.Analysis, q: E.QueryMap, head: int | None, side: int = MAX_DISPLAY_SIDE) -> Image.Image:
-    return E.query_overlay(analysis, q, head, size=_display(analysis, side))
-
-
-def _caption(q: E.QueryMap, head: int | None = None) -> str:
-    kind = "learned affinity, Eq. 6" if q.layer.kind == E.LOCAL else "attention, Eq. 7"
-    who = "mean" if head is None else f"head {head + 1}"
-    return f"S{q.layer.stage + 1}.B{q.layer.block + 1} {kind} ({who})"
-
-
 def _erf(analysis: E.Analysis, key: str, x: float, y: float) -> E.ReceptiveField | None:
     """The stage-2 effective receptive field of the clicked token (cached per token)."""
     if not analysis.layers_of(E.LOCAL, stage=1):
@@ -116,11 +105,7 @@ def _erf(analysis: E.Analysis, key: str, x: float, y: float) -> E.ReceptiveField
 class _Static:
     """What depends on the analysis only (not on the click or sliders), computed once per analysis."""
 
-    distance: E.AttentionDistance
-    rollout: E.Rollout | None
-    rollout_note: str | None
-    class_overlay: Image.Image | None
-    features: list[tuple[Image.Image, str]]
+    pictures: E.AnalysisPictures
     #: the same pictures as PNG files (class overlay first when there is one), for the galleries:
     #: they are identical in every response about this analysis, and Gradio re-writes a PIL output
     #: in place in its content-addressed cache (gradio 6.31 ``save_pil_to_cache``), so concurrent
@@ -130,21 +115,13 @@ class _Static:
 
 def _static(analysis: E.Analysis, key: str) -> _Static:
     def compute() -> _Static:
-        try:
-            ro, note = E.attention_rollout(analysis), None
-        except ValueError as e:
-            ro, note = None, str(e)
-        overlay = None if ro is None else E.overlay(analysis.image, ro.class_map, analysis.geometry,
-                                                    size=_display(analysis, THUMBNAIL_SIDE))
-        features = [(E.rgb_picture(rgb, THUMBNAIL_SIDE), f"stage {s + 1} features, PCA -> RGB")
-                    for s, rgb in enumerate(E.stage_pca(analysis))]
+        pictures = E.analysis_pictures(analysis, THUMBNAIL_SIDE)
         folder = Path(tempfile.mkdtemp(prefix="uniformer_explain_static_"))
-        pictures = ([] if overlay is None else [(overlay, "rollout: mean of stage-4 tokens")]) + features
         files = []
-        for n, (im, caption) in enumerate(pictures):
+        for n, (im, caption) in enumerate(pictures.pictures()):
             im.save(folder / f"{n}.png")  # a fresh folder: written once, before anyone reads it
             files.append((str(folder / f"{n}.png"), caption))
-        return _Static(E.mean_attention_distance(analysis), ro, note, overlay, features, files)
+        return _Static(pictures, files)
 
     return extras.get_or_compute(("static", key, weights_key(analysis.model_name)), compute)[0]
 
@@ -176,10 +153,8 @@ def _resolve(analysis: E.Analysis, key: str, point: tuple[float, float], layer: 
     x, y = _to_original(analysis, point)
     try:
         return E.explain_point(analysis, x, y, layer, int(head) - 1 if head else None, _erf(analysis, key, x, y))
-    except ValueError as e:
-        if "outside the centre crop" in str(e):
-            raise gr.Error(OUTSIDE_CROP, title="Outside the crop", print_exception=False) from None
-        raise
+    except E.OutsideCropError:
+        raise gr.Error(OUTSIDE_CROP, title="Outside the crop", print_exception=False) from None
 
 
 def _info(analysis: E.Analysis, q: E.PointView, cached: bool, render_ms: float) -> str:
@@ -207,36 +182,12 @@ def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], laye
     Raises gr.Error for a point outside the centre crop."""
     t0 = time.perf_counter()
     q = _resolve(analysis, key, point, layer, head)
-    geo, thumb = analysis.geometry, _display(analysis, THUMBNAIL_SIDE)
-    if q.shown is not None:
-        canvas, query_plot = _query_overlay(analysis, q.shown, q.head), E.query_figure(q.shown, q.head)
-    else:
-        canvas = E.overlay(analysis.image, None, geo, size=_display(analysis))
-        query_plot = E.heatmap_figure(np.zeros(q.layer.grid), f"{q.layer.label}: {analysis.skipped[q.layer.name]}")
-    gallery = [(_query_overlay(analysis, m, None, THUMBNAIL_SIDE), _caption(m)) for m in q.local_vs_global.panels]
-    local = q.layer if q.layer.kind == E.LOCAL else (analysis.layers_of(E.LOCAL) or [None])[-1]
-    kernels_plot = None if local is None else E.kernels_figure(E.local_affinity(analysis, local),
-                                                               q.head if q.layer.kind == E.LOCAL else None)
     static = _static(analysis, key)
-    rollout, t4 = [], None
-    if static.rollout is not None:
-        t4 = geo.token_at(q.x, q.y, static.rollout.grid4)
-        rollout = [(static.class_overlay, "rollout: mean of stage-4 tokens"),
-                   (E.overlay(analysis.image, static.rollout.token_map(t4), geo, size=thumb,
-                              boxes=[(geo.token_box(t4, static.rollout.grid4), E.QUERY_COLOUR)]),
-                    "rollout: clicked stage-4 token")]
-    rf = q.receptive_field
-    erf = E.receptive_field_overlay(analysis, rf, _display(analysis)) if rf is not None else None
-    shown_rollout = static.files[:1] + rollout[1:] + static.files[1:] if rollout else static.files
-    view = ExplainView(canvas, _info(analysis, q, cached, (time.perf_counter() - t0) * 1000), gallery, erf, query_plot,
-                       kernels_plot, E.distance_figure(static.distance, selected=q.layer.name), shown_rollout)
-    panels = [(("clicked layer: " + _caption(q.shown, q.head)) if q.shown is not None else q.layer.label, canvas)]
-    panels += [(caption, im) for im, caption in gallery]
-    panels += [("stage-2 effective receptive field", erf)] if erf is not None else []
-    panels += [(caption, im) for im, caption in rollout]
-    title = f"{analysis.model_name} \u00b7 click ({q.x:.0f}, {q.y:.0f}) \u00b7 {q.layer.label}"
-    payload = E.point_report(analysis, q, static.distance, static.rollout, static.rollout_note, t4, image_sha1=key)
-    return Rendered(view, panels, payload, title)
+    p = E.point_pictures(analysis, q, static.pictures, MAX_DISPLAY_SIDE, THUMBNAIL_SIDE, image_sha1=key)
+    shown_rollout = static.files[:1] + p.rollout[1:] + static.files[1:] if p.rollout else static.files
+    view = ExplainView(p.canvas, _info(analysis, q, cached, (time.perf_counter() - t0) * 1000), p.local_vs_global,
+                       p.erf, p.query_plot, p.kernels_plot, p.distance_plot, shown_rollout)
+    return Rendered(view, p.panels, p.payload, p.title)
 
 
 def export_files(rendered: Rendered, key: str, tag: str) -> tuple[str, str]:
@@ -317,8 +268,7 @@ def explain_point(image, model_name: str, x: float | None, y: float | None, laye
         raise gr.Error(f"The point ({x}, {y}) is outside the {W}\u00d7{H} image.", title="Outside the image")
     point = E.image_to_display((float(x), float(y)), analysis.image_size, _display(analysis))
     if layer is None:
-        first_global = analysis.layers_of(E.GLOBAL) or analysis.layers
-        layer = analysis.layers.index(first_global[0]) + 1
+        layer = E.first_global_layer(analysis)
     layer = min(max(int(layer), 1), len(analysis.layers))
     rendered = render_view(analysis, key, point, layer, int(head or 0), cached)
     state = {"key": key, "image": image, "model": model_name, "point": list(point)}
