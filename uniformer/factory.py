@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .downloads import fetch_weights
+from .downloads import CHECKPOINT_DIR_ENV, checkpoint_dir_file, fetch_weights
 from .hub import (PROJECT, CheckpointMismatchError, WeightsInfo, load_weights, read_export_config, read_state_dict,
                   resolve_checkpoint_path)
 from .registry import ModelEntry, get_entry
@@ -94,9 +94,11 @@ def create_model(name: str, pretrained: bool = False, num_classes: int | None = 
                  **config_overrides) -> nn.Module:
     """Build a registered model, optionally with weights (timm's ``create_model``, but in eval mode).
 
-    pretrained=True: the official checkpoint from the Hugging Face Hub (cache honoured, so it works
-    offline once cached), or else from one of its registered mirrors; for entries with a
-    ``package_file`` (checkpoints this project trained and ships), that file, offline.
+    pretrained=True: ``$UNIFORMER_CHECKPOINT_DIR/<name>.pth`` when there is one (read like
+    ``checkpoint_path``; ``weights_info.note`` says so); for entries with a ``package_file``
+    (checkpoints this project trained and ships), that file, offline; else the official checkpoint
+    by name (:func:`uniformer.downloads.fetch_weights`: the caches, then the Hugging Face Hub or its
+    mirrors, then Google Drive).
     checkpoint_path: a local file instead (official or our format, ``.pth`` or ``.safetensors``), or
     an export folder of ``uniformer.train`` (its ``config.json`` then sets the config fields, labels and
     preprocessing, and ``weights_info.source`` is 'project' when the export says this project
@@ -132,11 +134,15 @@ def create_model(name: str, pretrained: bool = False, num_classes: int | None = 
     entry = get_entry(name)
     cfg = entry.config
     pcfg = entry.pretrained
-    local_path = export = None
+    local_path = export = folder_file = None
     if checkpoint_path is not None:
         local_path = resolve_checkpoint_path(checkpoint_path)
-    elif pretrained and pcfg.package_file:
-        local_path = resolve_checkpoint_path(Path(__file__).resolve().parent / pcfg.package_file)
+    elif pretrained:  # the manual route ($UNIFORMER_CHECKPOINT_DIR) first, for every name; then a shipped file
+        folder_file = checkpoint_dir_file(name)
+        if folder_file is not None:
+            local_path = resolve_checkpoint_path(folder_file)
+        elif pcfg.package_file:
+            local_path = resolve_checkpoint_path(Path(__file__).resolve().parent / pcfg.package_file)
     if local_path is not None:
         export = read_export_config(local_path)
         if export is not None:
@@ -151,10 +157,10 @@ def create_model(name: str, pretrained: bool = False, num_classes: int | None = 
     weights = WeightsInfo("untrained")
     if checkpoint_path is not None or pretrained:
         if local_path is not None:
-            path = os.fspath(checkpoint_path) if checkpoint_path is not None else str(local_path)
+            path = os.fspath(checkpoint_path) if checkpoint_path is not None else str(folder_file or local_path)
             state_dict = read_state_dict(local_path)
             source = "project" if export is not None and export.get("trained_by") == PROJECT else "local"
-            weights = WeightsInfo(source, path=path)
+            weights = WeightsInfo(source, path=path, note=f"from ${CHECKPOINT_DIR_ENV}" if folder_file else None)
         else:  # $UNIFORMER_CHECKPOINT_DIR, the caches, then the Hub / Google Drive
             path, weights = fetch_weights(name)
             state_dict = read_state_dict(path)

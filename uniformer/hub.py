@@ -44,6 +44,7 @@ __all__ = [
     "resolve_checkpoint_path",
     "is_safetensors_file",
     "read_export_config",
+    "project_weights_text",
 ]
 
 #: ``format`` value of this project's export config (``config.json``).
@@ -236,6 +237,42 @@ def read_export_config(path: str | os.PathLike) -> dict | None:
     if not isinstance(config.get("model_name"), str) or not isinstance(config.get("config"), dict):
         raise InvalidCheckpointError(f"the export config of {path} lacks 'model_name' or 'config'")
     return config
+
+
+def _dataset_name(text: str | None) -> str | None:
+    """'scikit-learn digits, stratified 80/20 split ...' -> 'scikit-learn digits'; 'moving digits
+    (train clips ...)' -> 'moving digits': the dataset's name before the split details."""
+    if not text:
+        return None
+    for sep in (", ", " ("):
+        text = text.split(sep, 1)[0]
+    return text.strip() or None
+
+
+def project_weights_text(model: nn.Module) -> str | None:
+    """One line naming a project-trained checkpoint and what its model card reports, e.g.
+    'project-trained checkpoint uniformer_xxs_digits (trained by this project on scikit-learn
+    digits, 99.44% held-out)', read from the export config next to the weights; None for weights
+    that are not the project's (Hub, local official files, untrained). An unreadable card gives the
+    line without its facts (the weights did load)."""
+    info = getattr(model, "weights_info", None)
+    if info is None or info.source != "project" or not info.path:
+        return None
+    name = getattr(model, "model_name", type(model).__name__)
+    try:
+        export = read_export_config(info.path) or {}
+    except Exception:  # noqa: BLE001 -- an unreadable card must not hide that the weights loaded
+        export = {}
+    metrics, training = export.get("metrics") or {}, export.get("training") or {}
+    facts = []
+    dataset = _dataset_name(training.get("dataset") or metrics.get("val_split"))
+    if dataset:
+        facts.append(f"trained by this project on {dataset}")
+    else:
+        facts.append("trained by this project")
+    if metrics.get("val_top1") is not None:
+        facts.append(f"{metrics['val_top1']:.2f}% held-out")
+    return f"project-trained checkpoint {name} ({', '.join(facts)})"
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ from .data import get_labels
 from .data.video import (DecodedFrames, VideoInfo, crop_offsets, normalize, probe_video, read_frames,
                          sample_clips)
 from .hub import WeightsInfo
-from .inference import ClassScore, autocast, select_device, synchronize
+from .inference import ClassScore, RunInfo, autocast, select_device, synchronize
 
 __all__ = ["Views", "VIEW_CHOICES", "VideoClips", "ViewResult", "VideoPrediction", "load_clips", "predict_clips",
            "predict_video", "official_views", "describe_pipeline"]
@@ -252,6 +252,13 @@ class VideoPrediction:
         rows.append(["view's own top-1", *(f"{v.top1.label} ({100 * v.top1.probability:.1f}%)" for v in self.views),
                      self.topk[0].label])
         return ["class", *heads, "average"], rows
+
+    @property
+    def run_info(self) -> RunInfo:
+        """What produced this prediction (:func:`uniformer.inference.describe_run` shows it); the
+        inference covers every view, decoding is not counted (see ``decode_ms``)."""
+        return RunInfo(self.model_name, self.weights, self.device, self.precision, self.inference_ms,
+                       (("cropping", self.preprocess_ms),))
 
     def to_dict(self) -> dict:
         """JSON-ready dict (weights as their description and fields)."""

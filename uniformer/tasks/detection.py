@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 from ..data import load_image
 from ..data.labels import read_label_file
 from ..hub import WeightsInfo
-from ..inference import autocast, resolve_precision
+from ..inference import RunInfo, autocast, resolve_precision
 from .common import require_model, stage3_run, test_scale
 from .segmentation import rescale_size, resize_uint8
 from .visualize import load_font
@@ -162,6 +162,17 @@ class DetectionResult:
     times: dict[str, float]
     num_proposals: int
     extra: dict = field(default_factory=dict)
+
+    @property
+    def run_info(self) -> RunInfo:
+        """What produced this result (:func:`uniformer.inference.describe_run` shows it): the
+        inference is the network (backbone, neck, RPN, RoI heads), preprocessing and mask pasting
+        come around it."""
+        network = ("backbone", "neck", "rpn", "roi_heads")
+        around = {"preprocess": "preprocessing", "paste": "mask pasting"}
+        return RunInfo(self.model_name, self.weights, self.device, self.precision,
+                       float(sum(self.times.get(k, 0.0) for k in network)),
+                       tuple((around.get(k, k), ms) for k, ms in self.times.items() if k not in network))
 
     def __len__(self) -> int:
         return len(self.scores)

@@ -36,7 +36,7 @@ from PIL import Image
 from ..data import load_image
 from ..data.labels import KeypointInfo, get_keypoint_info
 from ..hub import WeightsInfo
-from ..inference import autocast, select_device, synchronize
+from ..inference import RunInfo, autocast, select_device, synchronize
 
 __all__ = ["PIXEL_STD", "box_to_center_scale", "get_affine_transform", "warp_affine", "crop_person",
            "flip_back", "shift_heatmaps", "flip_test_heatmaps", "get_max_preds", "transform_preds",
@@ -317,6 +317,12 @@ class PoseResult:
     inference_ms: float
     postprocess_ms: float
     extra: dict = field(default_factory=dict)
+
+    @property
+    def run_info(self) -> RunInfo:
+        """What produced this result (:func:`uniformer.inference.describe_run` shows it)."""
+        return RunInfo(self.model_name, self.weights, self.device, self.precision, self.inference_ms,
+                       (("preprocessing", self.preprocess_ms), ("decoding", self.postprocess_ms)))
 
     def to_dict(self, full_paths: bool = True) -> dict:
         """JSON-ready: settings, weights, timings and each person's keypoints. ``full_paths=False``

@@ -33,7 +33,7 @@ from PIL import Image
 from ..data import get_labels, load_image
 from ..data.labels import get_palette
 from ..hub import WeightsInfo
-from ..inference import autocast, synchronize
+from ..inference import RunInfo, autocast, synchronize
 from .common import require_model, stage3_run, test_scale
 from ..models.uniformer import stage3_window_sizes
 
@@ -232,6 +232,12 @@ class SegmentationResult:
     postprocess_ms: float
     global_blocks: tuple[int, ...] = ()  # stage-3 blocks (0-based) that ran global attention, from model.cfg
     extra: dict = field(default_factory=dict)
+
+    @property
+    def run_info(self) -> RunInfo:
+        """What produced this result (:func:`uniformer.inference.describe_run` shows it)."""
+        return RunInfo(self.model_name, self.weights, self.device, self.precision, self.inference_ms,
+                       (("preprocessing", self.preprocess_ms), ("resizing", self.postprocess_ms)))
 
     def class_areas(self) -> list[ClassArea]:
         """Classes present, largest area first."""
