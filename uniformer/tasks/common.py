@@ -9,7 +9,7 @@ from torch import nn
 
 from ..inference import select_device
 
-__all__ = ["require_model", "test_scale", "stage3_run"]
+__all__ = ["require_model", "test_scale", "scale_for_short_side", "stage3_run"]
 
 
 def require_model(model: nn.Module, cls: type, function: str, example: str) -> None:
@@ -30,6 +30,19 @@ def test_scale(scale: Sequence[int] | None, default: Sequence[int]) -> tuple[int
     if len(scale) != 2 or min(scale) < 32:
         raise ValueError(f"scale must be (long, short) with both sides >= 32 pixels, got {scale}")
     return scale
+
+
+def scale_for_short_side(short_side: int, long_per_short: float) -> tuple[int, int]:
+    """(long, short) keep-ratio resize bound for a short side of ``short_side`` pixels, the long
+    side ``long_per_short`` times it, rounded. Raises ValueError for a short side that is not a
+    positive number of pixels."""
+    try:
+        s = int(short_side)
+    except (TypeError, ValueError):
+        raise ValueError(f"the short side must be a whole number of pixels, got {short_side!r}") from None
+    if s <= 0:
+        raise ValueError(f"the short side must be a positive number of pixels, got {short_side!r}")
+    return round(long_per_short * s), s
 
 
 def stage3_run(model: nn.Module, stage3_attention: str | None, window_size: int | None,

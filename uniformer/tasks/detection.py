@@ -35,7 +35,7 @@ from ..data import load_image
 from ..data.labels import read_label_file
 from ..hub import WeightsInfo
 from ..inference import RunInfo, autocast, resolve_precision
-from .common import require_model, stage3_run, test_scale
+from .common import scale_for_short_side, require_model, stage3_run, test_scale
 from .segmentation import rescale_size, resize_uint8
 from .visualize import load_font
 
@@ -127,13 +127,7 @@ def detection_scale(short_side: int) -> tuple[int, int]:
     """(long, short) bound of the keep-ratio test resize for a short side of ``short_side`` pixels:
     the official (1333, 800) scaled proportionally (512 -> (853, 512)), what ``detect_objects``'s
     ``scale`` takes. Raises ValueError for a short side that is not a positive whole number."""
-    try:
-        s = int(short_side)
-    except (TypeError, ValueError):
-        raise ValueError(f"the short side must be a whole number of pixels, got {short_side!r}") from None
-    if s <= 0:
-        raise ValueError(f"the short side must be a positive number of pixels, got {short_side!r}")
-    return round(1333 * s / 800), s
+    return scale_for_short_side(short_side, 1333 / 800)
 
 
 @dataclass

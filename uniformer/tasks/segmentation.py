@@ -34,7 +34,7 @@ from ..data import get_labels, load_image
 from ..data.labels import get_palette
 from ..hub import WeightsInfo
 from ..inference import RunInfo, autocast, synchronize
-from .common import require_model, stage3_run, test_scale
+from .common import require_model, scale_for_short_side, stage3_run, test_scale
 from ..models.uniformer import stage3_window_sizes
 
 __all__ = ["rescale_size", "test_input_size", "resize_uint8", "SegmentationInput", "preprocess_segmentation",
@@ -62,13 +62,7 @@ def segmentation_scale(short_side: int) -> tuple[int, int]:
     the official (2048, 512) rule, long side 4x the short side (384 -> (1536, 384)), what
     ``segment_image``'s ``scale`` takes. Raises ValueError for a short side that is not a positive
     number of pixels."""
-    try:
-        s = int(short_side)
-    except (TypeError, ValueError):
-        raise ValueError(f"the short side must be a whole number of pixels, got {short_side!r}") from None
-    if s <= 0:
-        raise ValueError(f"the short side must be a positive number of pixels, got {short_side!r}")
-    return 4 * s, s
+    return scale_for_short_side(short_side, 4)
 
 
 def test_input_size(size: tuple[int, int], scale: tuple[int, int] = (2048, 512),
