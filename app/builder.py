@@ -4,12 +4,13 @@ from __future__ import annotations
 import gradio as gr
 
 import uniformer
+from uniformer.downloads import weights_available
 
 from .dense_models import DEFAULT_DET_MODEL, DEFAULT_POSE_MODEL, DEFAULT_SEG_MODEL
 from .handlers import default_device, device_label
 from .models import DEFAULT_MODEL
 from .shrinking_handlers import DEFAULT_LIGHT_MODEL
-from .video_handlers import DEFAULT_VIDEO_MODEL, weights_available
+from .video_handlers import DEFAULT_VIDEO_MODEL
 from .detection_tab import build_detection_tab
 from .digits_tab import build_digits_tab
 from .explain_tab import build_explain_tab
@@ -48,7 +49,7 @@ _OPENING_MODELS = (("Image classification", DEFAULT_MODEL), ("Explain", DEFAULT_
 
 def weights_summary() -> str:
     """Which tabs open with trained weights, judged without loading or downloading anything
-    (:func:`app.video_handlers.weights_available`: a local file, a cached or reachable Hub file, a
+    (:func:`uniformer.downloads.weights_available`: a local file, a cached or reachable Hub file, a
     checkpoint shipped in the package)."""
     trained = [tab for tab, name in _OPENING_MODELS if weights_available(name)]
     untrained = [tab for tab, name in _OPENING_MODELS if tab not in trained]

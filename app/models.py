@@ -42,7 +42,7 @@ from torch import nn
 
 import uniformer
 from uniformer import CheckpointError, CheckpointNotAvailableError, WeightsInfo
-from uniformer.downloads import CHECKPOINT_DIR_ENV, checkpoint_dir_file
+from uniformer.downloads import CHECKPOINT_DIR_ENV
 
 from .cache import MB, LRUCache
 
@@ -130,18 +130,18 @@ def load_model(name: str) -> LoadedModel:
     Never raises for checkpoint problems: the untrained fallback sets ``fallback_reason``, other
     checkpoint errors set ``error``. Raises KeyError for an unknown model name.
     """
-    local = checkpoint_dir_file(name)
     try:
-        if local is not None:
-            return LoadedModel(name, uniformer.create_model(name, checkpoint_path=local), origin="folder")
         try:
-            return LoadedModel(name, uniformer.create_model(name, pretrained=True))
+            model = uniformer.create_model(name, pretrained=True)  # $UNIFORMER_CHECKPOINT_DIR first
         except CheckpointNotAvailableError as e:
             reason = str(e)
+        else:  # pretrained=True gives a 'local' file from $UNIFORMER_CHECKPOINT_DIR only
+            return LoadedModel(name, model, origin="folder" if model.weights_info.source == "local" else None)
         # built outside the except block: its traceback would keep the failed attempt's model alive
         return LoadedModel(name, uniformer.create_model(name), fallback_reason=reason)
     except CheckpointError as e:
-        return LoadedModel(name, None, error=_error(e, local))
+        folder = os.environ.get(CHECKPOINT_DIR_ENV, "").strip()
+        return LoadedModel(name, None, error=_error(e, Path(folder).expanduser() / f"{name}.pth" if folder else None))
 
 
 def load_checkpoint_file(upload: UploadedCheckpoint) -> LoadedModel:
