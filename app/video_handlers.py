@@ -35,10 +35,11 @@ from PIL import Image
 
 import uniformer
 from uniformer.data.video import VideoDecodeError, probe_video
-from uniformer.downloads import checkpoint_dir_file
+from uniformer.downloads import weights_available
 from uniformer.explain.video import (SpaceTimeAttention, clip_strip, clip_timeline, frame_picture, global_blocks,
                                      grad_cam, token_attention, write_overlays)
 from uniformer.explain.video import display_scale as video_display_scale
+from uniformer.inference import describe_run
 from uniformer.inference_video import (VIEW_CHOICES, VideoPrediction, Views, describe_pipeline, load_clips,
                                        official_views, predict_clips)
 from uniformer.models.digits import MOVING_DIGITS_MODEL
@@ -47,7 +48,7 @@ from . import errors
 from .digits_handlers import project_weights_text
 from .examples import (MOVING_DIGITS_EXAMPLES_CREDIT, VIDEO_EXAMPLE_FILES, VIDEO_EXAMPLES_CREDIT, example_samples,
                        video_example_clips, write_moving_digits_examples, write_video_examples)
-from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, device_label, is_project_model, is_relative,
+from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, is_project_model, is_relative,
                        label_scores, model_line, render_status, trained_on_note)
 from .models import get_model
 
@@ -79,34 +80,6 @@ def example_clips(start: str) -> list[Path]:
     return video_example_clips(moving_first=start == OFFLINE_VIDEO_MODEL)
 
 
-def _hub_offline() -> bool:
-    import huggingface_hub.constants
-
-    return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
-
-
-def weights_available(model_name: str, cache_dir: str | Path | None = None) -> bool:
-    """Whether ``model_name``'s trained weights can be loaded, judged without loading or
-    downloading anything: a file in ``$UNIFORMER_CHECKPOINT_DIR``, a checkpoint shipped in the
-    package, the Hub file (or a mirror) in the Hugging Face cache (``cache_dir``: that cache's
-    folder, default huggingface_hub's), or a Hub file while ``HF_HUB_OFFLINE`` is not set (it can
-    be downloaded)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    if checkpoint_dir_file(model_name) is not None:
-        return True
-    p = uniformer.get_entry(model_name).pretrained
-    if p.package_file:
-        return True
-    if not p.hub:
-        return False
-    for spec in (p.hub, *p.mirrors):
-        repo_id, filename = spec.split(":", 1)
-        if isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir), str):
-            return True
-    return not _hub_offline()
-
-
 def _offline_note(model_name: str, why: str) -> str:
     return (f"\u2139\ufe0f **Offline default:** the official checkpoint of {model_name} {why}, so this tab opened "
             f"with **{OFFLINE_VIDEO_MODEL}**, a small video model this project trained on moving digits and ships "
@@ -116,8 +89,8 @@ def _offline_note(model_name: str, why: str) -> str:
 
 def startup_video_model(cache_dir: str | Path | None = None) -> tuple[str, str]:
     """(model the tab opens with, Markdown note): :data:`DEFAULT_VIDEO_MODEL` and '' when its
-    weights are available (:func:`weights_available`), else :data:`OFFLINE_VIDEO_MODEL` and a note
-    saying why."""
+    weights are available (:func:`uniformer.downloads.weights_available`; ``cache_dir``: the Hugging
+    Face cache folder to look in), else :data:`OFFLINE_VIDEO_MODEL` and a note saying why."""
     if weights_available(DEFAULT_VIDEO_MODEL, cache_dir):
         return DEFAULT_VIDEO_MODEL, ""
     return OFFLINE_VIDEO_MODEL, _offline_note(DEFAULT_VIDEO_MODEL, "is not in the local Hugging Face cache and the "
@@ -279,10 +252,9 @@ def details_markdown(prediction: VideoPrediction) -> str:
     rot = f", rotated {v['rotation']}\u00b0 for display" if v["rotation"] else ""
     vfr = ", variable frame rate" if v["variable_frame_rate"] else ""
     return (model_line(prediction.model_name, prediction.weights) + "  \n"
-            f"**Device:** {device_label(torch.device(prediction.device))} \u00b7 **Precision:** {prediction.precision}"
-            f" \u00b7 **Decode:** {prediction.decode_ms:.0f} ms ({prediction.frames_decoded} of {v['num_frames']} "
-            f"frames decoded) \u00b7 **Inference:** {prediction.inference_ms:.0f} ms for {views.count} "
-            f"view{'s' if views.count > 1 else ''} (+ {prediction.preprocess_ms:.0f} ms cropping)  \n"
+            f"{describe_run(prediction.run_info)} for {views.count} view{'s' if views.count > 1 else ''} \u00b7 "
+            f"**Decode:** {prediction.decode_ms:.0f} ms ({prediction.frames_decoded} of {v['num_frames']} "
+            f"frames decoded)  \n"
             f"**Input:** {views.label()} ({views.paper(t)}) of 3\u00d7{t}\u00d7{prediction.input_size[-1]}"
             f"\u00b2, short side {prediction.short_side} px, mean {prediction.mean[0]} / std {prediction.std[0]}"
             f" \u00b7 **Video:** {v['width']}\u00d7{v['height']}, {v['num_frames']} "
