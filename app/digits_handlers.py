@@ -21,17 +21,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
 from uniformer import explain as E
 from uniformer.explain.digits import DigitReading, read_digit
 from uniformer.explain.shrinking import shrinking_overlay, tokens_per_layer
-from uniformer.hub import read_export_config
+from uniformer.hub import project_weights_text
+from uniformer.inference import describe_run
 from uniformer.models.digits import DIGITS_MODEL
 from uniformer.train.digits import EmptySketchError, digit_image, sketch_to_digit, write_heldout_drawings
 
-from .handlers import ModelStatus, default_device, device_label, render_status
+from .handlers import ModelStatus, default_device, render_status
 from .models import LoadedModel, get_model
 
 __all__ = ["DIGITS_MODEL", "TOPK", "DISPLAY_SIDE", "EXAMPLES_DIR", "NOTHING_DRAWN", "SHRINK_COLUMNS",
@@ -50,41 +50,6 @@ NOTHING_DRAWN = "**Nothing drawn yet.** Draw a digit (0-9) on the sketchpad, or 
 SHRINK_COLUMNS = ("layer", "tokens", "kept", "fused", "attention ran on")
 
 _EXAMPLE_SIDE = 256
-
-
-def _dataset_name(text: str | None) -> str | None:
-    """'scikit-learn digits, stratified 80/20 split ...' -> 'scikit-learn digits'; 'moving digits
-    (train clips ...)' -> 'moving digits': the dataset's name before the split details."""
-    if not text:
-        return None
-    for sep in (", ", " ("):
-        text = text.split(sep, 1)[0]
-    return text.strip() or None
-
-
-def project_weights_text(model: torch.nn.Module) -> str | None:
-    """One line naming a project-trained checkpoint and what its model card reports, e.g.
-    'project-trained checkpoint uniformer_xxs_digits (trained by this project on scikit-learn
-    digits, 99.44% held-out)', read from the export config next to the weights; None for weights
-    that are not the project's (Hub, local official files, untrained)."""
-    info = getattr(model, "weights_info", None)
-    if info is None or info.source != "project" or not info.path:
-        return None
-    name = getattr(model, "model_name", type(model).__name__)
-    try:
-        export = read_export_config(info.path) or {}
-    except Exception:  # noqa: BLE001 -- an unreadable card must not hide that the weights loaded
-        export = {}
-    metrics, training = export.get("metrics") or {}, export.get("training") or {}
-    facts = []
-    dataset = _dataset_name(training.get("dataset") or metrics.get("val_split"))
-    if dataset:
-        facts.append(f"trained by this project on {dataset}")
-    else:
-        facts.append("trained by this project")
-    if metrics.get("val_top1") is not None:
-        facts.append(f"{metrics['val_top1']:.2f}% held-out")
-    return f"project-trained checkpoint {name} ({', '.join(facts)})"
 
 
 def weights_status(loaded: LoadedModel | None = None) -> ModelStatus:
@@ -209,11 +174,10 @@ def classify_sketch(sketch: Any, loaded: LoadedModel | None = None) -> DigitsVie
         attention = [_grad_cam_panel(model, reading.image, picture, best.index)]
         attention_caption = ("**View: Grad-CAM** (the attention capture recorded no map for this model's hourglass "
                              f"blocks): which stage-3 regions raise the score of '{html.escape(top)}'.")
-    forward_ms = prediction.inference_ms
     shrinking, table = _shrinking_panels(reading.trace, model, picture)
     ink = int(counts.sum())
-    details = (f"**Prediction:** {html.escape(top)} ({100 * best.probability:.1f}%) \u00b7 **Forward:** "
-               f"{forward_ms:.0f} ms (with capture) \u00b7 **Device:** {device_label(device)}  \n"
+    details = (f"**Prediction:** {html.escape(top)} ({100 * best.probability:.1f}%) \u00b7 "
+               f"{describe_run(prediction.run_info)} (one forward, with capture)  \n"
                f"**Input:** the drawing as an 8\u00d78 digit (ink counts 0-16, {ink} in all, as scikit-learn's "
                f"digits), upsampled to {x_size[-2]}\u00d7{x_size[-1]}")
     return DigitsView(picture, label, attention, attention_caption, shrinking, table, details)
