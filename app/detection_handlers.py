@@ -27,12 +27,13 @@ import torch
 from PIL import Image
 
 from uniformer.explain.overlay import display_size
+from uniformer.inference import describe_run
 from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, PackedMasks, detect_objects,
                                        detection_scale, draw_detections)
 
 from .dense_handlers import _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins, is_light_detector
-from .handlers import default_device, device_label, model_line
+from .handlers import default_device, model_line
 from . import errors
 from .models import CHECKPOINT_DIR_ENV, get_model
 
@@ -220,8 +221,8 @@ def _details(view: DetView) -> str:
     pw, ph = -(-iw // 32) * 32, -(-ih // 32) * 32
     shrunk = f" (downscaled to {w}\u00d7{h} for detection)" if (w, h) != (w0, h0) else ""
     return (f"{model_line(r.model_name, r.weights)}  \n"
-            f"**Stage 3:** {_stage3_text(view)} \u00b7 **Device:** {device_label(torch.device(r.device))} \u00b7 "
-            f"**Precision:** {r.precision} \u00b7 **Total:** {r.total_ms():.0f} ms  \n"
+            f"**Stage 3:** {_stage3_text(view)} \u00b7 {describe_run(r.run_info)} \u00b7 "
+            f"**Total:** {r.total_ms():.0f} ms  \n"
             f"**Input:** photo {w0}\u00d7{h0}{shrunk} \u2192 network {iw}\u00d7{ih} (padded to {pw}\u00d7{ph}) \u00b7 "
             f"**Proposals:** {r.num_proposals} (RPN, after NMS) \u00b7 **Kept:** {len(r)} (score \u2265 "
             f"{view.network_thr:g}, class-wise NMS, at most 100)")
