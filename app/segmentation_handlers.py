@@ -8,15 +8,16 @@ the model cannot run) raise ``gr.Error`` with a message in words; Gradio shows i
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import gradio as gr
 import pandas as pd
-import torch
 from PIL import Image
 
+from uniformer.inference import describe_run
 from uniformer.precision import default_precision
 from uniformer.data.images import load_image_reduced
 from uniformer.tasks import segment_image
@@ -26,7 +27,7 @@ from uniformer.tasks.segmentation import (ModeComparison, SegmentationResult, co
 from . import errors
 from .dense_handlers import MAX_DISPLAY_SIDE, _decode, _display_size, _need_image, _out_dir
 from .dense_models import Stage3Twins
-from .handlers import default_device, device_label, model_line
+from .handlers import default_device, model_line
 
 __all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "SegView", "SegOutputs", "segment", "compare_modes", "rerender",
            "empty_segmentation", "legend_html"]
@@ -43,6 +44,8 @@ SHORT_SIDES = [("512 (official)", 512), ("384", 384), ("256 (fast)", 256)]
 #: is computed at that size (logits resized once more, as officially, but to ~1 MP instead of the
 #: photo's size, which cost more than the network on a 3 MP photo), panoramas keep their full input.
 MAX_SEGMENT_SIDE = 2048
+#: How the tab picks the precision (:func:`uniformer.precision.default_precision` of the device).
+_PRECISION_NOTE = "the device's default: bf16 where native"
 #: Classes listed in the legend (the rest are summed up in one line).
 LEGEND_ROWS = 20
 
@@ -117,9 +120,7 @@ def _seg_details(result: SegmentationResult) -> str:
     w, h = result.input_size
     return (model_line(result.model_name, result.weights) + "  \n"
             f"**Stage 3:** {_windows_caption(result)}  \n"
-            f"**Device:** {device_label(torch.device(result.device))} \u00b7 **Precision:** {result.precision} "
-            f"(the device's default: bf16 where native) \u00b7 **Inference:** {result.inference_ms:.0f} ms "
-            f"(+ {result.preprocess_ms:.0f} ms preprocessing, {result.postprocess_ms:.0f} ms resizing) \u00b7 "
+            f"{describe_run(dataclasses.replace(result.run_info, precision_note=_PRECISION_NOTE))} \u00b7 "
             f"**Input:** {w}\u00d7{h} (image {result.image_size[0]}\u00d7{result.image_size[1]})")
 
 
