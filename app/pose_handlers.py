@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 import gradio as gr
 import pandas as pd
-import torch
 from PIL import Image
 
+from uniformer.inference import describe_run
 from uniformer.tasks import estimate_pose
 from uniformer.tasks import pose as _pose
 from uniformer.tasks.pose import PoseResult, corners_to_box, format_box, format_boxes
@@ -27,7 +27,7 @@ from uniformer.tasks.visualize import draw_person_boxes
 
 from . import errors
 from .dense_handlers import BoxPick, _decode, _display_size, _need_image, _out_dir
-from .handlers import default_device, device_label, model_line
+from .handlers import default_device, model_line
 from .models import get_model
 
 __all__ = ["PoseOutputs", "BoxPick", "PosePhoto", "photo_changed", "pick_corner", "show_boxes", "find_people",
@@ -167,9 +167,7 @@ def _pose_details(result: PoseResult) -> str:
     return (model_line(result.model_name, result.weights) + "  \n"
             f"{boxes} \u00b7 **Flip test:** "
             f"{'on' if result.flip_test else 'off'} \u00b7 **Mean score:** {score}  \n"
-            f"**Device:** {device_label(torch.device(result.device))} \u00b7 "
-            f"**Inference:** {result.inference_ms:.0f} ms "
-            f"(+ {result.preprocess_ms:.0f} ms preprocessing, {result.postprocess_ms:.0f} ms decoding)")
+            f"{describe_run(result.run_info)}")
 
 
 def estimate(image, model_name: str, box_text: str | None, flip_test: bool, threshold: float) -> PoseOutputs:
