@@ -18,7 +18,8 @@ import uniformer
 
 from uniformer import WeightsInfo
 from uniformer.data import ImageDecodeError
-from uniformer.inference import ClassScore, ImagePrediction, predict_image, select_device
+from uniformer.inference import (ClassScore, ImagePrediction, describe_run, device_label, predict_image,
+                                 select_device)
 
 from . import errors
 from .models import LoadedModel, get_model, how_to_get_weights, image_model_choices, weights_line
@@ -38,13 +39,6 @@ _BANNER = ("<div style='border:2px solid {border};background:{background};color:
 def default_device() -> torch.device:
     """The device the app runs models on: CUDA when available, else CPU (``select_device('auto')``)."""
     return select_device("auto")
-
-
-def device_label(device: torch.device) -> str:
-    """'CPU', or 'CUDA (<GPU name>)'."""
-    if device.type == "cuda":
-        return f"CUDA ({torch.cuda.get_device_name(device)})"
-    return device.type.upper()
 
 
 def precision_choices(device: torch.device) -> list[str]:
@@ -152,9 +146,7 @@ def prediction_details(prediction: ImagePrediction) -> str:
     inference and preprocessing time (ms) and input size."""
     size = "\u00d7".join(str(s) for s in prediction.input_size)
     return (f"{model_line(prediction.model_name, prediction.weights)}  \n"
-            f"**Device:** {device_label(torch.device(prediction.device))} \u00b7 **Precision:** {prediction.precision}"
-            f" \u00b7 **Inference:** {prediction.inference_ms:.1f} ms (+ {prediction.preprocess_ms:.1f} ms "
-            f"preprocessing) \u00b7 **Input:** {size}")
+            f"{describe_run(prediction.run_info)} \u00b7 **Input:** {size}")
 
 
 class ImageResult(NamedTuple):
