@@ -16,9 +16,9 @@ import torch
 import uniformer
 from uniformer import CheckpointNotAvailableError
 from uniformer.downloads import (SOURCES, WeightsDownloadError, cached_weights, download_weights, downloads_table,
-                                 drive_cache_path, fetch_weights, weights_source)
+                                 drive_cache_path, fetch_weights, weights_available, weights_source)
 from drivefiles import DriveServer
-from hubcache import REFERENCE_DIR, official_state_dict
+from hubcache import REFERENCE_DIR, add_to_hub_cache, official_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 # The smallest released Drive-only checkpoint: UniFormer-XXS (light) 128 px, 10.2M parameters.
@@ -112,6 +112,33 @@ def test_every_registered_name_resolves_to_exactly_one_source():
 
 
 # --- the Drive path, end to end ---------------------------------------------------------------------
+
+def test_weights_available_judges_every_source_without_downloading(drive, checkpoint_bytes, tmp_path, monkeypatch):
+    """One library answer to "would pretrained=True load trained weights?" (the app's header and the
+    Video tab's opening model ask it): shipped files yes; a Drive-only file only once it is in the
+    verified cache; a Hub file when cached (or mirrored) or while the Hub is on; the manual folder
+    always; nothing is downloaded to find out."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert weights_available("uniformer_xxs_digits") and weights_available("uniformer_xxs_moving_digits")
+    assert not weights_available(NAME) and drive.hits.get(FILE_ID, 0) == 0  # Drive only, not cached: no download
+    assert not weights_available("uniformer_small_k400_32x4")  # unreleased
+    hub_name = "uniformer_small_k400_16x8"
+    assert not weights_available(hub_name)  # offline and not in the Hugging Face cache
+    home = tmp_path / "hf_home"
+    repo, filename = uniformer.get_entry(hub_name).pretrained.hub.split(":")
+    add_to_hub_cache(home, repo, filename, {"w": torch.zeros(1)})
+    assert weights_available(hub_name, hub_cache_dir=home / "hub")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert weights_available(hub_name) and not weights_available(NAME)  # the Hub can download; Drive's quotas
+    download_weights(NAME, progress=False)
+    assert weights_available(NAME) and drive.hits[FILE_ID] == 1
+    assert not weights_available("uniformer_xxs_backbone")  # its holders (fpn_xxs, mask_rcnn_1x_xxs) are not here
+    monkeypatch.setenv("UNIFORMER_CHECKPOINT_DIR", str(tmp_path))
+    (tmp_path / "uniformer_xxs_backbone.pth").write_bytes(b"x")
+    assert weights_available("uniformer_xxs_backbone")
+
 
 def test_drive_download_verifies_moves_records_and_then_loads_from_cache(drive, checkpoint_bytes):
     path = download_weights(NAME, progress=False)
