@@ -21,16 +21,12 @@ from uniformer.models.detection import DetectorConfig, UniFormerDetector
 from uniformer.registry import get_entry
 from uniformer.tasks.detection import (DetectionResult, coco_category_ids, detect_objects, draw_detections,
                                        mask_to_rle, preprocess_detection)
+from goldens import load_golden, relative_error
 from hubcache import REFERENCE_DIR, load_synth
 
 TOLERANCE = 1e-4
 SPECS = {p.stem: json.loads(p.read_text()) for p in sorted((REFERENCE_DIR / "specs").glob("*.json"))}
 DET_FULL = sorted(v for v, s in SPECS.items() if s["kind"] == "dense_full" and s["task"] == "det")
-
-
-def _rel(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    assert ours.shape == ref.shape, (ours.shape, ref.shape)
-    return ((ours.float() - ref.float()).abs().max() / ref.float().abs().max()).item()
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -68,7 +64,7 @@ def test_every_det_checkpoint_is_registered_under_its_official_name():
         assert entry.pretrained.reference_variant == variant
         assert entry.pretrained.hub is None and "Google Drive" in entry.pretrained.download_hint
         assert entry.pretrained.class_names() == tuple(json.loads(
-            (REFERENCE_DIR.parent / "labels" / "coco_80.json").read_text())["classes"])
+            (REFERENCE_DIR / "labels" / "coco_80.json").read_text())["classes"])
         assert entry.config.cascade == variant.startswith("cascade")
     assert set(uniformer.list_models(task="object-detection")) == set(DET_FULL)
 
@@ -112,7 +108,7 @@ def test_official_format_loads_strictly_and_runs(variant, tmp_path, synth):
 
 @pytest.fixture(scope="module")
 def golden():
-    return torch.load(REFERENCE_DIR / "golden" / "mask_rcnn_1x_hybrid_small.pt", weights_only=True)
+    return load_golden("mask_rcnn_1x_hybrid_small")
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +134,7 @@ def test_golden_backbone_neck_and_rpn_maps(golden_run, golden):
                             ("rpn_reg", golden_run.rpn_deltas, golden["rpn_bbox_preds"])):
         assert len(ours) == len(ref)
         for i, (o, r) in enumerate(zip(ours, ref)):
-            assert _rel(o, r) <= TOLERANCE, (name, i)
+            assert relative_error(o, r) <= TOLERANCE, (name, i)
 
 
 def test_golden_unit_heads(mask_rcnn, golden, synth):
@@ -146,8 +142,8 @@ def test_golden_unit_heads(mask_rcnn, golden, synth):
         cls, reg = mask_rcnn.roi_head.bbox_head(synth.reference_input((8, 256, 7, 7), seed=2))
         masks = mask_rcnn.roi_head.mask_head(synth.reference_input((8, 256, 14, 14), seed=3))
     ref_cls, ref_reg = golden["unit_bbox_head_outputs"][0]
-    assert _rel(cls, ref_cls) <= TOLERANCE and _rel(reg, ref_reg) <= TOLERANCE
-    assert _rel(masks, golden["unit_mask_head_outputs"][0]) <= TOLERANCE
+    assert relative_error(cls, ref_cls) <= TOLERANCE and relative_error(reg, ref_reg) <= TOLERANCE
+    assert relative_error(masks, golden["unit_mask_head_outputs"][0]) <= TOLERANCE
 
 
 def _match(ours: torch.Tensor, ref: torch.Tensor, thresholds: list[float], same_label: bool) -> None:

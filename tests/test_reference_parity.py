@@ -1,6 +1,6 @@
 """Faithfulness: our models reproduce the official implementation's outputs (goldens) and key sets.
 
-Reads the reference folder from $UNIFORMER_REFERENCE_DIR (default ../shared/reference), iterates over
+Reads the reference data kept in tests/reference/ (tests/reference/README.md), iterates over
 whatever specs and goldens it holds, and fails when a golden or spec variant of an implemented kind
 has no registered model. Weights are ``synthesize(spec["keys"])`` saved as an official-format file and
 loaded through the same ``create_model(checkpoint_path=...)`` path that loads real checkpoints.
@@ -14,9 +14,10 @@ import torch
 
 import uniformer
 from uniformer.registry import get_entry
+from goldens import load_golden, relative_error
 from hubcache import REFERENCE_DIR, load_synth
 
-TOLERANCE = 1e-4  # max |ours - ref| / max |ref|, reference/README.md
+TOLERANCE = 1e-4  # max |ours - ref| / max |ref| (tests/reference/README.md)
 
 # Families of reference variants this package implements so far. 'dense' = the seg_*/det_*/pose_*
 # backbones (global, h14, h32, w32); the full dense checkpoints ('dense_full') are tested in test_dense.py.
@@ -40,7 +41,7 @@ def family(spec: dict) -> str:
 
 def _specs() -> dict[str, dict]:
     folder = REFERENCE_DIR / "specs"
-    assert folder.is_dir(), f"reference folder not found: {folder} (set UNIFORMER_REFERENCE_DIR)"
+    assert folder.is_dir(), f"reference folder not found: {folder}"
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
@@ -84,7 +85,7 @@ def _checkpoint_file(tmp_path, synth, variant: str):
 
 @pytest.mark.parametrize("variant", IMPLEMENTED_GOLDENS)
 def test_golden_parity(variant, tmp_path, synth):
-    golden = torch.load(REFERENCE_DIR / "golden" / f"{variant}.pt", weights_only=True)
+    golden = load_golden(variant)
     model = uniformer.create_model(MODEL_FOR[variant], checkpoint_path=_checkpoint_file(tmp_path, synth, variant))
     assert model.weights_info.source == "local"
     x = synth.reference_input(golden["input_shape"])
@@ -92,9 +93,9 @@ def test_golden_parity(variant, tmp_path, synth):
     with torch.no_grad():
         out = model(x)
     outs, refs = _as_list(out), _as_list(golden["output"])
-    assert [o.shape for o in outs] == [r.shape for r in refs]
+    assert [tuple(o.shape) for o in outs] == [tuple(r.shape) for r in refs]
     for i, (o, r) in enumerate(zip(outs, refs)):
-        rel = ((o - r).abs().max() / r.abs().max()).item()
+        rel = relative_error(o, r)
         assert rel <= TOLERANCE, f"{variant} output {i}: relative max error {rel:.2e}"
 
 

@@ -32,7 +32,7 @@ class PretrainedCfg:
     side to floor(size / crop_pct)); interpolation: resize filter; mean/std: normalization of
     [0, 1] RGB; label_set: name of the class list ('none' for backbones); top1: the paper's
     ImageNet top-1 (%) where it reports one; reference_variant: the spec/golden name(s) in
-    ``shared/reference`` this entry reproduces. labels: the class names themselves, for label sets
+    ``tests/reference`` this entry reproduces. labels: the class names themselves, for label sets
     that are not shipped by name (checkpoints trained with ``uniformer.train``); package_file: a
     checkpoint shipped inside the package (path relative to the ``uniformer`` package folder, e.g.
     ``'weights/uniformer_xxs_digits'``), loaded by ``pretrained=True`` without any network.
