@@ -1,5 +1,5 @@
 """Dense prediction (paper §4.3): full UperNet / Semantic FPN / top-down pose models against the official
-goldens, exact checkpoint formats, the official test-time pipelines (DENSE_NOTES §5), Hub loading with
+goldens, exact checkpoint formats, the official test-time pipelines (docs/dense.md §5), Hub loading with
 mirrors, label files and pictures.
 
 Weights are ``synthesize(spec["keys"])`` of the FULL official key names, saved as an mmseg/mmpose file

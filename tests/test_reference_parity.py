@@ -23,7 +23,7 @@ TOLERANCE = 1e-4  # max |ours - ref| / max |ref| (tests/reference/README.md)
 # backbones (global, h14, h32, w32); the full dense checkpoints ('dense_full') are tested in test_dense.py.
 IMPLEMENTED_FAMILIES = {"image", "light_image", "dense", "light_dense", "video", "light_video"}
 
-# Hub files besides a spec's ``hub`` that hold checkpoints of that variant (OFFICIAL_NOTES §4): the
+# Hub files besides a spec's ``hub`` that hold checkpoints of that variant (docs/official.md §4): the
 # Something-Something V1 twins of the V2 files ("also sthv1") and Andy1621's personal repository.
 EXTRA_HUB_FILES = {
     "video_s16_ssv2": {"Sense-X/uniformer_video:uniformer_small_sthv1_16_prek600.pth"},

@@ -23,7 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class PretrainedCfg:
-    """What a checkpoint was trained and evaluated with (OFFICIAL_NOTES §4-§6).
+    """What a checkpoint was trained and evaluated with (docs/official.md §4-§6).
 
     hub: ``'repo_id:filename'`` on the Hugging Face Hub, or None when the official file is only on
     Google Drive / Baidu (``download_hint`` says where); mirrors: byte-identical re-hosts of the

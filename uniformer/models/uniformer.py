@@ -458,7 +458,7 @@ def with_stage3_attention(model: UniFormer, mode: str, window_size: int | None =
     """The same network with stage-3 attention ``mode`` ('global' / 'window' / 'hybrid'), sharing
     ``model``'s parameter tensors (no copy; ``model`` itself is unchanged, so requests using
     different modes never interfere). The official "w32" / "h32" results are the global
-    checkpoints run this way (OFFICIAL_NOTES §3.4). Raises ValueError for an unknown mode.
+    checkpoints run this way (docs/official.md §3.4). Raises ValueError for an unknown mode.
     """
     cfg = model.cfg.replace(stage3_attention=mode, window_size=window_size or model.cfg.window_size)
     twin = type(model)(cfg)
