@@ -21,6 +21,7 @@ Playwright's sync API marks an asyncio loop as running in the main thread while 
 """
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -42,21 +43,24 @@ CACHED_CHECKPOINTS = (
     ("Sense-X/uniformer_video", "uniformer_small_k400_16x8.pth", "video_s16", False),
     ("Andy1621/uniformer", "upernet_global_small.pth", "upernet_global_small", True),
 )
+#: App-server configuration of each server fixture (see :func:`app_servers`).
+SERVER_FIXTURES = {"app_url": "cached", "app_url_untrained": "untrained"}
 BROWSER_FIXTURES = {"browser", "page"}
-SERVER_FIXTURES = {"app_url", "app_url_untrained", "server", "servers"}
 NOTEBOOK_FIXTURES = {"kernel_name"}  # tests/test_notebooks.py: the tests that execute a notebook
+_SERVERS_NEEDED = pytest.StashKey[set]()
 
 
 def pytest_collection_modifyitems(config, items):
-    """Add the implied markers, then move the modules that use the session browser to the end
-    (stable: the order inside each group is kept, so every module stays in one piece)."""
+    """Add the implied markers (from each test's whole fixture closure; this runs before ``-m``
+    selects), then move the modules that use the session browser to the end (stable: the order
+    inside each group is kept, so every module stays in one piece)."""
     shared_browser_modules = set()
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.browser)
             shared_browser_modules.add(item.nodeid.split("::")[0])
-        if names & SERVER_FIXTURES:
+        if names & SERVER_FIXTURES.keys():
             item.add_marker(pytest.mark.server)
         if names & NOTEBOOK_FIXTURES:
             item.add_marker(pytest.mark.notebook)
@@ -65,39 +69,76 @@ def pytest_collection_modifyitems(config, items):
     items[:] = sorted(items, key=lambda item: item.nodeid.split("::")[0] in shared_browser_modules)
 
 
-def _serve(hf_home: Path):
-    from appfiles import app_server, wait_until_up
-
-    log = hf_home.parent / "app.log"
-    with app_server(hf_home, log) as (process, url):
-        wait_until_up(process, url, log, START_TIMEOUT_S)
-        yield url
+def pytest_collection_finish(session):
+    """Note which app-server configurations the selected tests need (started together on first use)."""
+    session.config.stash[_SERVERS_NEEDED] = {
+        SERVER_FIXTURES[name] for item in session.items for name in getattr(item, "fixturenames", ())
+        if name in SERVER_FIXTURES}
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """URL of the shared ``python app.py`` whose offline Hub cache holds :data:`CACHED_CHECKPOINTS`
-    (synthetic weights, official format). Do not change its shared state in a test (a download or
-    'make it the shared model'); per-session uploads are fine."""
+def _hf_home(tmp: Path, config: str) -> Path:
+    """An HF_HOME for ``config``: 'cached' holds :data:`CACHED_CHECKPOINTS`, 'untrained' nothing."""
     from hubcache import add_to_hub_cache, load_spec, load_synth
 
-    tmp = tmp_path_factory.mktemp("app_cached")
-    synth = load_synth()
-    for repo_id, filename, variant, mm_format in CACHED_CHECKPOINTS:
-        state_dict = synth.synthesize(load_spec(variant)["keys"])
-        obj = {"meta": {"mmseg_version": "0.13.0"}, "state_dict": state_dict} if mm_format else state_dict
-        add_to_hub_cache(tmp / "hf_home", repo_id, filename, obj)
-        del state_dict, obj
-    yield from _serve(tmp / "hf_home")
+    home = tmp / config / "hf_home"
+    home.mkdir(parents=True)
+    if config == "cached":
+        synth = load_synth()
+        for repo_id, filename, variant, mm_format in CACHED_CHECKPOINTS:
+            state_dict = synth.synthesize(load_spec(variant)["keys"])
+            obj = {"meta": {"mmseg_version": "0.13.0"}, "state_dict": state_dict} if mm_format else state_dict
+            add_to_hub_cache(home, repo_id, filename, obj)
+            del state_dict, obj
+    return home
+
+
+class _AppServers:
+    """The session's app servers by configuration: every configuration the selected tests need is
+    started at once on first use (cold starts overlap), any other on demand."""
+
+    def __init__(self, tmp: Path, needed: set[str], stack: ExitStack):
+        self.tmp, self.needed, self.stack, self.started = tmp, needed, stack, {}
+
+    def _start(self, config: str) -> None:
+        from appfiles import app_server
+
+        home = _hf_home(self.tmp, config)
+        process, url = self.stack.enter_context(app_server(home, home.parent / "app.log"))
+        self.started[config] = (process, url, home.parent / "app.log", False)
+
+    def url(self, config: str) -> str:
+        from appfiles import wait_until_up
+
+        for name in sorted(self.needed | {config}):
+            if name not in self.started:
+                self._start(name)
+        process, url, log, up = self.started[config]
+        if not up:
+            wait_until_up(process, url, log, START_TIMEOUT_S)
+            self.started[config] = (process, url, log, True)
+        return url
 
 
 @pytest.fixture(scope="session")
-def app_url_untrained(tmp_path_factory):
+def app_servers(tmp_path_factory, request):
+    """The session's :class:`_AppServers` (use :func:`app_url` / :func:`app_url_untrained`)."""
+    with ExitStack() as stack:
+        yield _AppServers(tmp_path_factory.mktemp("apps"), request.config.stash.get(_SERVERS_NEEDED, set()), stack)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_servers):
+    """URL of the shared ``python app.py`` whose offline Hub cache holds :data:`CACHED_CHECKPOINTS`
+    (synthetic weights, official format). Do not change its shared state in a test (a download, or
+    making an upload the shared model); per-session uploads are fine."""
+    return app_servers.url("cached")
+
+
+@pytest.fixture(scope="session")
+def app_url_untrained(app_servers):
     """URL of the shared ``python app.py`` with an empty offline Hub cache: every official model
     runs untrained and says so."""
-    tmp = tmp_path_factory.mktemp("app_untrained")
-    (tmp / "hf_home").mkdir()
-    yield from _serve(tmp / "hf_home")
+    return app_servers.url("untrained")
 
 
 @pytest.fixture(scope="session")

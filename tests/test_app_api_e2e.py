@@ -59,7 +59,7 @@ def test_public_endpoints_are_the_task_endpoints_named_and_described(client):
     assert not api["unnamed_endpoints"]
     for name, endpoint in named.items():
         labels = [r["label"] for r in endpoint["returns"]]
-        assert not [l for l in labels if re.fullmatch(r"value_\d+", l or "")], (name, labels)
+        assert not [label for label in labels if re.fullmatch(r"value_\d+", label or "")], (name, labels)
         description = endpoint.get("description") or ""
         assert len(description) > 40 and not re.search(r":(func|class|data|meth):`|``", description), (name, description)
 

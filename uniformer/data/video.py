@@ -502,7 +502,7 @@ def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[i
 def spatial_crops(clip: torch.Tensor, size: int, crops: int) -> list[torch.Tensor]:
     """(C, T, H, W) -> ``crops`` crops (C, T, size, size), see :func:`crop_offsets`."""
     h, w = clip.shape[-2:]
-    return [clip[..., t:t + size, l:l + size] for t, l in crop_offsets(h, w, size, crops)]
+    return [clip[..., t:t + size, left:left + size] for t, left in crop_offsets(h, w, size, crops)]
 
 
 def normalize(clip: torch.Tensor, mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD) -> torch.Tensor:
