@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 import uniformer  # noqa: E402  (before timm, see above)
 import timm  # noqa: E402
 
-__all__ = ["ROOT", "EXTRA_FLOP_FORMULAS", "count_flops", "build_model", "sync", "best_seconds",
+__all__ = ["ROOT", "EXTRA_FLOP_FORMULAS", "flop_counter", "count_flops", "build_model", "sync", "best_seconds",
            "median_seconds_round_robin", "rss_mb", "peak_rss_mb", "cpu_name", "describe_setup", "text_table"]
 
 
@@ -39,10 +39,16 @@ def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, 
 EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
 
 
+def flop_counter() -> FlopCounterMode:
+    """A ``torch.utils.flop_counter.FlopCounterMode`` that also counts the CPU attention kernel; use it
+    as a context manager, then ``get_total_flops()`` / ``get_flop_counts()`` (per module)."""
+    return FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS)
+
+
 def count_flops(fn: Callable, *args, **kwargs) -> int:
-    """FLOPs of ``fn(*args, **kwargs)`` by ``torch.utils.flop_counter`` (matmuls, convolutions and
-    attention; a multiply-add = 2 FLOPs; norms and activations are not counted)."""
-    with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
+    """FLOPs of ``fn(*args, **kwargs)`` by :func:`flop_counter` (matmuls, convolutions and attention; a
+    multiply-add = 2 FLOPs; norms and activations are not counted)."""
+    with flop_counter() as counter:
         fn(*args, **kwargs)
     return counter.get_total_flops()
 
