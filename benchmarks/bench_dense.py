@@ -120,11 +120,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(worker(args.model, *args.size, args.mode, args.window or None, args.repeats, args.threads)))
         return []
     cpu = cpu_name()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     print(f"{args.model} on CPU ({cpu}, {os.cpu_count()} cores, threads {args.threads or torch.get_num_threads()}), "
           f"torch {torch.__version__}, fp32, batch 1, untrained weights; best of {args.repeats} forward(s) x "
           f"{args.rounds} round(s) (fresh process each, round-robin), after one counted warm-up each", flush=True)

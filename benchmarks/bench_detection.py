@@ -104,11 +104,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     cpu = cpu_name()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     print(f"{args.model} at {args.size[0]}x{args.size[1]} on CPU ({cpu}, {os.cpu_count()} cores, threads "
           f"{args.threads or torch.get_num_threads()}), score_thr {args.score_thr}, best of {args.repeats}")
     rows = measure(args)
