@@ -53,13 +53,15 @@ _SERVERS_NEEDED = pytest.StashKey[set]()
 def pytest_collection_modifyitems(config, items):
     """Add the implied markers (from each test's whole fixture closure; this runs before ``-m``
     selects), then move the modules that use the session browser to the end (stable: the order
-    inside each group is kept, so every module stays in one piece)."""
+    inside each group is kept, so every module stays in one piece). Modules that start their own
+    Chromium (appfiles.chromium_browser) thus run before it, as Playwright's sync API requires."""
     shared_browser_modules = set()
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.browser)
-            shared_browser_modules.add(item.nodeid.split("::")[0])
+            if _uses_session_browser(item):
+                shared_browser_modules.add(item.nodeid.split("::")[0])
         if names & SERVER_FIXTURES.keys():
             item.add_marker(pytest.mark.server)
         if names & NOTEBOOK_FIXTURES:
@@ -67,6 +69,14 @@ def pytest_collection_modifyitems(config, items):
         if any(item.get_closest_marker(m) for m in ("browser", "server", "notebook")):
             item.add_marker(pytest.mark.slow)
     items[:] = sorted(items, key=lambda item: item.nodeid.split("::")[0] in shared_browser_modules)
+
+
+def _uses_session_browser(item) -> bool:
+    """Whether ``item``'s ``browser`` fixture is this file's session browser (a module may define its
+    own ``browser``: it then starts and stops Playwright itself, which must happen before the session
+    browser starts)."""
+    definitions = item._fixtureinfo.name2fixturedefs.get("browser") or ()
+    return bool(definitions) and definitions[-1].func.__module__ == __name__ and definitions[-1].argname == "browser"
 
 
 def pytest_collection_finish(session):
