@@ -467,6 +467,7 @@ def upernet_sd(synth):
     return synth.synthesize(SPECS["upernet_global_small"]["keys"])
 
 
+@pytest.mark.slow
 def test_pretrained_upernet_from_offline_hub_cache(tmp_path, upernet_sd, upernet):
     add_to_hub_cache(tmp_path, "Andy1621/uniformer", "upernet_global_small.pth", {"meta": {}, "state_dict": upernet_sd})
     proc = _run_offline(_HUB_CODE, tmp_path)
@@ -478,6 +479,7 @@ def test_pretrained_upernet_from_offline_hub_cache(tmp_path, upernet_sd, upernet
     torch.testing.assert_close(torch.tensor(out["logits"]), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_pretrained_upernet_from_a_mirror(tmp_path, upernet_sd):
     add_to_hub_cache(tmp_path / "mirror", "lllyasviel/Annotators", "upernet_global_small.pth",
                      {"meta": {}, "state_dict": upernet_sd})

@@ -188,6 +188,7 @@ def test_checkpoint_dir_is_the_manual_route(drive, tmp_path, checkpoint_bytes, m
     assert cached_weights(NAME) == path and drive.hits[FILE_ID] == 0
 
 
+@pytest.mark.slow
 def test_network_blocked_cached_file_loads_and_uncached_fails_fast(drive, tmp_path):
     """A fresh process whose sockets cannot connect at all, HF_HUB_OFFLINE unset: the cached Drive file
     loads; uncached names (Drive only; Hub with a Drive copy) fail within seconds, not after

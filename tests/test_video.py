@@ -450,6 +450,7 @@ def test_inflation_is_the_official_mean_inflation():
 
 # --- command line ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_predicts_a_video_and_reports_a_bad_one(videos, bad_videos, tmp_path):
     from hubcache import official_state_dict
 
