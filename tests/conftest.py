@@ -75,7 +75,8 @@ def _uses_session_browser(item) -> bool:
     """Whether ``item``'s ``browser`` fixture is this file's session browser (a module may define its
     own ``browser``: it then starts and stops Playwright itself, which must happen before the session
     browser starts)."""
-    definitions = item._fixtureinfo.name2fixturedefs.get("browser") or ()
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("browser", ()) if info is not None else ()
     return bool(definitions) and definitions[-1].func.__module__ == __name__ and definitions[-1].argname == "browser"
 
 
