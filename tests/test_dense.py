@@ -86,6 +86,7 @@ def test_every_seg_and_pose_checkpoint_is_registered_under_its_official_name():
     assert list(p.mirrors) == SPECS["upernet_global_small"]["hub_mirrors"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", DENSE_FULL)
 def test_exact_keys_and_param_counts(variant):
     spec = SPECS[variant]
@@ -104,6 +105,7 @@ def test_exact_keys_and_param_counts(variant):
     assert {k for k in ours if not k.startswith("backbone.")} == heads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", SMALL_SPEC_ONLY)
 def test_spec_only_checkpoints_load_strictly_and_run(variant, tmp_path, synth):
     model = uniformer.create_model(variant, checkpoint_path=_mm_file(tmp_path, synth, variant))
@@ -157,6 +159,7 @@ def upernet_run(upernet, synth):
         return golden, upernet.forward_all(_input(synth, golden))
 
 
+@pytest.mark.slow
 def test_upernet_golden_logits_aux_backbone(upernet, upernet_run):
     golden, out = upernet_run
     assert isinstance(upernet, UniFormerSegmentor) and upernet.weights_info.source == "local"
@@ -168,6 +171,7 @@ def test_upernet_golden_logits_aux_backbone(upernet, upernet_run):
     assert out.neck_outputs is None
 
 
+@pytest.mark.slow
 def test_upernet_golden_heads_alone(upernet, upernet_run):
     """The heads called on their own, on the backbone maps (which match the golden's), reproduce its
     logits. (The repository keeps only a sample of the golden's backbone maps, tests/reference/README.md,
@@ -178,6 +182,7 @@ def test_upernet_golden_heads_alone(upernet, upernet_run):
         assert relative_error(upernet.auxiliary_head(out.backbone_outputs), golden["aux_output"]) <= TOLERANCE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["upernet_global_small", "fpn_global_small"])
 def test_seg_golden_prediction_map(name, request):
     golden, out = request.getfixturevalue("upernet_run" if name.startswith("upernet") else "fpn_run")
@@ -202,6 +207,7 @@ def fpn_run(fpn, synth):
         return golden, fpn.forward_all(_input(synth, golden))
 
 
+@pytest.mark.slow
 def test_fpn_golden_logits_neck_backbone(fpn_run):
     golden, out = fpn_run
     assert relative_error(out.logits, golden["output"]) <= TOLERANCE
@@ -229,6 +235,7 @@ def pose_run(pose_model, synth):
                         "backbone": pose_model.backbone(x), "backbone_flipped": pose_model.backbone(x.flip(3))}
 
 
+@pytest.mark.slow
 def test_pose_golden_heatmaps_backbone_and_flip_test(pose_run):
     golden, out = pose_run
     assert relative_error(out["heat"], golden["output"]) <= TOLERANCE
@@ -238,6 +245,7 @@ def test_pose_golden_heatmaps_backbone_and_flip_test(pose_run):
     assert [list(p) for p in get_keypoint_info().flip_pairs] == golden["flip_pairs"]
 
 
+@pytest.mark.slow
 def test_pose_golden_decoding(pose_run):
     golden, out = pose_run
     center, scale = pose_lib.box_to_center_scale((100, 50, 150, 300), (192, 256), 1.25)
@@ -254,6 +262,7 @@ def test_pose_golden_decoding(pose_run):
 
 # --- stage-3 attention as a run-time choice --------------------------------------------------------
 
+@pytest.mark.slow
 def test_stage3_twin_of_a_full_model_shares_weights(upernet):
     twin = with_stage3_attention(upernet, "window", 32)
     assert upernet.cfg.backbone.stage3_attention == "global"  # the loaded model is unchanged
@@ -265,6 +274,7 @@ def test_stage3_twin_of_a_full_model_shares_weights(upernet):
     assert with_stage3_attention(upernet, "global") is upernet
 
 
+@pytest.mark.slow
 def test_stage3_choice_at_run_time_reproduces_the_w32_golden(synth):
     """The official "w32" row is the global checkpoint run with 32-windows: a global backbone loaded
     with seg_s_w32's weights, switched to windows at run time, gives the seg_s_w32 golden."""
@@ -280,6 +290,7 @@ def test_stage3_choice_at_run_time_reproduces_the_w32_golden(synth):
         assert relative_error(o, r) <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_stage3_errors(upernet):
     with pytest.raises(ValueError, match="stage-3 attention"):
         with_stage3_attention(upernet, "diagonal")
@@ -346,6 +357,7 @@ def test_stage3_window_boxes():
         stage3_window_boxes((320, 224), window_size=0)
 
 
+@pytest.mark.slow
 def test_segment_image_end_to_end(fpn, tmp_path):
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8))
@@ -366,6 +378,7 @@ def test_segment_image_end_to_end(fpn, tmp_path):
     assert np.array_equal(segment_image(fpn, str(path), scale=(128, 64)).mask, res.mask)
 
 
+@pytest.mark.slow
 def test_segment_image_errors(fpn, pose_model, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
@@ -419,6 +432,7 @@ def test_default_decoding_quarter_pixel_rule():
     np.testing.assert_allclose(kp[0, 0], [2 - 4 / 4 - 2, 2 - 4 / 4 - 2])  # coords -1 mapped back: -1 * 1 + 2 - 2
 
 
+@pytest.mark.slow
 def test_estimate_pose_end_to_end(pose_model):
     rng = np.random.default_rng(1)
     photo = Image.fromarray(rng.integers(0, 255, (64, 48, 3), dtype=np.uint8))
@@ -520,6 +534,7 @@ def test_mirror_order(monkeypatch):
     assert "lllyasviel/ControlNet/annotator/ckpts/upernet_global_small.pth" in message
 
 
+@pytest.mark.slow
 def test_drive_only_checkpoint_says_where_to_get_it():
     with pytest.raises(CheckpointNotAvailableError, match="pose_estimation/README.md"):
         uniformer.create_model("top_down_256x192_global_small", pretrained=True)
@@ -527,6 +542,7 @@ def test_drive_only_checkpoint_says_where_to_get_it():
         uniformer.create_model("upernet_hybrid_small", pretrained=True)
 
 
+@pytest.mark.slow
 def test_new_class_count_reinitializes_only_conv_seg(ckpt_dir, synth, upernet):
     model = uniformer.create_model("upernet_global_small", num_classes=19,
                                    checkpoint_path=_mm_file(ckpt_dir, synth, "upernet_global_small"))

@@ -63,6 +63,12 @@ def _model_for_variant() -> dict[str, str]:
 MODEL_FOR = _model_for_variant()
 
 
+def _marked(variants: list[str], heavy) -> list:
+    """``variants`` as pytest parameters, those for which ``heavy(spec)`` holds marked slow (seconds
+    each on 2 cores: real-size B / L models, 16-frame video clips)."""
+    return [pytest.param(v, marks=pytest.mark.slow) if heavy(SPECS[v]) else v for v in variants]
+
+
 def test_reference_folder_has_image_goldens():
     assert IMPLEMENTED_GOLDENS, f"no golden of an implemented kind in {REFERENCE_DIR}"
 
@@ -83,7 +89,8 @@ def _checkpoint_file(tmp_path, synth, variant: str):
     return path
 
 
-@pytest.mark.parametrize("variant", IMPLEMENTED_GOLDENS)
+@pytest.mark.parametrize("variant", _marked(IMPLEMENTED_GOLDENS, lambda s: s["num_params"] > 30e6 or (
+    s["kind"] == "video" and s["num_params"] > 15e6)))
 def test_golden_parity(variant, tmp_path, synth):
     golden = load_golden(variant)
     model = uniformer.create_model(MODEL_FOR[variant], checkpoint_path=_checkpoint_file(tmp_path, synth, variant))
@@ -138,7 +145,7 @@ def _spec_only_variants() -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("variant", _spec_only_variants())
+@pytest.mark.parametrize("variant", _marked(_spec_only_variants(), lambda s: s["num_params"] > 15e6))
 def test_spec_only_variants_load_and_run(variant, tmp_path, synth):
     """Variants without a golden are still real checkpoint formats: they load strictly and run."""
     model = uniformer.create_model(MODEL_FOR[variant], checkpoint_path=_checkpoint_file(tmp_path, synth, variant))
