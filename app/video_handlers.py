@@ -65,7 +65,7 @@ DEFAULT_VIDEO_MODEL = "uniformer_small_k400_16x8"
 #: project on moving digits and shipped in the package.
 OFFLINE_VIDEO_MODEL = MOVING_DIGITS_MODEL
 
-#: What the official Hub demo (Sense-X/uniformer_video_demo, OFFICIAL_NOTES §6) does differently for its model.
+#: What the official Hub demo (Sense-X/uniformer_video_demo, docs/official.md §6) does differently for its model.
 _DEMO_NOTE = {DEFAULT_VIDEO_MODEL: (
     " The official Hub demo of this checkpoint normalizes with ImageNet statistics, takes every 16th frame "
     "(the model was trained on every 8th) and wraps frame indices around on short videos, which scrambles their "

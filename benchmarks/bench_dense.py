@@ -19,62 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from common import ROOT, best_seconds, cpu_name, flop_counter, peak_rss_mb, rss_mb
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
-import uniformer  # noqa: E402
-from uniformer.models.dense import with_stage3_attention  # noqa: E402
+import uniformer
+from uniformer.models.dense import with_stage3_attention
 
 #: (label, stage-3 attention, window size) of the compared settings; the first is the baseline.
 MODES = (("global", "global", None), ("hybrid-32", "hybrid", 32), ("window-32", "window", 32))
 SIZES = ((512, 512), (512, 2048))
 QUICK_SIZES = ((128, 128), (128, 512))
-
-
-def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-# FlopCounterMode has no formula for the CPU attention kernel F.scaled_dot_product_attention uses.
-_EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
-
-
-def _rss_mb() -> float:
-    """Current resident set size of this process (MB), from /proc (0 where unavailable)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MB): ``ru_maxrss`` (KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def _timed(fn, x: torch.Tensor, repeats: int) -> float:
-    """Best (minimum) seconds of ``repeats`` calls ``fn(x)``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def worker(model_name: str, height: int, width: int, mode: str, window: int | None, repeats: int,
@@ -86,12 +44,12 @@ def worker(model_name: str, height: int, width: int, mode: str, window: int | No
     model = with_stage3_attention(uniformer.create_model(model_name), mode, window).eval()
     x = torch.randn(1, 3, height, width)
     with torch.inference_mode():
-        loaded_rss, build_peak = _rss_mb(), _peak_rss_mb()
-        with FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
+        loaded_rss, build_peak = rss_mb(), peak_rss_mb()
+        with flop_counter() as counter:
             model(x)  # counted, and the warm-up
-        full_s = _timed(model, x, repeats)
-        peak = _peak_rss_mb()
-        backbone_s = _timed(model.backbone, x, repeats)
+        full_s = best_seconds(lambda: model(x), repeats)
+        peak = peak_rss_mb()
+        backbone_s = best_seconds(lambda: model.backbone(x), repeats)
     per_module = counter.get_flop_counts()
     top = type(model).__name__
     backbone_gmacs = sum(per_module.get(f"{top}.backbone", {}).values()) / 2e9
@@ -161,12 +119,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.worker:
         print(json.dumps(worker(args.model, *args.size, args.mode, args.window or None, args.repeats, args.threads)))
         return []
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     print(f"{args.model} on CPU ({cpu}, {os.cpu_count()} cores, threads {args.threads or torch.get_num_threads()}), "
           f"torch {torch.__version__}, fp32, batch 1, untrained weights; best of {args.repeats} forward(s) x "
           f"{args.rounds} round(s) (fresh process each, round-robin), after one counted warm-up each", flush=True)

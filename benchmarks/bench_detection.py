@@ -22,30 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from common import cpu_name, flop_counter
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
-import uniformer  # noqa: E402
-from uniformer.heads.roi import RCNNTestConfig  # noqa: E402
-from uniformer.models.dense import with_stage3_attention  # noqa: E402
+import uniformer
+from uniformer.heads.roi import RCNNTestConfig
+from uniformer.models.dense import with_stage3_attention
 
 #: (label, stage-3 attention, window size, paper Table 20 GFLOPs at 800x1280); the first is the baseline.
 MODES = (("hybrid-14", "hybrid", 14, 269), ("window-14", "window", 14, 250), ("global", "global", 14, 326))
-
-
-def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-# FlopCounterMode has no formula for the CPU attention kernel F.scaled_dot_product_attention uses.
-_EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
 
 
 def measure(args) -> list[dict]:
@@ -61,7 +49,7 @@ def measure(args) -> list[dict]:
     with torch.inference_mode():
         for label, mode, window, paper in MODES:
             model = with_stage3_attention(base, mode, window)
-            with FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
+            with flop_counter() as counter:
                 out = model.predict(x, rcnn=rcnn)  # counted, and the warm-up
             per_module = counter.get_flop_counts()  # predict() is not a forward: the backbone is a top module
             rows[label] = {"label": label, "paper_gflops": paper, "gmacs": counter.get_total_flops() / 2e9,
@@ -115,12 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     print(f"{args.model} at {args.size[0]}x{args.size[1]} on CPU ({cpu}, {os.cpu_count()} cores, threads "
           f"{args.threads or torch.get_num_threads()}), score_thr {args.score_thr}, best of {args.repeats}")
     rows = measure(args)

@@ -13,22 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from common import build_model, count_flops, describe_setup, median_seconds_round_robin, text_table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import uniformer  # noqa: E402  (before timm: makes torchvision importable next to a CPU-only torch)
-import timm  # noqa: E402
-from uniformer.inference import PRECISIONS, autocast, select_device  # noqa: E402
+from uniformer.inference import PRECISIONS, autocast, select_device
 
 DEFAULT_MODELS = ("uniformer_small_in1k", "uniformer_base_in1k", "convnext_tiny", "swin_tiny_patch4_window7_224")
 DEFAULT_BASELINE = "convnext_tiny"
@@ -49,56 +40,6 @@ class Result:
         return self.gflops / 2
 
 
-def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-# FlopCounterMode knows the CUDA attention kernels but not the CPU one that
-# F.scaled_dot_product_attention (global MHRA, timm's Swin) dispatches to.
-_EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
-
-
-def build_model(name: str) -> nn.Module:
-    """A registered UniFormer (``uniformer.create_model``) or a timm model, untrained, in eval mode."""
-    if name in uniformer.list_models():
-        return uniformer.create_model(name).eval()
-    return timm.create_model(name, pretrained=False).eval()
-
-
-def count_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of ``model(x)``: matmuls, convolutions and attention, a multiply-add = 2 FLOPs."""
-    with FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
-        model(x)
-    return counter.get_total_flops()
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time_forward(model: nn.Module, x: torch.Tensor) -> float:
-    start = time.perf_counter()
-    model(x)
-    _sync(x.device)
-    return time.perf_counter() - start
-
-
-def median_forward_times(models: dict[str, nn.Module], x: torch.Tensor, runs: int, warmup: int) -> dict[str, float]:
-    """Median seconds of ``model(x)`` for each model, over ``runs`` timed forwards after ``warmup``
-    untimed ones. Timed round-robin (each round runs every model once), so that a change in machine
-    load during the run affects every model alike and the ratios stay fair."""
-    for model in models.values():
-        for _ in range(warmup):
-            model(x)
-    _sync(x.device)
-    times = {name: [] for name in models}
-    for _ in range(runs):
-        for name, model in models.items():
-            times[name].append(_time_forward(model, x))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def benchmark(names: list[str], device: torch.device, precision: str, image_size: int, batch_size: int,
               repeats: int, warmup: int) -> list[Result]:
     """Measure every model: parameters and FLOPs, latency at batch 1 (``repeats`` forwards),
@@ -108,8 +49,10 @@ def benchmark(names: list[str], device: torch.device, precision: str, image_size
     batch = torch.randn(batch_size, 3, image_size, image_size, device=device)
     with torch.inference_mode(), autocast(device, precision):
         flops = {name: count_flops(model, one) for name, model in models.items()}
-        latency = median_forward_times(models, one, repeats, warmup)
-        batch_time = median_forward_times(models, batch, max(2, repeats // 3), min(warmup, 2))
+        latency = median_seconds_round_robin({n: lambda m=m: m(one) for n, m in models.items()}, repeats, warmup,
+                                             device)
+        batch_time = median_seconds_round_robin({n: lambda m=m: m(batch) for n, m in models.items()},
+                                                max(2, repeats // 3), min(warmup, 2), device)
     return [Result(name, sum(p.numel() for p in model.parameters()) / 1e6, flops[name] / 1e9,
                    latency[name] * 1e3, batch_size / batch_time[name]) for name, model in models.items()]
 
@@ -117,36 +60,13 @@ def benchmark(names: list[str], device: torch.device, precision: str, image_size
 def format_table(results: list[Result], baseline: str, batch_size: int) -> str:
     """The results as a text table, with latency and throughput ratios against ``baseline``."""
     base = next(r for r in results if r.model == baseline)
-    header = (f"{'model':<30} {'params (M)':>10} {'GMACs':>7} {'GFLOPs':>7} {'latency b1 (ms)':>16} "
-              f"{f'throughput b{batch_size} (img/s)':>24} {'latency x':>10} {'throughput x':>13}")
-    lines = [header, "-" * len(header)]
-    for r in results:
-        lines.append(f"{r.model:<30} {r.params_m:>10.1f} {r.gmacs:>7.2f} {r.gflops:>7.2f} {r.latency_ms:>16.1f} "
-                     f"{r.throughput_ips:>24.1f} {r.latency_ms / base.latency_ms:>10.2f} "
-                     f"{r.throughput_ips / base.throughput_ips:>13.2f}")
-    lines.append(f"ratios against {baseline} = 1.00: 'latency x' below 1 is faster, 'throughput x' above 1 is faster")
-    return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def describe_setup(device: torch.device, precision: str, image_size: int) -> dict:
-    """Where and how the numbers were measured."""
-    if device.type == "cuda":
-        hardware = torch.cuda.get_device_name(device)
-    else:
-        hardware = f"{_cpu_name()}, {torch.get_num_threads()} threads"
-    return {"device": str(device), "hardware": hardware, "precision": precision, "image_size": image_size,
-            "torch": torch.__version__, "timm": timm.__version__, "uniformer": uniformer.__version__,
-            "cpu_count": os.cpu_count()}
+    columns = ["model", "params (M)", "GMACs", "GFLOPs", "latency b1 (ms)", f"throughput b{batch_size} (img/s)",
+               "latency x", "throughput x"]
+    rows = [[r.model, f"{r.params_m:.1f}", f"{r.gmacs:.2f}", f"{r.gflops:.2f}", f"{r.latency_ms:.1f}",
+             f"{r.throughput_ips:.1f}", f"{r.latency_ms / base.latency_ms:.2f}",
+             f"{r.throughput_ips / base.throughput_ips:.2f}"] for r in results]
+    return text_table(columns, rows, [f"ratios against {baseline} = 1.00: 'latency x' below 1 is faster, "
+                                      "'throughput x' above 1 is faster"])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -180,7 +100,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     device = select_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    setup = describe_setup(device, args.precision, args.image_size)
+    setup = describe_setup(device, args.precision, image_size=args.image_size)
     print(", ".join(f"{k} {v}" for k, v in setup.items()))
     print(f"batch 1: median of {args.repeats} forwards after {args.warmup} warm-up; batch {args.batch_size}: "
           f"median of {max(2, args.repeats // 3)}; models timed round-robin; untrained weights; global MHRA "

@@ -21,23 +21,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import platform
-import statistics
-import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from common import build_model, count_flops, describe_setup, median_seconds_round_robin, text_table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import uniformer  # noqa: E402  (before timm: makes torchvision importable next to a CPU-only torch)
-import timm  # noqa: E402
-from uniformer.inference import PRECISIONS, autocast, select_device  # noqa: E402
+from uniformer.inference import PRECISIONS, autocast, select_device
 
 #: (name, input side in pixels) of part 1; the paper's sizes (Table 11; MobileViT at 256).
 MODELS = (("uniformer_xxs_160_in1k", 160), ("uniformer_xs_192_in1k", 192), ("uniformer_small_in1k", 224),
@@ -68,31 +59,9 @@ class Result:
     tokens: int | None = None
 
 
-def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-# FlopCounterMode has no formula for the CPU kernel F.scaled_dot_product_attention dispatches to.
-_EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
-
-
-def build_model(name: str) -> nn.Module:
-    """A registered UniFormer (``uniformer.create_model``) or a timm model, untrained, in eval mode."""
-    if name in uniformer.list_models():
-        return uniformer.create_model(name).eval()
-    return timm.create_model(name, pretrained=False).eval()
-
-
 def count_gmacs(fn: Callable, x: torch.Tensor) -> float:
     """Multiply-adds of ``fn(x)`` per image, in billions (FlopCounterMode FLOPs / 2 / batch)."""
-    with FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
-        fn(x)
-    return counter.get_total_flops() / 2e9 / x.shape[0]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return count_flops(fn, x) / 2e9 / x.shape[0]
 
 
 def measure(fns: dict[str, tuple[Callable, int]], device: torch.device, batch_size: int, rounds: int,
@@ -105,19 +74,8 @@ def measure(fns: dict[str, tuple[Callable, int]], device: torch.device, batch_si
     gmacs = {label: count_gmacs(fn, inputs[label][0]) for label, (fn, _) in fns.items()}
 
     def timed(which: int, n: int) -> dict[str, float]:
-        for label, (fn, _) in fns.items():
-            for _ in range(warmup):
-                fn(inputs[label][which])
-        times = {label: [] for label in fns}
-        for _ in range(n):
-            for label, (fn, _) in fns.items():
-                x = inputs[label][which]
-                _sync(device)
-                start = time.perf_counter()
-                fn(x)
-                _sync(device)
-                times[label].append(time.perf_counter() - start)
-        return {label: statistics.median(t) for label, t in times.items()}
+        calls = {label: functools.partial(fn, inputs[label][which]) for label, (fn, _) in fns.items()}
+        return median_seconds_round_robin(calls, n, warmup, device)
 
     latency, batch_time = timed(0, 3 * rounds), timed(1, rounds)
     return {label: (gmacs[label], latency[label] * 1e3, batch_size / batch_time[label]) for label in fns}
@@ -156,54 +114,34 @@ def format_models(results: list[Result], batch_size: int) -> str:
     """Part 1 as a text table with throughput ratios."""
     by = {r.label: r for r in results}
     ref, peer = by[REFERENCE], by[PEER]
-    header = (f"{'model':<24} {'size':>4} {'params (M)':>10} {'GMACs':>6} {'tokens':>6} {'latency b1 (ms)':>15} "
-              f"{f'img/s b{batch_size}':>10} {'x S-224':>8} {'x EffNet-B0':>11} {'paper x EffNet-B0':>17}")
-    lines = [header, "-" * len(header)]
+    columns = ["model", "size", "params (M)", "GMACs", "tokens", "latency b1 (ms)", f"img/s b{batch_size}", "x S-224",
+               "x EffNet-B0", "paper x EffNet-B0"]
+    rows = []
     for r in results:
         paper = PAPER_THROUGHPUT.get(r.label)
-        paper_ratio = f"{paper / PAPER_THROUGHPUT[PEER]:.2f}" if paper else "-"
-        lines.append(f"{r.label:<24} {r.image_size:>4} {r.params_m:>10.1f} {r.gmacs:>6.2f} "
-                     f"{r.tokens if r.tokens is not None else '-':>6} {r.latency_ms:>15.1f} {r.throughput_ips:>10.1f} "
-                     f"{r.throughput_ips / ref.throughput_ips:>8.2f} {r.throughput_ips / peer.throughput_ips:>11.2f} "
-                     f"{paper_ratio:>17}")
-    lines.append(f"x S-224 / x EffNet-B0: throughput / that of {REFERENCE} / {PEER} (above 1 = faster); "
-                 "paper: Table 11, A100, largest batch")
-    return "\n".join(lines)
+        rows.append([r.label, r.image_size, f"{r.params_m:.1f}", f"{r.gmacs:.2f}",
+                     r.tokens if r.tokens is not None else "-", f"{r.latency_ms:.1f}", f"{r.throughput_ips:.1f}",
+                     f"{r.throughput_ips / ref.throughput_ips:.2f}", f"{r.throughput_ips / peer.throughput_ips:.2f}",
+                     f"{paper / PAPER_THROUGHPUT[PEER]:.2f}" if paper else "-"])
+    return text_table(columns, rows, [f"x S-224 / x EffNet-B0: throughput / that of {REFERENCE} / {PEER} (above 1 = "
+                                      "faster); paper: Table 11, A100, largest batch"])
 
 
 def format_keep_ratios(results: list[Result], batch_size: int) -> str:
     """Part 2 as a text table with ratios to keep ratio 1.0 and Table 23's."""
     base = results[0]
     paper_base = PAPER_SWEEP[1.0]
-    header = (f"{'keep ratio':>10} {'tokens':>6} {'GMACs':>6} {'paper GMACs':>11} {'latency b1 (ms)':>15} "
-              f"{f'img/s b{batch_size}':>10} {'GMACs x':>8} {'latency x':>9} {'img/s x':>8} {'paper img/s x':>13}")
-    lines = [header, "-" * len(header)]
+    columns = ["keep ratio", "tokens", "GMACs", "paper GMACs", "latency b1 (ms)", f"img/s b{batch_size}", "GMACs x",
+               "latency x", "img/s x", "paper img/s x"]
+    rows = []
     for r in results:
         paper_gmacs, paper_ips = PAPER_SWEEP[float(r.label)]
-        lines.append(f"{r.label:>10} {r.tokens:>6} {r.gmacs:>6.3f} {paper_gmacs:>11.2f} {r.latency_ms:>15.1f} "
-                     f"{r.throughput_ips:>10.1f} {r.gmacs / base.gmacs:>8.2f} {r.latency_ms / base.latency_ms:>9.2f} "
-                     f"{r.throughput_ips / base.throughput_ips:>8.2f} {paper_ips / paper_base[1]:>13.2f}")
-    lines.append(f"{SWEEP_MODEL} at {SWEEP_SIZE} px; ratios to keep ratio 1.0 (img/s x above 1 = faster); "
-                 "tokens: processed by the 10 hourglass blocks per image; paper: Table 23 (A100)")
-    return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def describe_setup(device: torch.device, precision: str) -> dict:
-    """Where and how the numbers were measured."""
-    hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                else f"{_cpu_name()}, {torch.get_num_threads()} threads")
-    return {"device": str(device), "hardware": hardware, "precision": precision, "torch": torch.__version__,
-            "timm": timm.__version__, "uniformer": uniformer.__version__, "cpu_count": os.cpu_count()}
+        rows.append([r.label, r.tokens, f"{r.gmacs:.3f}", f"{paper_gmacs:.2f}", f"{r.latency_ms:.1f}",
+                     f"{r.throughput_ips:.1f}", f"{r.gmacs / base.gmacs:.2f}", f"{r.latency_ms / base.latency_ms:.2f}",
+                     f"{r.throughput_ips / base.throughput_ips:.2f}", f"{paper_ips / paper_base[1]:.2f}"])
+    return text_table(columns, rows, [f"{SWEEP_MODEL} at {SWEEP_SIZE} px; ratios to keep ratio 1.0 (img/s x above "
+                                      "1 = faster); tokens: processed by the 10 hourglass blocks per image; paper: "
+                                      "Table 23 (A100)"])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,8 +1,8 @@
 """How much bf16 autocast changes UniFormer's predictions: top-1 kept? largest probability change?
 
-    python benchmarks/bf16_agreement.py [--reference-dir /work/shared/reference] [--json out.json]
+    python benchmarks/bf16_agreement.py [--reference-dir tests/reference] [--json out.json]
 
-Models: the reference variants with their synthetic official-format weights (``reference/synth.py``,
+Models: the reference variants with their synthetic official-format weights (``tests/reference/synth.py``,
 the weights the goldens were made with: real checkpoints cannot be downloaded here) and the
 project-trained digits model (real trained weights). Inputs: the app's example photos (skimage /
 sklearn samples, preprocessed as the checkpoint was evaluated) and each golden's reference input.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -75,7 +74,7 @@ def compare(model, x: torch.Tensor) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reference-dir", default=os.environ.get("UNIFORMER_REFERENCE_DIR", "/work/shared/reference"))
+    ap.add_argument("--reference-dir", default=str(Path(__file__).resolve().parents[1] / "tests" / "reference"))
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default=None)

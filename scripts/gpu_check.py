@@ -107,8 +107,8 @@ def _agreement(task: str, ref: list[torch.Tensor], low: list[torch.Tensor]) -> s
     if task == "segmentation":
         return f"pixel arg-max agreement {float((ref[0].argmax(1) == low[0].argmax(1)).float().mean()) * 100:.2f}%"
     if task == "pose":
-        r, l = ref[0].flatten(2).argmax(-1), low[0].flatten(2).argmax(-1)
-        return f"heatmap peaks agree on {float((r == l).float().mean()) * 100:.1f}% of joints"
+        peaks, low_peaks = ref[0].flatten(2).argmax(-1), low[0].flatten(2).argmax(-1)
+        return f"heatmap peaks agree on {float((peaks == low_peaks).float().mean()) * 100:.1f}% of joints"
     return ""
 
 

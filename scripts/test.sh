@@ -16,5 +16,4 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False
-export UNIFORMER_REFERENCE_DIR="${UNIFORMER_REFERENCE_DIR:-$(cd .. && pwd)/shared/reference}"
 python -m pytest "$@"

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import torch
 
-REFERENCE_DIR = Path(os.environ.get("UNIFORMER_REFERENCE_DIR",
-                                    Path(__file__).resolve().parents[1].parent / "shared" / "reference"))
+#: The reference data of the official implementation kept in the repository (tests/reference/README.md):
+#: state-dict specs, golden outputs, the synthetic-weight rule, the official download table.
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 
 
 def load_synth():

@@ -8,8 +8,9 @@
   the Image tab offers no digits model, untrained top-k show real percentages; a screenshot of
   every tab is saved under ``/tmp/shots/`` (``<tab>.png``).
 
-The server's offline Hub cache holds synthetic weights of uniformer_small_in1k in the official
-format; every other model runs its untrained fallback (or the project weights shipped in the
+The server (conftest.app_url, shared with the other e2e modules) has synthetic weights in the official
+format for the tabs' default Hub checkpoints (uniformer_small_in1k among them); every other model runs
+its untrained fallback (or the project weights shipped in the
 package), which is what these tests need: shapes, wiring, messages, not accuracy.
 """
 from __future__ import annotations
@@ -18,20 +19,19 @@ import re
 from pathlib import Path
 
 import pytest
-from appfiles import browser_page, chromium_browser, running_app
+from appfiles import browser_page
 
 from app.examples import write_examples
 
-START_TIMEOUT_S = 300
 SHOTS = Path("/tmp/shots")
 TASK_ENDPOINTS = {"/classify", "/explain", "/shrink", "/segment", "/detect", "/pose", "/classify_video", "/digits"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """URL of one ``python app.py`` for the whole module (offline; uniformer_small_in1k in the Hub cache)."""
-    with running_app(tmp_path_factory.mktemp("api"), START_TIMEOUT_S) as url:
-        yield url
+def server(app_url):
+    """URL of the shared ``python app.py`` (conftest.app_url: offline, official-format synthetic weights
+    of the tabs' default Hub checkpoints, uniformer_small_in1k among them)."""
+    return app_url
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_public_endpoints_are_the_task_endpoints_named_and_described(client):
     assert not api["unnamed_endpoints"]
     for name, endpoint in named.items():
         labels = [r["label"] for r in endpoint["returns"]]
-        assert not [l for l in labels if re.fullmatch(r"value_\d+", l or "")], (name, labels)
+        assert not [label for label in labels if re.fullmatch(r"value_\d+", label or "")], (name, labels)
         description = endpoint.get("description") or ""
         assert len(description) > 40 and not re.search(r":(func|class|data|meth):`|``", description), (name, description)
 
@@ -149,12 +149,6 @@ def test_digits(client):
 # --- the browser, on the same server -----------------------------------------------------------
 
 RUN_TIMEOUT_MS = 300_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium_browser() as b:
-        yield b
 
 
 @pytest.fixture
@@ -293,6 +287,7 @@ def test_screenshots_of_the_other_tabs(page):
     _run_example(page, "seg", 1, "segmentation")
 
     _tab(page, "Video")
+    _pick(page, "video-model", "uniformer_xxs_moving_digits")  # the server's cache holds the default's weights
     _example(page, 1)  # moving_digits_1_right
     page.locator("#video-input video").wait_for(state="attached")
     page.click("#video-classify")

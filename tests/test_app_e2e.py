@@ -1,58 +1,34 @@
 """The app as a new user meets it: ``python app.py`` in a subprocess, driven by Chromium (Playwright).
 
-Two servers start side by side: one whose offline Hub cache holds (synthetic) official weights,
-one with an empty cache (untrained fallback). Needs ``/usr/bin/chromium`` (Debian package
+Two servers (the shared ones of conftest.py): one whose offline Hub cache holds (synthetic) official
+weights, one with an empty cache (untrained fallback). Needs ``/usr/bin/chromium`` (Debian package
 ``chromium``); without it the tests fail, they do not skip.
 """
 from __future__ import annotations
 
 import shutil
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from appfiles import (CHROMIUM, CHROMIUM_ARGS, SMALL_HUB_DESCRIPTION, app_server, make_bad_images, make_hub_home,
-                      require_chromium, wait_until_up)
-from playwright.sync_api import expect, sync_playwright
+from appfiles import SMALL_HUB_DESCRIPTION, browser_page, make_bad_images
+from playwright.sync_api import expect
 
 from app.examples import write_examples
 
 SCREENSHOT = Path("/tmp/uniformer_app_screenshot.png")
-START_TIMEOUT_S = 90
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """{'hub': url, 'untrained': url}: two app servers started in parallel."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    homes = {"hub": make_hub_home(tmp / "hf_home_hub"), "untrained": tmp / "hf_home_empty"}
-    with ExitStack() as stack:
-        started = {kind: (*stack.enter_context(app_server(home, tmp / f"{kind}.log")), tmp / f"{kind}.log")
-                   for kind, home in homes.items()}
-        for process, url, log in started.values():
-            wait_until_up(process, url, log, START_TIMEOUT_S)
-        yield {kind: url for kind, (_, url, _) in started.items()}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def servers(app_url, app_url_untrained):
+    """{'hub': url, 'untrained': url}: the shared app servers (conftest.py) with the official-format
+    Hub cache and with an empty one."""
+    return {"hub": app_url, "untrained": app_url_untrained}
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(30_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with browser_page(browser, width=1280, height=1000, timeout_ms=30_000) as p:
+        yield p
 
 
 def _classify(page, path: Path) -> None:

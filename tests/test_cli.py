@@ -13,6 +13,8 @@ from PIL import Image
 
 from hubcache import add_to_hub_cache, official_state_dict
 
+pytestmark = pytest.mark.slow  # every test runs `python -m uniformer` in a fresh process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

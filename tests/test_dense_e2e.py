@@ -16,16 +16,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from appfiles import app_server, browser_page, chromium_browser, wait_until_up
 from PIL import Image
 from playwright.sync_api import expect
 
 from app.examples import write_examples
-from hubcache import add_to_hub_cache, load_spec, load_synth
 
 SEG_SCREENSHOT = Path("/tmp/uniformer_seg_screenshot.png")
 POSE_SCREENSHOT = Path("/tmp/uniformer_pose_screenshot.png")
-START_TIMEOUT_S = 300  # four tabs on a shared 2-core machine
 RUN_TIMEOUT_MS = 600_000  # a UperNet-S forward on a busy CPU takes tens of seconds
 KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
              "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee",
@@ -34,30 +31,10 @@ HUB_DESCRIPTION = "official Hub checkpoint Andy1621/uniformer/upernet_global_sma
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """URL of ``python app.py`` running offline with an HF_HOME holding the UperNet-S checkpoint."""
-    tmp = tmp_path_factory.mktemp("dense_e2e")
-    hf_home = tmp / "hf_home"
-    state_dict = load_synth().synthesize(load_spec("upernet_global_small")["keys"])
-    add_to_hub_cache(hf_home, "Andy1621/uniformer", "upernet_global_small.pth",
-                     {"meta": {"mmseg_version": "0.13.0"}, "state_dict": state_dict})
-    del state_dict
-    log = tmp / "app.log"
-    with app_server(hf_home, log) as (process, url):
-        wait_until_up(process, url, log, START_TIMEOUT_S)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium_browser(expect_timeout_ms=None) as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser):
-    with browser_page(browser) as p:
-        yield p
+def server(app_url):
+    """URL of the shared ``python app.py`` (conftest.app_url) whose offline Hub cache holds the
+    UperNet-S checkpoint."""
+    return app_url
 
 
 def _upload(page, component: str, path: Path) -> None:

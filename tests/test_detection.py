@@ -22,16 +22,12 @@ from uniformer.models.detection import DetectorConfig, UniFormerDetector
 from uniformer.registry import get_entry
 from uniformer.tasks.detection import (DetectionResult, coco_category_ids, detect_objects, draw_detections,
                                        mask_to_rle, preprocess_detection)
+from goldens import load_golden, relative_error
 from hubcache import REFERENCE_DIR, load_synth
 
 TOLERANCE = 1e-4
 SPECS = {p.stem: json.loads(p.read_text()) for p in sorted((REFERENCE_DIR / "specs").glob("*.json"))}
 DET_FULL = sorted(v for v, s in SPECS.items() if s["kind"] == "dense_full" and s["task"] == "det")
-
-
-def _rel(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    assert ours.shape == ref.shape, (ours.shape, ref.shape)
-    return ((ours.float() - ref.float()).abs().max() / ref.float().abs().max()).item()
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -69,11 +65,12 @@ def test_every_det_checkpoint_is_registered_under_its_official_name():
         assert entry.pretrained.reference_variant == variant
         assert entry.pretrained.hub is None and "Google Drive" in entry.pretrained.download_hint
         assert entry.pretrained.class_names() == tuple(json.loads(
-            (REFERENCE_DIR.parent / "labels" / "coco_80.json").read_text())["classes"])
+            (REFERENCE_DIR / "labels" / "coco_80.json").read_text())["classes"])
         assert entry.config.cascade == variant.startswith("cascade")
     assert set(uniformer.list_models(task="object-detection")) == set(DET_FULL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", DET_FULL)
 def test_exact_keys_and_param_counts(variant):
     spec = SPECS[variant]
@@ -89,11 +86,13 @@ def test_exact_keys_and_param_counts(variant):
     assert {k for k in ours if not k.startswith("backbone.")} == {k for k in spec["keys"] if not k.startswith("backbone.")}
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_says_where_to_get_it():
     with pytest.raises(uniformer.CheckpointNotAvailableError, match="Google Drive"):
         uniformer.create_model("mask_rcnn_1x_hybrid_small", pretrained=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["mask_rcnn_1x_xxs", "cascade_mask_rcnn_3x_ms_hybrid_small"])
 def test_official_format_loads_strictly_and_runs(variant, tmp_path, synth):
     # fewer proposals keep the cascade's 4-conv box heads cheap on CPU (the official test keeps 1000)
@@ -113,7 +112,7 @@ def test_official_format_loads_strictly_and_runs(variant, tmp_path, synth):
 
 @pytest.fixture(scope="module")
 def golden():
-    return torch.load(REFERENCE_DIR / "golden" / "mask_rcnn_1x_hybrid_small.pt", weights_only=True)
+    return load_golden("mask_rcnn_1x_hybrid_small")
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +131,7 @@ def golden_run(mask_rcnn, golden, synth):
                                  [golden["img_meta"]["scale_factor"]], rcnn=rcnn)
 
 
+@pytest.mark.slow
 def test_golden_backbone_neck_and_rpn_maps(golden_run, golden):
     for name, ours, ref in (("backbone", golden_run.backbone_outputs, golden["backbone_outputs"]),
                             ("neck", golden_run.neck_outputs, golden["neck_outputs"]),
@@ -139,16 +139,17 @@ def test_golden_backbone_neck_and_rpn_maps(golden_run, golden):
                             ("rpn_reg", golden_run.rpn_deltas, golden["rpn_bbox_preds"])):
         assert len(ours) == len(ref)
         for i, (o, r) in enumerate(zip(ours, ref)):
-            assert _rel(o, r) <= TOLERANCE, (name, i)
+            assert relative_error(o, r) <= TOLERANCE, (name, i)
 
 
+@pytest.mark.slow
 def test_golden_unit_heads(mask_rcnn, golden, synth):
     with torch.no_grad():
         cls, reg = mask_rcnn.roi_head.bbox_head(synth.reference_input((8, 256, 7, 7), seed=2))
         masks = mask_rcnn.roi_head.mask_head(synth.reference_input((8, 256, 14, 14), seed=3))
     ref_cls, ref_reg = golden["unit_bbox_head_outputs"][0]
-    assert _rel(cls, ref_cls) <= TOLERANCE and _rel(reg, ref_reg) <= TOLERANCE
-    assert _rel(masks, golden["unit_mask_head_outputs"][0]) <= TOLERANCE
+    assert relative_error(cls, ref_cls) <= TOLERANCE and relative_error(reg, ref_reg) <= TOLERANCE
+    assert relative_error(masks, golden["unit_mask_head_outputs"][0]) <= TOLERANCE
 
 
 def _match(ours: torch.Tensor, ref: torch.Tensor, thresholds: list[float], same_label: bool) -> None:
@@ -164,6 +165,7 @@ def _match(ours: torch.Tensor, ref: torch.Tensor, thresholds: list[float], same_
         assert ok.any(), f"row {i} {row.tolist()} has no match"
 
 
+@pytest.mark.slow
 def test_golden_proposals_as_sets(golden_run, golden):
     ours, ref = golden_run.proposals[0], golden["proposals"]
     assert ours.shape == ref.shape == (1000, 5)
@@ -172,6 +174,7 @@ def test_golden_proposals_as_sets(golden_run, golden):
     _match(ref, ours, cut, same_label=False)
 
 
+@pytest.mark.slow
 def test_golden_detections_and_masks(golden_run, golden):
     det = golden_run.detections[0]
     ours = torch.cat([det.boxes, det.scores[:, None], det.labels[:, None].float()], dim=1)
@@ -188,6 +191,7 @@ def test_golden_detections_and_masks(golden_run, golden):
     assert golden["masks"].bool().any(), "the golden's masks are not all empty"
 
 
+@pytest.mark.slow
 def test_official_threshold_gives_no_detection_on_synthetic_weights(mask_rcnn, golden, synth):
     """Synthetic weights give near-uniform class scores (max 0.041 < 0.05): the golden has 0 detections."""
     with torch.no_grad():
@@ -203,6 +207,7 @@ def _tiny_cascade(num_classes: int = 3) -> UniFormerDetector:
     return UniFormerDetector(DetectorConfig(backbone, cascade=True, num_classes=num_classes)).eval()
 
 
+@pytest.mark.slow
 def test_cascade_averages_stage_logits_and_mask_probabilities():
     model = _tiny_cascade()
     heads = model.roi_head.bbox_heads()
@@ -227,6 +232,7 @@ def test_cascade_averages_stage_logits_and_mask_probabilities():
     assert torch.allclose(res.mask_probs, expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cascade_regresses_rois_with_each_stages_stds():
     model = _tiny_cascade()
     stage0 = model.roi_head.bbox_heads()[0]
@@ -311,6 +317,7 @@ def small_result(tmp_path_factory, synth):
     return model, image, detect_objects(model, image, score_thr=0.0, scale=(256, 192))
 
 
+@pytest.mark.slow
 def test_detect_objects_result(small_result):
     _, image, res = small_result
     assert isinstance(res, DetectionResult) and res.image_size == (160, 120) and res.input_size == (256, 192)
@@ -328,6 +335,7 @@ def test_detect_objects_result(small_result):
     assert draw_detections(image, res, 0.0).size == image.size
 
 
+@pytest.mark.slow
 def test_coco_export_round_trips_masks(small_result):
     _, _, res = small_result
     items = res.to_coco(image_id=7)
@@ -349,6 +357,7 @@ def test_mask_to_rle_by_hand():
     assert mask_to_rle(np.ones((1, 2), bool))["counts"] == [0, 2]
 
 
+@pytest.mark.slow
 def test_person_boxes_feed_the_pose_model(small_result):
     _, _, res = small_result
     person = res.class_names.index("person")
@@ -359,6 +368,7 @@ def test_person_boxes_feed_the_pose_model(small_result):
     assert (x, y, x + w, y + h) == pytest.approx(tuple(res.boxes[0].tolist()))
 
 
+@pytest.mark.slow
 def test_bad_input_gets_clear_errors(small_result):
     model, _, _ = small_result
     with pytest.raises(ImageDecodeError):

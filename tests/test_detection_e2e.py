@@ -16,37 +16,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-from appfiles import app_server, browser_page, chromium_browser, make_bad_images, wait_until_up
+from appfiles import make_bad_images
 from playwright.sync_api import expect
 
 from app.examples import write_examples
 
 SCREENSHOT = Path("/tmp/uniformer_detection_screenshot.png")
 POSE_SCREENSHOT = Path("/tmp/uniformer_pose_detector_screenshot.png")
-START_TIMEOUT_S = 300  # every tab is built; a shared 2-core machine
 RUN_TIMEOUT_MS = 300_000  # the XXS detector at 533x320 on a busy CPU: seconds to tens of seconds
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """URL of ``python app.py`` running offline with an empty Hub cache."""
-    tmp = tmp_path_factory.mktemp("detection_e2e")
-    (tmp / "hf_home").mkdir()
-    with app_server(tmp / "hf_home", tmp / "app.log") as (process, url):
-        wait_until_up(process, url, tmp / "app.log", START_TIMEOUT_S)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium_browser() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser):
-    with browser_page(browser) as p:
-        yield p
+def server(app_url_untrained):
+    """URL of the shared ``python app.py`` with an empty offline Hub cache (conftest.py)."""
+    return app_url_untrained
 
 
 def _rows(page) -> int:

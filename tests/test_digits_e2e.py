@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from appfiles import app_server, browser_page, chromium_browser, wait_until_up
+from appfiles import browser_page
 from playwright.sync_api import expect
 
 import uniformer
@@ -21,25 +21,20 @@ from uniformer.models.digits import DIGITS_MODEL, MOVING_DIGITS_MODEL
 
 SCREENSHOT = Path("/tmp/uniformer_digits_screenshot.png")
 VIDEO_SCREENSHOT = Path("/tmp/uniformer_moving_digits_screenshot.png")
-START_TIMEOUT_S = 180
 RUN_TIMEOUT_MS = 120_000
 PACKAGE = Path(uniformer.__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("digits_e2e")
-    home = tmp / "hf_home_empty"
-    home.mkdir()
-    log = tmp / "app.log"
-    with app_server(home, log) as (process, url):
-        wait_until_up(process, url, log, START_TIMEOUT_S)
-        yield url
+def server(app_url_untrained):
+    """The shared ``python app.py`` with an empty Hub cache (conftest.py): the digits models ship
+    their weights in the package."""
+    return app_url_untrained
 
 
 @pytest.fixture(scope="module")
-def page():
-    with chromium_browser() as browser, browser_page(browser, height=1100) as p:
+def page(browser):
+    with browser_page(browser, height=1100) as p:
         yield p
 
 

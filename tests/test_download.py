@@ -60,10 +60,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_shipped_table_equals_the_reference_table():
     shipped = (ROOT / "uniformer" / "data" / "official_downloads.tsv").read_text(encoding="utf-8")
-    reference = REFERENCE_DIR / "official_downloads.tsv"
-    if not reference.is_file():
-        pytest.skip(f"no reference table at {reference}")
-    assert shipped == reference.read_text(encoding="utf-8")
+    assert shipped == (REFERENCE_DIR / "official_downloads.tsv").read_text(encoding="utf-8")
 
 
 def _shipped_table() -> dict[str, dict[str, str]]:
@@ -230,6 +227,7 @@ def test_checkpoint_dir_is_the_manual_route(drive, tmp_path, checkpoint_bytes, m
     assert cached_weights(NAME) == path and drive.hits[FILE_ID] == 0
 
 
+@pytest.mark.slow
 def test_network_blocked_cached_file_loads_and_uncached_fails_fast(drive, tmp_path):
     """A fresh process whose sockets cannot connect at all, HF_HUB_OFFLINE unset: the cached Drive file
     loads; uncached names (Drive only; Hub with a Drive copy) fail within seconds, not after

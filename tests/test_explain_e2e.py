@@ -10,27 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from appfiles import browser_page, chromium_browser, running_app
+from appfiles import browser_page
 from playwright.sync_api import expect
 
 from app.examples import write_examples
 
 SCREENSHOT = Path("/tmp/uniformer_explain_screenshot.png")
-START_TIMEOUT_S = 180
 TIMEOUT_MS = 120_000  # the first click runs the captured forward on a (possibly busy) CPU
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """URL of ``python app.py`` running offline with synthetic official weights; terminated after."""
-    with running_app(tmp_path_factory.mktemp("explain_e2e"), START_TIMEOUT_S) as url:
-        yield url
+def server(app_url):
+    """URL of the shared ``python app.py`` with synthetic official weights (conftest.app_url)."""
+    return app_url
 
 
 @pytest.fixture(scope="module")
-def page():
-    with chromium_browser(expect_timeout_ms=TIMEOUT_MS) as browser, \
-            browser_page(browser, timeout_ms=TIMEOUT_MS) as p:
+def page(browser):
+    with browser_page(browser, timeout_ms=TIMEOUT_MS) as p:
         yield p
 
 

@@ -34,6 +34,7 @@ def _run_offline(code: str, hf_home: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-pickle"])
 def test_pretrained_from_offline_hub_cache(tmp_path, official, legacy):
     """create_model(pretrained=True) finds an official-format .pth in an offline HF cache (a fresh process,
@@ -58,6 +59,7 @@ def test_pretrained_from_offline_hub_cache(tmp_path, official, legacy):
     torch.testing.assert_close(torch.tensor(out["logits"]), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_offline_without_cache_raises_clear_error(tmp_path):
     proc = _run_offline(
         "import uniformer\n"

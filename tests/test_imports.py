@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "uniformer"
 
@@ -139,6 +141,7 @@ def test_the_registry_imports_nothing_from_models():
     assert not any(t.startswith("uniformer.models") for t in import_graph()["uniformer.registry"])
 
 
+@pytest.mark.slow
 def test_import_leaves_torch_op_registry_and_pillow_globals_as_they_were():
     code = """
 import torch

@@ -6,7 +6,7 @@ from uniformer.data.labels import get_labels, label_sets
 
 @pytest.mark.parametrize("name, n, first", [
     ("imagenet-1k", 1000, "tench"),
-    ("kinetics-400", 400, "riding a bike"),  # official order, not alphabetical (OFFICIAL_NOTES §5)
+    ("kinetics-400", 400, "riding a bike"),  # official order, not alphabetical (docs/official.md §5)
     ("kinetics-600", 600, "feeding fish"),
     ("something-something-v1", 174, "Approaching something with your camera"),
     ("something-something-v2", 174, "Approaching [something] with your camera"),

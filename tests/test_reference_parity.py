@@ -1,6 +1,6 @@
 """Faithfulness: our models reproduce the official implementation's outputs (goldens) and key sets.
 
-Reads the reference folder from $UNIFORMER_REFERENCE_DIR (default ../shared/reference), iterates over
+Reads the reference data kept in tests/reference/ (tests/reference/README.md), iterates over
 whatever specs and goldens it holds, and fails when a golden or spec variant of an implemented kind
 has no registered model. Weights are ``synthesize(spec["keys"])`` saved as an official-format file and
 loaded through the same ``create_model(checkpoint_path=...)`` path that loads real checkpoints.
@@ -14,15 +14,16 @@ import torch
 
 import uniformer
 from uniformer.registry import get_entry
+from goldens import load_golden, relative_error
 from hubcache import REFERENCE_DIR, load_synth
 
-TOLERANCE = 1e-4  # max |ours - ref| / max |ref|, reference/README.md
+TOLERANCE = 1e-4  # max |ours - ref| / max |ref| (tests/reference/README.md)
 
 # Families of reference variants this package implements so far. 'dense' = the seg_*/det_*/pose_*
 # backbones (global, h14, h32, w32); the full dense checkpoints ('dense_full') are tested in test_dense.py.
 IMPLEMENTED_FAMILIES = {"image", "light_image", "dense", "light_dense", "video", "light_video"}
 
-# Hub files besides a spec's ``hub`` that hold checkpoints of that variant (OFFICIAL_NOTES §4): the
+# Hub files besides a spec's ``hub`` that hold checkpoints of that variant (docs/official.md §4): the
 # Something-Something V1 twins of the V2 files ("also sthv1") and Andy1621's personal repository.
 EXTRA_HUB_FILES = {
     "video_s16_ssv2": {"Sense-X/uniformer_video:uniformer_small_sthv1_16_prek600.pth"},
@@ -40,7 +41,7 @@ def family(spec: dict) -> str:
 
 def _specs() -> dict[str, dict]:
     folder = REFERENCE_DIR / "specs"
-    assert folder.is_dir(), f"reference folder not found: {folder} (set UNIFORMER_REFERENCE_DIR)"
+    assert folder.is_dir(), f"reference folder not found: {folder}"
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
@@ -60,6 +61,12 @@ def _model_for_variant() -> dict[str, str]:
 
 
 MODEL_FOR = _model_for_variant()
+
+
+def _marked(variants: list[str], heavy) -> list:
+    """``variants`` as pytest parameters, those for which ``heavy(spec)`` holds marked slow (seconds
+    each on 2 cores: real-size B / L models, 16-frame video clips)."""
+    return [pytest.param(v, marks=pytest.mark.slow) if heavy(SPECS[v]) else v for v in variants]
 
 
 def test_reference_folder_has_image_goldens():
@@ -82,9 +89,10 @@ def _checkpoint_file(tmp_path, synth, variant: str):
     return path
 
 
-@pytest.mark.parametrize("variant", IMPLEMENTED_GOLDENS)
+@pytest.mark.parametrize("variant", _marked(IMPLEMENTED_GOLDENS, lambda s: s["num_params"] > 30e6 or (
+    s["kind"] == "video" and s["num_params"] > 15e6)))
 def test_golden_parity(variant, tmp_path, synth):
-    golden = torch.load(REFERENCE_DIR / "golden" / f"{variant}.pt", weights_only=True)
+    golden = load_golden(variant)
     model = uniformer.create_model(MODEL_FOR[variant], checkpoint_path=_checkpoint_file(tmp_path, synth, variant))
     assert model.weights_info.source == "local"
     x = synth.reference_input(golden["input_shape"])
@@ -92,9 +100,9 @@ def test_golden_parity(variant, tmp_path, synth):
     with torch.no_grad():
         out = model(x)
     outs, refs = _as_list(out), _as_list(golden["output"])
-    assert [o.shape for o in outs] == [r.shape for r in refs]
+    assert [tuple(o.shape) for o in outs] == [tuple(r.shape) for r in refs]
     for i, (o, r) in enumerate(zip(outs, refs)):
-        rel = ((o - r).abs().max() / r.abs().max()).item()
+        rel = relative_error(o, r)
         assert rel <= TOLERANCE, f"{variant} output {i}: relative max error {rel:.2e}"
 
 
@@ -137,7 +145,7 @@ def _spec_only_variants() -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("variant", _spec_only_variants())
+@pytest.mark.parametrize("variant", _marked(_spec_only_variants(), lambda s: s["num_params"] > 15e6))
 def test_spec_only_variants_load_and_run(variant, tmp_path, synth):
     """Variants without a golden are still real checkpoint formats: they load strictly and run."""
     model = uniformer.create_model(MODEL_FOR[variant], checkpoint_path=_checkpoint_file(tmp_path, synth, variant))

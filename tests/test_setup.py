@@ -12,6 +12,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)")
 
@@ -47,6 +49,7 @@ def test_installed_versions_match_pins():
         assert version(name).split("+")[0] == pinned, name
 
 
+@pytest.mark.slow
 def test_torchvision_timm_gradcam_import_in_a_fresh_process():
     code = ("import uniformer, torchvision, timm, pytorch_grad_cam; "
             "from uniformer._compat import ensure_torchvision_importable as e; print('ok', e())")
@@ -94,6 +97,7 @@ def test_pyproject_is_the_source_of_the_requirement_files():
     assert {"gradio", "spaces", "onnxruntime"} <= set(extras["app"])
 
 
+@pytest.mark.slow
 def test_wheel_carries_labels_and_shipped_weights(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

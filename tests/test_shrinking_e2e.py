@@ -10,35 +10,26 @@ import shutil
 from pathlib import Path
 
 import pytest
-from appfiles import app_server, browser_page, chromium_browser, make_bad_images, wait_until_up
-from hubcache import add_to_hub_cache, official_state_dict
+from appfiles import browser_page, make_bad_images
 from playwright.sync_api import expect
 
 from app.examples import write_examples
 
 SCREENSHOT = Path("/tmp/uniformer_shrinking_screenshot.png")
-START_TIMEOUT_S = 120
 RUN_TIMEOUT_MS = 240_000  # a run traces six keep ratios three times each; slow on a busy shared CPU
 LIGHT_HUB = "Andy1621/uniformer_light/uniformer_xxs_160_in1k.pth"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """URL of ``python app.py`` run offline with a Hub cache holding the light XXS-160 weights."""
-    tmp = tmp_path_factory.mktemp("shrinking_e2e")
-    hf_home = tmp / "hf_home"
-    add_to_hub_cache(hf_home, *LIGHT_HUB.rsplit("/", 1), official_state_dict("light_xxs"))
-    log = tmp / "app.log"
-    # two torch threads on a CPU shared with other jobs are many times slower
-    with app_server(hf_home, log, {"OMP_NUM_THREADS": "1"}) as (process, url):
-        wait_until_up(process, url, log, START_TIMEOUT_S)
-        yield url
+def server(app_url):
+    """URL of the shared ``python app.py`` (conftest.app_url) whose offline Hub cache holds the light
+    XXS-160 weights."""
+    return app_url
 
 
 @pytest.fixture(scope="module")
-def page():
-    # assertions get 60 s too (default 5 s): the CPU is shared and busy
-    with chromium_browser() as browser, browser_page(browser, width=1280) as p:
+def page(browser):
+    with browser_page(browser, width=1280) as p:
         yield p
 
 

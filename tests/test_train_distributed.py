@@ -31,6 +31,8 @@ from uniformer.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from uniformer.train.engine import seed_everything
 from uniformer.train.model import build_model
 
+pytestmark = pytest.mark.slow  # torchrun with two processes
+
 ROOT = Path(__file__).resolve().parents[1]
 ZERO_GRADIENT = ("stages.0.downsample.proj.0.bias", "stages.0.downsample.proj.3.bias", "stages.3.blocks.0.ffn.fc2.bias")
 AFTER_THEM = ("stages.0.downsample.proj.1.running_mean", "stages.0.downsample.proj.4.running_mean", "norm.running_mean")

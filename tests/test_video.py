@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(depths=(1, 1, 1, 1), dims=(16, 32, 64, 64), head_dim=16)
 
 
-# --- the official rules, transcribed from the official code (OFFICIAL_NOTES §6) -----------------------
+# --- the official rules, transcribed from the official code (docs/official.md §6) -----------------------
 
 def official_dense(n: int, num_frames: int, stride: int, clip: int, num_clips: int) -> list[int]:
     """slowfast decoder.get_start_end_idx(use_offset=True) + the decord branch of decoder.decode."""
@@ -450,6 +450,7 @@ def test_inflation_is_the_official_mean_inflation():
 
 # --- command line ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_predicts_a_video_and_reports_a_bad_one(videos, bad_videos, tmp_path):
     from hubcache import official_state_dict
 

@@ -11,39 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from appfiles import CHROMIUM, CHROMIUM_ARGS, app_server, require_chromium, wait_until_up
-from hubcache import add_to_hub_cache, official_state_dict
-from playwright.sync_api import expect, sync_playwright
+from appfiles import browser_page
+from playwright.sync_api import expect
 
 SCREENSHOT = Path("/tmp/uniformer_video_screenshot.png")
-START_TIMEOUT_S = 120
 RUN_TIMEOUT_MS = 240_000  # UniFormer-S on 16 x 224 x 224 on a shared CPU
 HUB_DESCRIPTION = "official Hub checkpoint Sense-X/uniformer_video/uniformer_small_k400_16x8.pth"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("video_e2e")
-    home = tmp / "hf_home"
-    add_to_hub_cache(home, "Sense-X/uniformer_video", "uniformer_small_k400_16x8.pth", official_state_dict("video_s16"))
-    log = tmp / "app.log"
-    with app_server(home, log) as (process, url):
-        wait_until_up(process, url, log, START_TIMEOUT_S)
-        yield url
+def server(app_url):
+    """URL of the shared ``python app.py`` (conftest.app_url) whose offline Hub cache holds the video
+    S 16x8 weights."""
+    return app_url
 
 
 @pytest.fixture(scope="module")
-def page():
-    require_chromium()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.set_default_timeout(60_000)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+def page(browser):
+    with browser_page(browser) as p:
+        yield p
 
 
 def _upload(page, path: Path) -> None:

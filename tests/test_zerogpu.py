@@ -18,6 +18,7 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
 import spaces
 
 from app import gpu
@@ -51,6 +52,7 @@ def test_without_zero_gpu_nothing_is_decorated(monkeypatch):
     assert not hasattr(bound, "zerogpu") and bound(SessionWeights(), None, "m") == "m"
 
 
+@pytest.mark.slow
 def test_zero_gpu_decorates_the_functions_that_run_models():
     env = {**os.environ, "SPACES_ZERO_GPU": "true", "SPACES_ZERO_DEVICE_API_URL": "http://127.0.0.1:9",
            "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}

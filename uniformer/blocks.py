@@ -21,7 +21,7 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
+from timm.layers import DropPath, to_ntuple
 from torch import nn
 
 __all__ = [
@@ -212,7 +212,8 @@ class FFN(nn.Module):
 class LayerScale(nn.Module):
     """Per-channel learnable scale (CaiT layer scale): ``x * gamma``, gamma of shape (C,).
 
-    ``channel_dim`` says where C sits: -1 for tokens (B, N, C), 1 for maps (B, C, *S).
+    ``channel_dim`` says where C sits: -1 for tokens (B, N, C), 1 for maps (B, C, *S). (timm's
+    ``LayerScale`` is channels-last only and its ``LayerScale2d`` 4-D only; video maps are 5-D.)
     """
 
     def __init__(self, dim: int, init_value: float = 1e-6, channel_dim: int = -1):
@@ -274,10 +275,6 @@ class UniFormerBlock(nn.Module):
         return x.transpose(1, 2).reshape(B, C, *grid)  # (B, N, C) -> (B, C, *S)
 
 
-def _as_tuple(v: int | Sequence[int], n: int) -> tuple[int, ...]:
-    return tuple(v) if isinstance(v, Sequence) else (v,) * n
-
-
 class PatchEmbed(nn.Module):
     """Patch embedding / downsampling: a convolution with kernel = stride, then LayerNorm (eps 1e-5).
 
@@ -290,8 +287,8 @@ class PatchEmbed(nn.Module):
                  spatial_dims: int = 2, norm: bool = True):
         super().__init__()
         stride = patch_size if stride is None else stride
-        self.proj = conv_nd(spatial_dims)(in_dim, out_dim, _as_tuple(patch_size, spatial_dims),
-                                          _as_tuple(stride, spatial_dims), _as_tuple(padding, spatial_dims))
+        per_dim = to_ntuple(spatial_dims)  # timm's: an int repeated, a sequence as a tuple
+        self.proj = conv_nd(spatial_dims)(in_dim, out_dim, per_dim(patch_size), per_dim(stride), per_dim(padding))
         self.norm = nn.LayerNorm(out_dim) if norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -94,7 +94,7 @@ class CheckpointMismatchError(CheckpointError, RuntimeError):
     """The state dict does not fit the model: missing or unexpected keys, or different shapes."""
 
 
-# Container keys of the official training checkpoints, most specific first (OFFICIAL_NOTES §4):
+# Container keys of the official training checkpoints, most specific first (docs/official.md §4):
 # DeiT/light trainer {'model', 'model_ema', ...}, TokenLabeling/timm {'state_dict', ...},
 # slowfast {'model_state', ...}, mmseg/mmdet/mmpose {'meta', 'state_dict'}.
 _CONTAINER_KEYS = ("model", "state_dict", "model_state", "model_ema", "state_dict_ema")

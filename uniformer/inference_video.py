@@ -1,6 +1,6 @@
 """Video classification as pure functions: a video file in, a result value out (CLI, app, notebooks).
 
-The pipeline is the official test pipeline of each checkpoint (OFFICIAL_NOTES §6; paper §6.2):
+The pipeline is the official test pipeline of each checkpoint (docs/official.md §6; paper §6.2):
 
 1. :func:`load_clips` -- index the video (:func:`uniformer.data.video.probe_video`), sample the
    frames of every clip with the checkpoint's rule (dense for Kinetics S/B, segment for

@@ -14,7 +14,7 @@ rules). Every function here follows those kernels:
   mmcv's kernel), otherwise an exact, vectorised pure-PyTorch transcription of mmcv's kernel
   (:func:`_roi_align_torch`). torchvision's own pure-Python fallback ``_roi_align`` is never used: it
   does not zero the samples outside ``[-1, H] x [-1, W]`` and caps the adaptive grid, so it differs
-  from mmcv by O(1) for RoIs that leave the feature map (``shared/reference/DENSE_NOTES.md`` §8.5).
+  from mmcv by O(1) for RoIs that leave the feature map (docs/dense.md §8.5).
 
 Both paths are selected by ``impl="auto"`` (torchvision where :func:`torchvision_ops_available` says its
 compiled ops run on that device, else PyTorch), or forced with ``impl="torch"`` / ``"torchvision"``.

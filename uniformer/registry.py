@@ -21,7 +21,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class PretrainedCfg:
-    """What a checkpoint was trained and evaluated with (OFFICIAL_NOTES §4-§6).
+    """What a checkpoint was trained and evaluated with (docs/official.md §4-§6).
 
     Where the weights are (read by :mod:`uniformer.downloads`; :attr:`source` names the kind):
     hub: ``'repo_id:filename'`` on the Hugging Face Hub, or None when the official file is not there
@@ -38,7 +38,7 @@ class PretrainedCfg:
     side to floor(size / crop_pct)); interpolation: resize filter; mean/std: normalization of
     [0, 1] RGB; label_set: name of the class list ('none' for backbones); top1: the paper's
     ImageNet top-1 (%) where it reports one; reference_variant: the spec/golden name(s) in
-    ``shared/reference`` this entry reproduces. labels: the class names themselves, for label sets
+    ``tests/reference`` this entry reproduces. labels: the class names themselves, for label sets
     that are not shipped by name (checkpoints trained with ``uniformer.train``).
     """
 

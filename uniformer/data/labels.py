@@ -3,7 +3,7 @@ label metadata (ADE20K palette, COCO keypoint flip pairs and skeleton).
 
 ImageNet-1k comes from timm; the others are the official orders shipped in ``label_files/``
 (copied from the official repository's data lists: Kinetics orders are NOT alphabetical,
-OFFICIAL_NOTES §5). For the dense tasks (DENSE_NOTES §7): ``ade20k_150.json`` = mmseg 0.13
+docs/official.md §5). For the dense tasks (docs/dense.md §7): ``ade20k_150.json`` = mmseg 0.13
 ``ADE20KDataset`` CLASSES/PALETTE (output channel i = class i; note the name ``'bed '`` with its
 trailing space), ``coco_keypoints_17.json`` = mmpose 0.16 ``TopDownCocoDataset`` (names, flip
 pairs, sigmas, joint weights, skeleton).
@@ -56,7 +56,7 @@ def _indexed(lines: list[tuple[str, int]]) -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def _kinetics_400() -> tuple[str, ...]:
-    # "riding a bike<TAB>0" per line, in the official (non-alphabetical) order (OFFICIAL_NOTES §5)
+    # "riding a bike<TAB>0" per line, in the official (non-alphabetical) order (docs/official.md §5)
     rows = [line.rsplit("\t", 1) for line in read_label_file("k400_categories.txt").splitlines() if line.strip()]
     return _indexed([(n.strip(), int(i)) for n, i in rows])
 
@@ -112,7 +112,7 @@ def get_palette(label_set: str) -> tuple[tuple[int, int, int], ...]:
 
 @dataclass(frozen=True)
 class KeypointInfo:
-    """COCO-17 keypoint metadata (mmpose 0.16; DENSE_NOTES §7).
+    """COCO-17 keypoint metadata (mmpose 0.16; docs/dense.md §7).
 
     names: joint names in heatmap-channel order; flip_pairs: (left, right) channel pairs swapped by
     a horizontal flip; skeleton: limbs as 0-based (joint, joint) pairs (mmpose's 19-limb COCO

@@ -1,4 +1,4 @@
-"""Evaluation preprocessing per checkpoint, built with timm's transforms (OFFICIAL_NOTES §6)."""
+"""Evaluation preprocessing per checkpoint, built with timm's transforms (docs/official.md §6)."""
 from __future__ import annotations
 
 from typing import Callable

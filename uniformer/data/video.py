@@ -11,7 +11,7 @@ Decoding (:func:`probe_video`, :func:`read_frames`)
     display matrix, e.g. of phone videos) is applied. Files that cannot be used raise
     :class:`VideoDecodeError` with a message for users.
 
-Sampling (OFFICIAL_NOTES §6; paper §6.2)
+Sampling (docs/official.md §6; paper §6.2)
     * :func:`dense_indices` -- Kinetics (S/B models), the slowfast/decord rule with
       ``USE_OFFSET_SAMPLING``: a clip spans ``T * stride`` frames; 1 clip starts at
       floor((n - span) / 2), k clips at i * floor((n - span) / (k - 1)); the T indices are
@@ -59,7 +59,7 @@ VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".m
                     ".ogv", ".ts", ".mts", ".m2ts", ".y4m")
 
 #: Normalization of every official UniFormer video model (slowfast defaults, never overridden in the
-#: official configs; OFFICIAL_NOTES §6): (x / 255 - 0.45) / 0.225 on all three channels.
+#: official configs; docs/official.md §6): (x / 255 - 0.45) / 0.225 on all three channels.
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 
@@ -411,7 +411,7 @@ def read_frames(source: VideoSource, indices: Sequence[int], *, info: VideoInfo 
 
 def dense_indices(num_frames: int, clip_len: int, stride: int, clip: int = 0, num_clips: int = 1) -> list[int]:
     """Dense sampling (Kinetics; paper §6.2 "dense sampling strategy [101]"): the official
-    slowfast/decord rule with ``USE_OFFSET_SAMPLING`` (OFFICIAL_NOTES §6).
+    slowfast/decord rule with ``USE_OFFSET_SAMPLING`` (docs/official.md §6).
 
     A clip spans ``clip_len * stride`` frames; delta = max(num_frames - span, 0); clip ``clip`` of
     ``num_clips`` starts at floor(delta / 2) (1 clip) or clip * floor(delta / (num_clips - 1));
@@ -432,7 +432,7 @@ def dense_indices(num_frames: int, clip_len: int, stride: int, clip: int = 0, nu
 
 def segment_indices(num_frames: int, clip_len: int, clip: int = 0, num_clips: int = 1) -> list[int]:
     """Uniform (segment, TSN) sampling (Something-Something, light models; paper §6.2 "uniform
-    sampling strategy [96]"): the official Something-Something test rule (OFFICIAL_NOTES §6):
+    sampling strategy [96]"): the official Something-Something test rule (docs/official.md §6):
     seg = (num_frames - 1) / clip_len; frame j = round(seg * j) + int(seg / (num_clips + 1) * (clip + 1))
     (round half to even, as numpy). The whole video is covered whatever its length; short videos
     repeat frames in order. Returns ``clip_len`` non-decreasing indices. Raises ValueError.
@@ -502,7 +502,7 @@ def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[i
 def spatial_crops(clip: torch.Tensor, size: int, crops: int) -> list[torch.Tensor]:
     """(C, T, H, W) -> ``crops`` crops (C, T, size, size), see :func:`crop_offsets`."""
     h, w = clip.shape[-2:]
-    return [clip[..., t:t + size, l:l + size] for t, l in crop_offsets(h, w, size, crops)]
+    return [clip[..., t:t + size, left:left + size] for t, left in crop_offsets(h, w, size, crops)]
 
 
 def normalize(clip: torch.Tensor, mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD) -> torch.Tensor:

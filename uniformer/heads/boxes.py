@@ -1,4 +1,4 @@
-"""Box geometry of the two-stage detectors (mmdet 2.x conventions, DENSE_NOTES §2, §5, §8.6).
+"""Box geometry of the two-stage detectors (mmdet 2.x conventions, docs/dense.md §2, §5, §8.6).
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels of the network input, widths ``x2 - x1`` with no ``+1``.
 Anchors (:class:`AnchorGenerator`) are centred on ``stride * (i, j)`` (centre offset 0); the

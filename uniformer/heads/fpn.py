@@ -1,5 +1,5 @@
 """Semantic FPN (Kirillov et al. 2019) as used with UniFormer for ADE20K (paper §4.3, Table 8):
-the FPN neck and mmseg's ``FPNHead``, with mmseg's module names (DENSE_NOTES §2-3).
+the FPN neck and mmseg's ``FPNHead``, with mmseg's module names (docs/dense.md §2-3).
 
 Neck: ``lateral_convs.{i}.conv`` 1x1 and ``fpn_convs.{i}.conv`` 3x3, both plain convs with bias
 (no norm, no activation), 4 outputs of 256 channels, nearest top-down upsampling. Head:
@@ -21,7 +21,7 @@ __all__ = ["FPN", "Upsample2x", "FPNHead"]
 
 class FPN(nn.Module):
     """Feature pyramid neck (mmseg/mmdet ``FPN``, no extra levels when ``num_outs`` equals the inputs;
-    mmdet's 5th level is a stride-2 subsample of the last, DENSE_NOTES §8.6).
+    mmdet's 5th level is a stride-2 subsample of the last, docs/dense.md §8.6).
 
     ``forward``: maps [(B, in_channels[i], H_i, W_i)] -> [(B, out_channels, H_i, W_i)] (+ extra).
     """

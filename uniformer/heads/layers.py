@@ -3,7 +3,7 @@
 ``ConvModule`` mirrors mmcv's ``ConvModule`` (conv -> norm -> activation) with its state-dict names:
 ``conv.weight`` (+ ``conv.bias`` only without a norm) and ``bn.{weight, bias, running_mean,
 running_var, num_batches_tracked}``. The official configs use SyncBN, which is plain BatchNorm in
-eval mode with the same names (DENSE_NOTES §2-3).
+eval mode with the same names (docs/dense.md §2-3).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Top-down heatmap head for human pose estimation (SimpleBaseline; mmpose 0.16 ``TopDownSimpleHead``,
 later ``TopdownHeatmapSimpleHead``), as used with UniFormer on COCO keypoints (paper §4.3, Table 10;
-DENSE_NOTES §2-3).
+docs/dense.md §2-3).
 
 Keys: ``deconv_layers.{0,3,6}`` ConvTranspose2d(k4, s2, p1, no bias; weight (in, out, 4, 4)),
 ``deconv_layers.{1,4,7}`` BatchNorm2d, ReLUs at 2, 5, 8; ``final_layer`` 1x1 conv with bias.

@@ -1,6 +1,6 @@
 """RoI heads of Mask R-CNN and Cascade Mask R-CNN (He et al. 2017; Cai & Vasconcelos 2018) with mmdet
 2.x module names, so the official UniFormer detection checkpoints load as is (paper §4.3, Tables 5, 7;
-DENSE_NOTES §2, §3, §5).
+docs/dense.md §2, §3, §5).
 
 * :class:`RoIExtractor`: each RoI is pooled (RoIAlign, aligned, adaptive sampling) from the FPN level
   its size selects (:func:`~uniformer.heads.boxes.map_roi_levels`).
@@ -191,7 +191,7 @@ class RoIHead(nn.Module):
     (4 convs + 1 fc each) and ``mask_head.{i}``. At test time a cascade refines the RoIs stage by
     stage with the deltas of each RoI's best non-background class, averages the three stages' class
     logits, decodes the last stage's deltas and averages the three mask heads' probabilities
-    (DENSE_NOTES §5).
+    (docs/dense.md §5).
     """
 
     def __init__(self, num_classes: int = 80, in_channels: int = 256,

@@ -1,5 +1,5 @@
 """Region proposal network (Ren et al., Faster R-CNN) as mmdet 2.x ``RPNHead`` with its module names
-(``rpn_conv``, ``rpn_cls``, ``rpn_reg``) and test-time proposal selection (DENSE_NOTES §2, §5).
+(``rpn_conv``, ``rpn_cls``, ``rpn_reg``) and test-time proposal selection (docs/dense.md §2, §5).
 
 The same 3x3 conv + two 1x1 convs run on every FPN level (strides 4-64); objectness is a sigmoid
 (one channel per anchor, 3 anchors per location).

@@ -1,9 +1,9 @@
 """UperNet decode head (UPerHead: PPM + FPN fusion) and the auxiliary FCN head, as mmseg 0.13.
 
-Used with UniFormer for ADE20K semantic segmentation (paper §4.3, Table 9; DENSE_NOTES §2):
+Used with UniFormer for ADE20K semantic segmentation (paper §4.3, Table 9; docs/dense.md §2):
 ``decode_head`` = UPerHead(in [64, 128, 320, 512], pool scales (1, 2, 3, 6), channels 512),
 ``auxiliary_head`` = FCNHead(in 320 = stage 3, channels 256, 1 conv). Module names equal mmseg's,
-so ``decode_head.*`` / ``auxiliary_head.*`` checkpoint keys load unchanged (DENSE_NOTES §3).
+so ``decode_head.*`` / ``auxiliary_head.*`` checkpoint keys load unchanged (docs/dense.md §3).
 """
 from __future__ import annotations
 

@@ -5,11 +5,11 @@ A full model holds ``backbone`` (our :class:`~uniformer.models.uniformer.UniForm
 :class:`~uniformer.models.light.UniFormerLight` in dense mode) and the heads under their official
 OpenMMLab names (``neck``, ``decode_head``, ``auxiliary_head``, ``keypoint_head``), so an official
 mmseg / mmpose checkpoint (``{'meta', 'state_dict'}``) loads strictly after
-:func:`dense_checkpoint_filter_fn` renames only its ``backbone.*`` part (DENSE_NOTES §1-4).
+:func:`dense_checkpoint_filter_fn` renames only its ``backbone.*`` part (docs/dense.md §1-4).
 
 Stage-3 attention (global / window / hybrid, §4.3) is a run-time choice of a loaded model:
 :func:`with_stage3_attention` returns a twin sharing every weight. The official "w32" / "h32"
-results are the global checkpoints run this way (DENSE_NOTES §1, OFFICIAL_NOTES §3.4).
+results are the global checkpoints run this way (docs/dense.md §1, docs/official.md §3.4).
 
 File order follows timm: configs -> models -> checkpoint filter -> registered entries.
 """
@@ -52,7 +52,7 @@ def replace_config(cfg, changes: dict):
 
 @dataclass(frozen=True)
 class SegmentorConfig:
-    """A semantic-segmentation model and its official test-time settings (DENSE_NOTES §2, §5).
+    """A semantic-segmentation model and its official test-time settings (docs/dense.md §2, §5).
 
     backbone: the dense backbone config (``out_indices=(0, 1, 2, 3)``); decoder: 'upernet'
     (UPerHead, channels 512, pool scales (1, 2, 3, 6), + FCN auxiliary head on stage 3 when
@@ -93,7 +93,7 @@ class SegmentorConfig:
 
 @dataclass(frozen=True)
 class PoseConfig:
-    """A top-down pose model and its official test-time settings (DENSE_NOTES §2, §5).
+    """A top-down pose model and its official test-time settings (docs/dense.md §2, §5).
 
     backbone: dense backbone config returning the last stage only (``out_indices=(3,)``);
     num_joints: 17 (COCO); num_deconv / deconv_channels: the SimpleBaseline head (3 x 256).
@@ -271,7 +271,7 @@ def dense_checkpoint_filter_fn(state_dict: dict[str, torch.Tensor],
     """Map a full official mmseg / mmpose state dict to our names: the ``backbone.*`` part through
     :func:`~uniformer.models.uniformer.checkpoint_filter_fn` (our backbone's module names), the
     heads unchanged (they keep the official names). mmpose 1.x's ``head.*`` prefix becomes
-    ``keypoint_head.*`` (DENSE_NOTES §4). A state dict already in our names passes unchanged."""
+    ``keypoint_head.*`` (docs/dense.md §4). A state dict already in our names passes unchanged."""
     backbone = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
     out = {f"backbone.{k}": v for k, v in checkpoint_filter_fn(backbone, model).items()}
     rename_head = not any(k.startswith("keypoint_head.") for k in state_dict)

@@ -33,7 +33,7 @@ __all__ = ["DetectorConfig", "Detections", "DetectorOutput", "UniFormerDetector"
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """A two-stage detector and its official test-time settings (DENSE_NOTES §2, §5).
+    """A two-stage detector and its official test-time settings (docs/dense.md §2, §5).
 
     backbone: dense backbone config with ``out_indices=(0, 1, 2, 3)``; cascade: Cascade Mask R-CNN
     (3 stages, 4-conv box heads) instead of Mask R-CNN; num_classes: 80 (COCO); neck_channels: FPN

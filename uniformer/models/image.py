@@ -3,7 +3,7 @@
 Names are the official checkpoint / experiment names: the Hub files' stems
 (``uniformer_small_in1k``, ...) and the official experiment folders for the Google-Drive-only
 ones (``uniformer_small_tl_224``, ...). Each fixes head_dim (the same official factory name means
-head_dim 64 in the plain models but 32 in the token-labeling ones, OFFICIAL_NOTES §3.1) and the
+head_dim 64 in the plain models but 32 in the token-labeling ones, docs/official.md §3.1) and the
 evaluation preprocessing (§6): DeiT eval (resize 256/224, bicubic) for the plain models, timm 0.4.5
 crop_pct 0.9 for token labeling.
 """

@@ -1,5 +1,5 @@
 """Image -> video weight inflation (paper §4.2 and §6.7.2, Table 17; I3D [11]), as the official
-video code loads its ImageNet pre-training (``get_pretrained_model``, OFFICIAL_NOTES §3.2).
+video code loads its ImageNet pre-training (``get_pretrained_model``, docs/official.md §3.2).
 
 For every checkpoint tensor whose shape differs from the 3-D model's:
 

@@ -172,7 +172,7 @@ class HourglassBlock(UniFormerBlock):
 class UniFormerLightConfig(UniFormerConfig):
     """UniFormerConfig plus token shrinking: per stage-3/4 block keep ratio and score trade-off.
 
-    Official XXS: keep (1, 0.5 x 7) / (0.5 x 2), trade-off the same lists (OFFICIAL_NOTES §3.1).
+    Official XXS: keep (1, 0.5 x 7) / (0.5 x 2), trade-off the same lists (docs/official.md §3.1).
     """
 
     keep_ratios: tuple[tuple[float, ...], tuple[float, ...]] = ((1.0,) + (0.5,) * 7, (0.5,) * 2)
@@ -281,7 +281,7 @@ class UniFormerLight(UniFormer):
 # --- registered checkpoints ----------------------------------------------------------------------
 
 def light_config(size: str) -> UniFormerLightConfig:
-    """Architecture of XXS / XS (Table 11; OFFICIAL_NOTES §3.1): conv stem, mlp ratio 3."""
+    """Architecture of XXS / XS (Table 11; docs/official.md §3.1): conv stem, mlp ratio 3."""
     if size == "xxs":
         return UniFormerLightConfig(depths=(2, 5, 8, 2), dims=(56, 112, 224, 448), head_dim=28, mlp_ratio=3.0,
                                     stem="conv")

@@ -257,6 +257,36 @@ class UniFormer(nn.Module):
         """Whether gradient checkpointing is on (see :meth:`set_grad_checkpointing`)."""
         return any(stage.grad_checkpointing for stage in self.stages)
 
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        """The classifier ``head`` (timm's name; ``nn.Identity`` without classes). Token-labeling
+        models also have ``aux_head`` and light models ``head_cls``; both follow
+        :meth:`reset_classifier`."""
+        return self.head
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Names of parameters a fine-tuner should not decay besides the 1-D ones (norms, biases,
+        layer-scale gammas, which timm's optimizer factory exempts anyway): the light models' score
+        token ``cls_token`` (the official code exempts it too)."""
+        return {name for name, _ in self.named_parameters() if name == "cls_token"}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter grouping (used by ``timm.optim.create_optimizer_v2(model, layer_decay=...)``
+        for layer-wise learning-rate decay): ``stem`` = stage 1's patch embedding or conv stem;
+        ``blocks`` = with ``coarse`` one group per stage, else one per block (each later stage's
+        downsampling with its first block; the light models' score token with stage 3's first block
+        and its up-projection with stage 4's; the final ``norm`` with the last block, timm's rule). Parameters
+        that match nothing (``head``, ``aux_head``, ``head_cls``, ``norm_cls``, dense ``out_norms``)
+        form the last group."""
+        if coarse:
+            blocks = [(r"^stages\.(\d+)", None), (r"^cls_token", (2,)), (r"^cls_upsample", (3,)), (r"^norm\.", (99999,))]
+        else:
+            blocks = [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None),
+                      (r"^cls_token", (2, 0)), (r"^cls_upsample", (3, 0)), (r"^norm\.", (99999,))]
+        return {"stem": r"^stages\.0\.downsample", "blocks": blocks}
+
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``head`` (and ``aux_head``) with fresh ones for ``num_classes`` (0: no head)."""
         self.num_classes = num_classes
@@ -458,7 +488,7 @@ def with_stage3_attention(model: UniFormer, mode: str, window_size: int | None =
     """The same network with stage-3 attention ``mode`` ('global' / 'window' / 'hybrid'), sharing
     ``model``'s parameter tensors (no copy; ``model`` itself is unchanged, so requests using
     different modes never interfere). The official "w32" / "h32" results are the global
-    checkpoints run this way (OFFICIAL_NOTES §3.4). Raises ValueError for an unknown mode.
+    checkpoints run this way (docs/official.md §3.4). Raises ValueError for an unknown mode.
     """
     cfg = model.cfg.replace(stage3_attention=mode, window_size=window_size or model.cfg.window_size)
     twin = type(model)(cfg)

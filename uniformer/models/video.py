@@ -8,7 +8,7 @@ tokens; the light XXS / XS models use their 3-D conv stem and hourglass blocks (
 Names are the official file stems: the Hub files (``Sense-X/uniformer_video``,
 ``Andy1621/uniformer_light``, ``Andy1621/uniformer``) and the experiment folders of the
 Google-Drive-only checkpoints (``uniformer_s16x4_k400`` -> ``uniformer_small_k400_16x4``). Each
-entry fixes what a checkpoint does not store (OFFICIAL_NOTES §3.2, §3.3, §6):
+entry fixes what a checkpoint does not store (docs/official.md §3.2, §3.3, §6):
 
 * frames T and resolution (``input_size`` = (3, T, S, S)), sampling kind and rate: 'dense'
   (Kinetics S/B: T frames, one every ``sampling_rate``) or 'segment' (Something-Something, light
@@ -80,14 +80,14 @@ class VideoPretrainedCfg(PretrainedCfg):
 
 
 def video_config(size: str, num_classes: int) -> UniFormerConfig:
-    """UniFormer-S / B for video (Table 1 depths, head_dim 64, OFFICIAL_NOTES §3.2)."""
+    """UniFormer-S / B for video (Table 1 depths, head_dim 64, docs/official.md §3.2)."""
     depths = {"small": (3, 4, 8, 3), "base": (5, 8, 20, 7)}[size]
     return UniFormerConfig(depths=depths, head_dim=64, spatial_dims=3, num_classes=num_classes)
 
 
 def light_video_config(size: str, layer_scale: bool) -> UniFormerConfig:
     """Light XXS / XS for video (400 classes); ``layer_scale``: the ``Uniformer_light_ls`` class of
-    the 4/8-frame XXS checkpoints (gammas init 0.1 in every block, OFFICIAL_NOTES §3.3)."""
+    the 4/8-frame XXS checkpoints (gammas init 0.1 in every block, docs/official.md §3.3)."""
     cfg = light_config(size).replace(spatial_dims=3, num_classes=400)
     return cfg.replace(layer_scale_init=0.1, layer_scale_local=True) if layer_scale else cfg
 

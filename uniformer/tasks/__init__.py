@@ -1,4 +1,4 @@
-"""Dense-prediction tasks as pure functions with the official test-time pipelines (DENSE_NOTES §5):
+"""Dense-prediction tasks as pure functions with the official test-time pipelines (docs/dense.md §5):
 semantic segmentation (:func:`segment_image`), top-down pose estimation (:func:`estimate_pose`),
 object detection and instance segmentation (:func:`detect_objects`) and
 their pictures (:mod:`uniformer.tasks.visualize`)."""

@@ -1,5 +1,5 @@
 """Object detection and instance segmentation with the official mmdet 2.11 test pipeline, as pure
-functions (DENSE_NOTES §5; paper §6.3, COCO val2017 single-scale box / mask AP).
+functions (docs/dense.md §5; paper §6.3, COCO val2017 single-scale box / mask AP).
 
 Pipeline:
 

@@ -1,6 +1,6 @@
 """Top-down human pose estimation with the official mmpose 0.16 test-time pipeline, as pure functions.
 
-Pipeline (DENSE_NOTES §5; paper §4.3, COCO keypoints):
+Pipeline (docs/dense.md §5; paper §4.3, COCO keypoints):
 
 1. person box (x, y, w, h) -> centre (x + w/2, y + h/2) and scale: the box is widened or heightened
    to the input aspect ratio (w/h = 192/256, ...), divided by 200 ("pixel std") and enlarged by

@@ -1,6 +1,6 @@
 """Semantic segmentation with the official mmseg 0.13 test-time pipeline, as pure functions.
 
-Pipeline (DENSE_NOTES §5; paper §4.3, ADE20K single-scale mIoU):
+Pipeline (docs/dense.md §5; paper §4.3, ADE20K single-scale mIoU):
 
 1. decode the image to 8-bit RGB (:func:`uniformer.data.load_image`);
 2. resize keep-ratio to fit ``test_scale`` = (2048, 512): factor = min(2048 / long side,
@@ -163,7 +163,7 @@ def logits_to_mask(logits: torch.Tensor, input_hw: tuple[int, int], image_hw: tu
 
 def stage3_grid(input_size: tuple[int, int]) -> tuple[int, int]:
     """(width, height) in tokens of stage 3 (stride 16) for a network input of ``input_size`` (w, h):
-    the kernel=stride patch embeddings floor at each stage (OFFICIAL_NOTES §3.5)."""
+    the kernel=stride patch embeddings floor at each stage (docs/official.md §3.5)."""
     return tuple((s // 4) // 2 // 2 for s in input_size)
 
 
@@ -174,7 +174,7 @@ def stage3_window_boxes(input_size: tuple[int, int], image_size: tuple[int, int]
     input of ``input_size`` (w, h).
 
     The stage-3 token grid (stride 16) is zero-padded right/bottom to multiples of ``window_size``
-    (§4.3, OFFICIAL_NOTES §3.4); boxes are clipped to the real tokens, so the last row / column of
+    (§4.3, docs/official.md §3.4); boxes are clipped to the real tokens, so the last row / column of
     windows is narrower when padding was needed. Raises ValueError for a non-positive window.
     """
     if window_size <= 0:
