@@ -1,0 +1,100 @@
+"""Helpers the commands share: loading a model as the options say, input files (folders expanded),
+a progress bar over them and output names."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from .output import Report
+
+__all__ = ["add_model_options", "load_model", "expand_inputs", "progress", "output_stems", "IMAGE_SUFFIXES"]
+
+#: File name endings a folder is searched for when images are asked for.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def add_model_options(p: argparse.ArgumentParser, default: str | None, kind: str, device: bool = True) -> None:
+    """``--model``, ``--checkpoint``, ``--untrained`` (and ``--device``, ``--precision``) for ``kind``
+    (e.g. 'segmentation')."""
+    if default is not None:
+        p.add_argument("--model", default=default, help=f"registered {kind} model (default {default})")
+    p.add_argument("--checkpoint", default=None,
+                   help="local checkpoint file (.pth or .safetensors) instead of the official file by name")
+    p.add_argument("--untrained", action="store_true",
+                   help="run with random weights when no checkpoint is given (the output is meaningless)")
+    if device:
+        p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:1, ...")
+        p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                       help="autocast precision (fp16 needs CUDA)")
+
+
+def load_model(name: str, args, report: Report, own: bool = True, fallback: bool = False, runtime: str = "torch"):
+    """The model ``name`` with the weights the options ask for; ``own``: --checkpoint is about this
+    model. ``fallback``: when the official weights cannot be had, run untrained (saying so in
+    ``report.warnings``) instead of raising. Untrained weights always add a warning.
+
+    Raises KeyError (unknown name), CheckpointError (a bad or unavailable checkpoint)."""
+    from .. import create_model
+    from ..hub import CheckpointNotAvailableError
+
+    why = ""
+    if own and getattr(args, "checkpoint", None):
+        model = create_model(name, checkpoint_path=args.checkpoint, runtime=runtime)
+    elif getattr(args, "untrained", False):
+        model = create_model(name, runtime=runtime)
+    else:
+        try:
+            model = create_model(name, pretrained=True, runtime=runtime)
+        except CheckpointNotAvailableError as e:
+            if not fallback:
+                raise
+            why = f" Its official weights could not be had: {e}"
+            model = create_model(name, runtime=runtime)
+    if not model.weights_info.trained:
+        report.warnings.append(f"{name} runs with UNTRAINED random weights: its output is meaningless. Pass "
+                               f"--checkpoint PATH or allow the download of the official file.{why}")
+    return model
+
+
+def expand_inputs(paths: Iterable[str], suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[str]:
+    """``paths`` with each folder replaced by its files ending in ``suffixes`` (sorted, recursive);
+    files are kept as given (a bad one is reported when it is read). Raises ValueError for a folder
+    without such files or a path that does not exist."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+            if not found:
+                raise ValueError(f"folder {p} holds no files ending in {', '.join(suffixes)}")
+            out += found
+        elif not path.exists():
+            raise ValueError(f"{p}: no such file or folder")
+        else:
+            out.append(str(p))
+    return out
+
+
+def progress(items: Sequence, desc: str) -> Iterator:
+    """``items`` with a tqdm bar on stderr when there are at least two."""
+    from tqdm.auto import tqdm
+
+    return iter(tqdm(items, desc=desc, unit="file", disable=len(items) < 2, leave=False))
+
+
+def output_stems(paths: Sequence[str]) -> list[str]:
+    """One output name per input: the file's stem, made unique with its parent folders' names when
+    two inputs share one (``a/x.jpg``, ``b/x.jpg`` -> ``a_x``, ``b_x``)."""
+    plain = [Path(p).stem for p in paths]
+    stems = list(plain)
+    for i, p in enumerate(paths):
+        if plain.count(plain[i]) > 1:
+            parts = Path(p).with_suffix("").parts
+            stems[i] = "_".join(parts[-2:]) if len(parts) > 1 else parts[-1]
+    seen: dict[str, int] = {}
+    for i, s in enumerate(stems):  # still equal (e.g. x.jpg and x.png): number them
+        seen[s] = seen.get(s, 0) + 1
+        if seen[s] > 1:
+            stems[i] = f"{s}_{seen[s]}"
+    return stems

@@ -1,0 +1,68 @@
+"""``pose``: COCO 17-keypoint human pose (top-down) in given person boxes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import add_model_options, expand_inputs, load_model, output_stems, progress
+from .output import Report
+
+DEFAULT_MODEL = "top_down_256x192_global_small"
+
+
+def add_parser(sub) -> None:
+    ps = sub.add_parser("pose", help="estimate human pose (COCO 17 keypoints) in person boxes",
+                        description="Top-down pose: each person box (default: the whole image) is cropped, "
+                                    "resized and run with the flip test. Without --checkpoint the official weights "
+                                    "are looked up by name; offline and not cached, the model runs with untrained "
+                                    "random weights and says so.")
+    ps.add_argument("images", nargs="+", metavar="FILE", help="image files or folders of them")
+    add_model_options(ps, DEFAULT_MODEL, "pose")
+    ps.add_argument("--boxes", default=None, metavar="'x,y,w,h; ...'",
+                    help="person boxes in image pixels, ';'-separated (default: the whole image); the same "
+                         "for every image")
+    ps.add_argument("--no-flip", action="store_true", help="skip the flip test (the official test uses it)")
+    ps.add_argument("--score-thr", type=float, default=0.0, help="joints drawn when scoring at least this")
+    ps.add_argument("--out", default=None, metavar="DIR",
+                    help="write DIR/<name>/pose.png (skeletons) and keypoints.json for each image")
+    ps.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+
+
+def run(args) -> Report:
+    from .. import list_models
+    from ..data import ImageDecodeError, load_image
+    from ..inference import select_device
+    from ..tasks.pose import estimate_pose, parse_boxes
+
+    models = list_models(task="pose-estimation")
+    if args.model not in models:
+        raise ValueError(f"{args.model!r} is not a pose model; choose one of {models}")
+    files = expand_inputs(args.images)
+    report = Report(data=[])
+    model = load_model(args.model, args, report, fallback=True)
+    device = select_device(args.device)
+    out_dir = Path(args.out) if args.out else None
+    report.lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
+    for path, stem in zip(progress(files, "pose"), output_stems(files)):
+        try:
+            image = load_image(path)
+            boxes = parse_boxes(args.boxes, image.size) if args.boxes else None
+            res = estimate_pose(model, image, boxes, flip_test=False if args.no_flip else None, device=device,
+                                precision=args.precision)
+        except (ImageDecodeError, ValueError) as e:
+            report.errors.append(f"{path}: {e}")
+            continue
+        summary = {"source": str(path), **res.to_dict()}
+        report.data.append(summary)
+        report.lines.append(f"\n{path}  ({len(res.persons)} person(s), input {res.input_size[0]}x{res.input_size[1]}, "
+                            f"flip test {'on' if res.flip_test else 'off'}, {res.inference_ms:.0f} ms)")
+        for i, person in enumerate(res.persons):
+            x, y, w, h = person.box
+            report.lines.append(f"  person {i + 1}: box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f}, "
+                                f"mean joint score {person.score:.3f}")
+            report.lines += [f"    {name:<16} x={kx:7.1f} y={ky:7.1f}  {s:.3f}"
+                             for name, (kx, ky), s in zip(res.keypoint_info.names, person.keypoints, person.scores)]
+        if out_dir:
+            paths = res.save(out_dir / stem, res.draw(image, score_threshold=args.score_thr))
+            summary["outputs"] = [str(p) for p in paths]
+            report.lines.append(f"  wrote {', '.join(map(str, paths))}")
+    return report
