@@ -6,6 +6,7 @@
     python -m uniformer detect photo.jpg [--model mask_rcnn_1x_hybrid_small] [--out DIR] [--json]
     python -m uniformer segment photo.jpg [--model upernet_global_small] [--out DIR] [--json]
     python -m uniformer pose photo.jpg [--boxes 'x,y,w,h; ...'] [--out DIR] [--json]
+    python -m uniformer evaluate NAME --data PATH [--json] [--batch-size N]   (also under torchrun)
     python -m uniformer list [PATTERN]
     python -m uniformer download NAME_OR_PATTERN... [--dry-run] [--json]
     python -m uniformer export NAME --format onnx OUT.onnx [--checkpoint PATH] [--input-size 3x224x224]
@@ -18,14 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import convert, detect, download, export, listing, pose, predict, segment, train
+from . import convert, detect, download, evaluate, export, listing, pose, predict, segment, train
 from .output import Report, emit
 
 __all__ = ["main", "build_parser", "Report", "emit"]
 
 #: command name -> module with ``add_parser(subparsers)`` and ``run(args) -> Report``.
 COMMANDS = {"predict": predict, "detect": detect, "segment": segment, "pose": pose, "list": listing,
-            "download": download, "export": export, "convert": convert, "train": train}
+            "evaluate": evaluate, "download": download, "export": export, "convert": convert, "train": train}
 
 
 def build_parser() -> argparse.ArgumentParser:
