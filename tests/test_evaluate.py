@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +44,16 @@ def test_image_folder_oracle_scores_100_and_a_known_confusion(tmp_path):
     assert "paper 82.9 (Table 2)" in "\n".join(result.lines())
     result = evaluate(evalsets.ImageOracle(cfg, wrong={3}), data, batch_size=5)  # class 3: truth ranked second
     assert result.metrics == {"top1": 75.0, "top5": 100.0}
+
+
+def test_video_list_oracle_scores_100_with_the_official_views(tmp_path):
+    data = evalsets.video_list(tmp_path / "vid", constant=True)
+    result = evaluate(evalsets.VideoOracle(create_model("uniformer_small_sthv2_16_prek400")), data)
+    assert result.metrics == {"top1": 100.0, "top5": 100.0} and result.samples == 4
+    assert "1 clip × 3 crops" in result.protocol and result.paper[0]["value"] == 67.7
+    (tmp_path / "bad.csv").write_text("path,label\nvid/videos/v0.mp4,400\n")
+    with pytest.raises(ValueError, match="outside 0..399"):
+        evaluate(evalsets.VideoOracle(create_model("uniformer_xxs4_128_k400")), tmp_path / "bad.csv")
 
 
 def test_segmentation_oracle_single_scale_and_known_confusion(tmp_path):
@@ -101,3 +116,85 @@ def test_pose_oracle_with_gt_boxes_and_with_detections(tmp_path):
     # far away) -> 67 of COCO's 101 recall points have precision 1
     assert result.extra["persons"] == 3 and result.samples == 2
     assert result.metrics["AP"] == pytest.approx(100 * 67 / 101)
+
+
+# --- 2 processes (gloo on CPU) give the 1-process results ---------------------------------------------
+FAMILIES = {  # family -> (model, dataset builder, evaluate options)
+    "image": ("uniformer_xxs_128_in1k", lambda d: evalsets.image_folder(d / "img", per_class=2, noise=True),
+              {"batch_size": 3}),
+    "video": ("uniformer_xxs4_128_k400", lambda d: evalsets.video_list(d / "vid"), {}),
+    "segmentation": ("fpn_xxs", lambda d: evalsets.ade20k(d / "ade", size=(64, 48)), {}),
+    "detection": ("mask_rcnn_1x_xxs", lambda d: evalsets.coco_instances(d / "det", n=3), {}),
+    "pose": ("top_down_256x192_global_small", lambda d: evalsets.coco_keypoints(d / "pose"), {}),
+}
+
+
+def _evaluate_all(root: Path) -> dict:
+    torch.set_num_threads(1)
+    out = {}
+    paths = json.loads((root / "paths.json").read_text())
+    for family, (name, _, options) in FAMILIES.items():
+        model = create_model(name, checkpoint_path=root / f"{name}.pth")
+        result = evaluate(model, paths[family], **options)
+        out[family] = {"metrics": result.metrics, "samples": result.samples, "world_size": result.world_size,
+                       **result.extra}
+    return out
+
+
+def _worker(rank: int, world: int, port: int, root: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    out = _evaluate_all(Path(root))
+    if rank == 0:
+        (Path(root) / "two.json").write_text(json.dumps(out))
+    torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def eval_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalsets")
+    paths = {}
+    for family, (name, build, _) in FAMILIES.items():
+        paths[family] = str(build(root))
+        torch.manual_seed(0)
+        torch.save(create_model(name).state_dict(), root / f"{name}.pth")  # fixed random weights for all runs
+    (root / "paths.json").write_text(json.dumps(paths))
+    return root
+
+
+def test_two_processes_equal_one_for_every_family(eval_root):
+    one = _evaluate_all(eval_root)
+    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), str(eval_root)), nprocs=2, join=True)
+    two = json.loads((eval_root / "two.json").read_text())
+    for family in FAMILIES:
+        assert two[family]["world_size"] == 2 and one[family]["world_size"] == 1
+        a, b = {**one[family], "world_size": 0}, {**two[family], "world_size": 0}
+        assert a["samples"] == b["samples"], family
+        assert a["metrics"] == pytest.approx(b["metrics"], abs=1e-9), family
+        assert {k: v for k, v in a.items() if k != "metrics"} == {k: v for k, v in b.items() if k != "metrics"}
+    assert one["image"]["samples"] == 8 and one["video"]["samples"] == 4 and one["segmentation"]["samples"] == 3
+    assert one["detection"]["samples"] == 3 and one["pose"]["samples"] == 3
+
+
+def test_cli_evaluate_under_torchrun_equals_one_process(eval_root):
+    root = Path(__file__).resolve().parents[1]
+    args = ["uniformer_xxs_128_in1k", "--data", eval_root / "img", "--checkpoint",
+            eval_root / "uniformer_xxs_128_in1k.pth", "--json", "--batch-size", "3", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "uniformer", "evaluate", *map(str, args)], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(_free_port()), "-m", "uniformer", "evaluate", *map(str, args)],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr
+    a, b = json.loads(one.stdout), json.loads(two.stdout)  # rank 1 prints nothing: one JSON document
+    assert (a["world_size"], b["world_size"]) == (1, 2) and a["samples"] == b["samples"] == 8
+    assert a["metrics"] == b["metrics"] and a["paper"] == b["paper"] == [
+        {"metric": "top1", "protocol": "", "value": 76.8, "source": "Table 11"}]

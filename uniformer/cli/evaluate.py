@@ -38,8 +38,12 @@ def run(args) -> Report:
     result = evaluate(model, args.data, batch_size=args.batch_size, device=args.device, multi_scale=args.multi_scale,
                       det_file=args.det_file, ann_file=args.ann_file, views=args.views,
                       results_file=args.results_file)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
     if env_world()[0] != 0:  # under torchrun only rank 0 speaks
-        return Report()
+        return Report(quiet=True)
     report.data = result.to_dict()
     report.lines = result.lines()
     return report

@@ -13,13 +13,15 @@ __all__ = ["Report", "emit"]
 class Report:
     """A command's answer. data: JSON-ready (printed by ``--json``); lines: the same for people;
     errors: one line per input that failed (the others were answered; exit status 1); warnings:
-    lines for stderr (e.g. untrained weights); status: exit status when no error decides it."""
+    lines for stderr (e.g. untrained weights); status: exit status when no error decides it; quiet:
+    print nothing at all (the processes other than rank 0 under torchrun)."""
 
     data: Any = None
     lines: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     status: int = 0
+    quiet: bool = False
 
     def extend(self, other: "Report") -> None:
         """Add ``other``'s lines, errors and warnings (its data is the caller's business)."""
@@ -38,6 +40,8 @@ def emit(report: Report, as_json: bool = False, out: TextIO | None = None, err: 
     """Print ``report``: warnings and errors to ``err`` (stderr), then its data as one JSON document
     (``as_json``) or its lines to ``out`` (stdout). Returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
+    if report.quiet:
+        return report.exit_status
     for line in report.warnings:
         print(f"WARNING: {line}", file=err)
     for line in report.errors:

@@ -85,7 +85,7 @@ def run(args, argv: list[str]) -> Report:
     result = fit(cfg, command=f"{launcher} {shlex.join(argv)}")
     report = Report()
     if int(os.environ.get("RANK", 0)) != 0:
-        return report
+        return Report(quiet=True)
     m = result.metrics
     report.data = {"metrics": m, "steps": result.state.step,
                    "export_dir": str(result.export_dir) if result.export_dir is not None else None}
