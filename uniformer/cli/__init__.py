@@ -9,6 +9,7 @@
     python -m uniformer evaluate NAME --data PATH [--json] [--batch-size N]   (also under torchrun)
     python -m uniformer list [PATTERN]
     python -m uniformer download NAME_OR_PATTERN... [--dry-run] [--json]
+    python -m uniformer mirror REPO_ID [NAMES...] [--dry-run]
     python -m uniformer export NAME --format onnx OUT.onnx [--checkpoint PATH] [--input-size 3x224x224]
     python -m uniformer convert TRAINING_CKPT.pth OUT.pth --trust-source
     python -m uniformer train --data digits --epochs 30 --output runs/digits --export
@@ -19,14 +20,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import convert, detect, download, evaluate, export, listing, pose, predict, segment, train
+from . import convert, detect, download, evaluate, export, listing, mirror, pose, predict, segment, train
 from .output import Report, emit
 
 __all__ = ["main", "build_parser", "Report", "emit"]
 
 #: command name -> module with ``add_parser(subparsers)`` and ``run(args) -> Report``.
 COMMANDS = {"predict": predict, "detect": detect, "segment": segment, "pose": pose, "list": listing,
-            "evaluate": evaluate, "download": download, "export": export, "convert": convert, "train": train}
+            "evaluate": evaluate, "download": download, "mirror": mirror, "export": export, "convert": convert,
+            "train": train}
 
 
 def build_parser() -> argparse.ArgumentParser:
