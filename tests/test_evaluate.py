@@ -198,3 +198,19 @@ def test_cli_evaluate_under_torchrun_equals_one_process(eval_root):
     assert (a["world_size"], b["world_size"]) == (1, 2) and a["samples"] == b["samples"] == 8
     assert a["metrics"] == b["metrics"] and a["paper"] == b["paper"] == [
         {"metric": "top1", "protocol": "", "value": 76.8, "source": "Table 11"}]
+
+
+def test_readme_reproduce_table_has_every_paper_number():
+    from uniformer import list_models
+    from uniformer.registry import paper_results
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("## Reproduce the paper")[1]
+    for name in list_models():
+        for p in paper_results(name):
+            row = next((line for line in readme.splitlines() if f"evaluate {name} " in line
+                        and ("--multi-scale" in line) == (p["protocol"] == "multi-scale+flip")), None)
+            assert row is not None and str(p["value"]) in row, (name, p)
+    have = {n for n in list_models() if paper_results(n)}
+    official = {n for n in list_models() if get_entry(n).pretrained.top1 is not None}
+    assert official <= have  # every classifier with a paper top-1 has its row
+    assert all(paper_results(n)[0]["value"] == get_entry(n).pretrained.top1 for n in official)
