@@ -25,7 +25,7 @@ NAME = "uniformer_xxs_128_in1k"  # official file on Google Drive only
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory):
     """An official-format training checkpoint of NAME and its mirror folder."""
-    from uniformer.mirror import write_mirror_entry
+    from uniformer.mirror_upload import write_mirror_entry
 
     tmp = tmp_path_factory.mktemp("mirror")
     original = tmp / "official.pth"
@@ -62,7 +62,7 @@ def test_model_card_names_source_license_paper_number_and_sha256(mirrored):
 
 def test_a_wrong_checkpoint_is_refused_before_anything_is_written(tmp_path):
     from uniformer.hub import CheckpointMismatchError
-    from uniformer.mirror import write_mirror_entry
+    from uniformer.mirror_upload import write_mirror_entry
 
     other = tmp_path / "other.pth"
     torch.save(official_state_dict("image_s"), other)
@@ -99,7 +99,7 @@ def test_lookup_order_mirror_first_after_local_copies(mirrored, tmp_path):
     small = official_state_dict("image_s")
     add_to_hub_cache(tmp_path, "Sense-X/uniformer_image", "uniformer_small_in1k.pth", small)
     torch.save(small, tmp_path / "small.pth")
-    from uniformer.mirror import write_mirror_entry
+    from uniformer.mirror_upload import write_mirror_entry
 
     small_entry = write_mirror_entry("uniformer_small_in1k", tmp_path / "small.pth", tmp_path / "m", "x", repo)
     add_file_to_hub_cache(tmp_path, repo, "uniformer_small_in1k/model.safetensors", Path(small_entry["files"][0]))
@@ -151,7 +151,7 @@ class _Recorder(BaseHTTPRequestHandler):
 def test_upload_goes_through_hfapi_create_repo_and_one_commit(mirrored, monkeypatch):
     from huggingface_hub import CommitOperationAdd, HfApi, constants
 
-    from uniformer.mirror import mirror_operations, upload_mirror
+    from uniformer.mirror_upload import mirror_operations, upload_mirror
 
     tmp, _, entry = mirrored
     ops = mirror_operations(tmp / "out", [NAME])
@@ -170,7 +170,7 @@ def test_upload_goes_through_hfapi_create_repo_and_one_commit(mirrored, monkeypa
     assert paths == ["/api/repos/create", "/api/models/me/uniformer-mirror/preupload/main",
                      "/api/models/me/uniformer-mirror/commit/main"]
     created = json.loads(_Recorder.requests[0][1])
-    assert (created["name"], created["organization"], created.get("private", False)) == ("uniformer-mirror", "me", False)
+    assert (created["name"], created["organization"]) == ("uniformer-mirror", "me") and not created.get("private")
     assert all(auth == "Bearer hf_test_token" for _, _, auth in _Recorder.requests)
     lines = [json.loads(line) for line in _Recorder.requests[2][1].decode().splitlines()]
     files = {v["value"]["path"]: base64.b64decode(v["value"]["content"]) for v in lines if v["key"] == "file"}

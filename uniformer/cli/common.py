@@ -8,7 +8,8 @@ from typing import Iterable, Iterator, Sequence
 
 from .output import Report
 
-__all__ = ["add_model_options", "load_model", "expand_inputs", "progress", "output_stems", "IMAGE_SUFFIXES"]
+__all__ = ["add_model_options", "load_model", "expand_inputs", "progress", "output_stems", "IMAGE_SUFFIXES",
+           "task_setup"]
 
 #: File name endings a folder is searched for when images are asked for.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -98,3 +99,25 @@ def output_stems(paths: Sequence[str]) -> list[str]:
         if seen[s] > 1:
             stems[i] = f"{s}_{seen[s]}"
     return stems
+
+
+def task_setup(args, task: str, kind: str, report: Report, fallback: bool):
+    """What the per-image task commands (detect, segment, pose) start with: check that ``args.model``
+    is a registered ``task`` model (ValueError naming the choices), expand the inputs, load the model
+    (:func:`load_model`; ``fallback``: untrained when the official weights cannot be had), pick the
+    device, create ``--out`` and put the model line in ``report`` -> (files, model, device, out dir or
+    None)."""
+    from .. import list_models
+    from ..inference import select_device
+
+    models = list_models(task=task)
+    if args.model not in models:
+        raise ValueError(f"{args.model!r} is not a {kind} model; choose one of {models}")
+    files = expand_inputs(args.images)
+    model = load_model(args.model, args, report, fallback=fallback)
+    device = select_device(args.device)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    report.lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
+    return files, model, device, out_dir

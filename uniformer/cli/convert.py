@@ -5,6 +5,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
+    """Add this command\'s sub-parser (options and help) to ``sub``."""
     cv = sub.add_parser("convert", help="extract the weights of a training checkpoint that safe loading refuses")
     cv.add_argument("src")
     cv.add_argument("dst", help="output file: .safetensors writes safetensors, anything else a torch state dict")
@@ -13,6 +14,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> Report:
+    """Run the command with the parsed ``args`` -> its Report (printed by ``emit``). Raises
+    ValueError / KeyError (bad arguments) and CheckpointError (weights), which ``main`` prints."""
     import torch
 
     from ..hub import unwrap_state_dict

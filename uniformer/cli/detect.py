@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from .common import add_model_options, expand_inputs, load_model, output_stems, progress
+from .common import add_model_options, output_stems, progress, task_setup
 from .output import Report
 
 
 def add_parser(sub) -> None:
+    """Add this command\'s sub-parser (options and help) to ``sub``."""
     dt = sub.add_parser("detect", help="detect and segment objects (COCO 80 classes) with Mask R-CNN / Cascade")
     dt.add_argument("images", nargs="+", metavar="FILE", help="image files or folders of them")
     add_model_options(dt, "mask_rcnn_1x_hybrid_small", "detection")
@@ -20,33 +20,20 @@ def add_parser(sub) -> None:
     dt.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 
-def detection_models() -> list[str]:
-    from .. import list_models
-
-    return list_models(task="object-detection")
-
-
 def run(args) -> Report:
+    """Run the command with the parsed ``args`` -> its Report (printed by ``emit``). Raises
+    ValueError / KeyError (bad arguments) and CheckpointError (weights), which ``main`` prints."""
     from ..data import ImageDecodeError, load_image
     from ..hub import CheckpointNotAvailableError
-    from ..inference import select_device
     from ..tasks.detection import detect_objects, draw_detections
 
-    if args.model not in detection_models():
-        raise ValueError(f"{args.model!r} is not a detection model; choose one of {sorted(detection_models())}")
-    files = expand_inputs(args.images)
     report = Report(data=[])
-    try:
-        model = load_model(args.model, args, report)  # without --checkpoint: the official file, downloaded by name
+    try:  # without --checkpoint: the official file, downloaded by name
+        files, model, device, out_dir = task_setup(args, "object-detection", "detection", report, fallback=False)
     except CheckpointNotAvailableError as e:
         raise CheckpointNotAvailableError(f"{e} (or pass --untrained to try the pipeline with random weights)") from e
-    device = select_device(args.device)
     short = int(args.short_side)
     scale = (round(short * 1333 / 800), short)
-    out_dir = Path(args.out) if args.out else None
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    report.lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
     for path, stem in zip(progress(files, "detect"), output_stems(files)):
         try:
             image = load_image(path)

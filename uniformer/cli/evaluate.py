@@ -7,6 +7,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
+    """Add this command\'s sub-parser (options and help) to ``sub``."""
     ev = sub.add_parser(
         "evaluate", help="evaluate a checkpoint on a benchmark with the official protocol (also under torchrun)",
         description="Families and layouts: image (ImageNet-style folder: one sub-folder per class), video (CSV "
@@ -28,6 +29,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> Report:
+    """Run the command with the parsed ``args`` -> its Report (printed by ``emit``). Raises
+    ValueError / KeyError (bad arguments) and CheckpointError (weights), which ``main`` prints."""
     from ..evaluate import evaluate
     from ..train.distributed import env_world
 

@@ -6,6 +6,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
+    """Add this command\'s sub-parser (options and help) to ``sub``."""
     ex = sub.add_parser("export", help="export a model for deployment (ONNX, dynamic batch)")
     ex.add_argument("model", help="registered model name")
     ex.add_argument("out", help="output file, e.g. model.onnx")
@@ -17,6 +18,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> Report:
+    """Run the command with the parsed ``args`` -> its Report (printed by ``emit``). Raises
+    ValueError / KeyError (bad arguments) and CheckpointError (weights), which ``main`` prints."""
     import shutil
     from pathlib import Path
 

@@ -5,6 +5,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
+    """Add this command\'s sub-parser (options and help) to ``sub``."""
     mr = sub.add_parser("mirror", help="re-host official checkpoints on a Hub repo (safetensors + model card)",
                         description="For each name (default: every checkpoint with an official Hub or Google Drive "
                                     "file): fetch it (the usual lookup: caches, Hub, Drive), verify it strictly "
@@ -22,13 +23,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> Report:
+    """Run the command with the parsed ``args`` -> its Report (printed by ``emit``). Raises
+    ValueError / KeyError (bad arguments) and CheckpointError (weights), which ``main`` prints."""
     import tempfile
     from pathlib import Path
 
     from .. import list_models
     from ..downloads import fetch_weights, weights_status
     from ..hub import CheckpointError
-    from ..mirror import mirror_filename, mirror_operations, upload_mirror, write_mirror_entry
+    from ..mirror import mirror_filename
+    from ..mirror_upload import mirror_operations, upload_mirror, write_mirror_entry
     from .download import resolve_names
 
     if args.no_upload and not args.out:

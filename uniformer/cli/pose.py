@@ -1,15 +1,14 @@
 """``pose``: COCO 17-keypoint human pose (top-down) in given person boxes."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from .common import add_model_options, expand_inputs, load_model, output_stems, progress
+from .common import add_model_options, output_stems, progress, task_setup
 from .output import Report
 
 DEFAULT_MODEL = "top_down_256x192_global_small"
 
 
 def add_parser(sub) -> None:
+    """Add this command\'s sub-parser (options and help) to ``sub``."""
     ps = sub.add_parser("pose", help="estimate human pose (COCO 17 keypoints) in person boxes",
                         description="Top-down pose: each person box (default: the whole image) is cropped, "
                                     "resized and run with the flip test. Without --checkpoint the official weights "
@@ -28,20 +27,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> Report:
-    from .. import list_models
+    """Run the command with the parsed ``args`` -> its Report (printed by ``emit``). Raises
+    ValueError / KeyError (bad arguments) and CheckpointError (weights), which ``main`` prints."""
     from ..data import ImageDecodeError, load_image
-    from ..inference import select_device
     from ..tasks.pose import estimate_pose, parse_boxes
 
-    models = list_models(task="pose-estimation")
-    if args.model not in models:
-        raise ValueError(f"{args.model!r} is not a pose model; choose one of {models}")
-    files = expand_inputs(args.images)
     report = Report(data=[])
-    model = load_model(args.model, args, report, fallback=True)
-    device = select_device(args.device)
-    out_dir = Path(args.out) if args.out else None
-    report.lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
+    files, model, device, out_dir = task_setup(args, "pose-estimation", "pose", report, fallback=True)
     for path, stem in zip(progress(files, "pose"), output_stems(files)):
         try:
             image = load_image(path)

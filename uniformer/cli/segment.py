@@ -1,15 +1,14 @@
 """``segment``: semantic segmentation (ADE20K, 150 classes) with UperNet / Semantic FPN."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from .common import add_model_options, expand_inputs, load_model, output_stems, progress
+from .common import add_model_options, output_stems, progress, task_setup
 from .output import Report
 
 DEFAULT_MODEL = "upernet_global_small"
 
 
 def add_parser(sub) -> None:
+    """Add this command\'s sub-parser (options and help) to ``sub``."""
     sg = sub.add_parser("segment", help="segment images (ADE20K, 150 classes) with UperNet / Semantic FPN",
                         description="Without --checkpoint the official weights are looked up by name; offline and "
                                     "not cached, the model runs with untrained random weights and says so.")
@@ -28,21 +27,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> Report:
-    from .. import list_models
+    """Run the command with the parsed ``args`` -> its Report (printed by ``emit``). Raises
+    ValueError / KeyError (bad arguments) and CheckpointError (weights), which ``main`` prints."""
     from ..data import ImageDecodeError, load_image
-    from ..inference import select_device
     from ..tasks.segmentation import segment_image
 
-    models = list_models(task="semantic-segmentation")
-    if args.model not in models:
-        raise ValueError(f"{args.model!r} is not a segmentation model; choose one of {models}")
-    files = expand_inputs(args.images)
     report = Report(data=[])
-    model = load_model(args.model, args, report, fallback=True)
-    device = select_device(args.device)
+    files, model, device, out_dir = task_setup(args, "semantic-segmentation", "segmentation", report, fallback=True)
     scale = (4 * int(args.short_side), int(args.short_side))
-    out_dir = Path(args.out) if args.out else None
-    report.lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
     for path, stem in zip(progress(files, "segment"), output_stems(files)):
         try:
             image = load_image(path)
