@@ -9,7 +9,7 @@ from typing import Iterable, Iterator, Sequence
 from .output import Report
 
 __all__ = ["add_model_options", "load_model", "expand_inputs", "progress", "output_stems", "IMAGE_SUFFIXES",
-           "task_setup"]
+           "task_setup", "add_output_options"]
 
 #: File name endings a folder is searched for when images are asked for.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -28,6 +28,12 @@ def add_model_options(p: argparse.ArgumentParser, default: str | None, kind: str
         p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:1, ...")
         p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                        help="autocast precision (fp16 needs CUDA)")
+
+
+def add_output_options(p: argparse.ArgumentParser, out_help: str) -> None:
+    """``--out DIR`` (what is written there: ``out_help``) and ``--json``."""
+    p.add_argument("--out", default=None, metavar="DIR", help=out_help)
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 
 def load_model(name: str, args, report: Report, own: bool = True, fallback: bool = False, runtime: str = "torch"):

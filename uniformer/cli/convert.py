@@ -5,7 +5,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     cv = sub.add_parser("convert", help="extract the weights of a training checkpoint that safe loading refuses")
     cv.add_argument("src")
     cv.add_argument("dst", help="output file: .safetensors writes safetensors, anything else a torch state dict")

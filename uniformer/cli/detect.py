@@ -3,21 +3,19 @@ from __future__ import annotations
 
 import json
 
-from .common import add_model_options, output_stems, progress, task_setup
+from .common import add_model_options, add_output_options, output_stems, progress, task_setup
 from .output import Report
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     dt = sub.add_parser("detect", help="detect and segment objects (COCO 80 classes) with Mask R-CNN / Cascade")
     dt.add_argument("images", nargs="+", metavar="FILE", help="image files or folders of them")
     add_model_options(dt, "mask_rcnn_1x_hybrid_small", "detection")
     dt.add_argument("--score-thr", type=float, default=0.3, help="keep detections scoring at least this (0.3)")
     dt.add_argument("--short-side", type=int, default=800,
                     help="test resize: short side <= this, long side <= 5/3 of it (official 800, i.e. 1333x800)")
-    dt.add_argument("--out", default=None, metavar="DIR",
-                    help="write <name>_detections.png (drawing) and <name>_detections.json (COCO results) here")
-    dt.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    add_output_options(dt, "write <name>_detections.png (drawing) and <name>_detections.json (COCO results) here")
 
 
 def run(args) -> Report:

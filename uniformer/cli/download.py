@@ -5,7 +5,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     dl = sub.add_parser("download", help="fetch official checkpoints by name (Hugging Face Hub, else Google Drive)",
                         description="For each name (or glob pattern, e.g. 'mask_rcnn_*'): where its official weights "
                                     "come from and where they are (or would be) cached; without --dry-run they are "

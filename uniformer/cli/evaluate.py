@@ -7,7 +7,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     ev = sub.add_parser(
         "evaluate", help="evaluate a checkpoint on a benchmark with the official protocol (also under torchrun)",
         description="Families and layouts: image (ImageNet-style folder: one sub-folder per class), video (CSV "

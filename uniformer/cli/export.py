@@ -6,7 +6,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     ex = sub.add_parser("export", help="export a model for deployment (ONNX, dynamic batch)")
     ex.add_argument("model", help="registered model name")
     ex.add_argument("out", help="output file, e.g. model.onnx")

@@ -5,7 +5,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     ls = sub.add_parser("list", help="list registered models")
     ls.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. 'uniformer_small*'")
     ls.add_argument("--json", action="store_true", help="print a JSON list instead of text")

@@ -5,7 +5,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     mr = sub.add_parser("mirror", help="re-host official checkpoints on a Hub repo (safetensors + model card)",
                         description="For each name (default: every checkpoint with an official Hub or Google Drive "
                                     "file): fetch it (the usual lookup: caches, Hub, Drive), verify it strictly "

@@ -1,14 +1,14 @@
 """``pose``: COCO 17-keypoint human pose (top-down) in given person boxes."""
 from __future__ import annotations
 
-from .common import add_model_options, output_stems, progress, task_setup
+from .common import add_model_options, add_output_options, output_stems, progress, task_setup
 from .output import Report
 
 DEFAULT_MODEL = "top_down_256x192_global_small"
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     ps = sub.add_parser("pose", help="estimate human pose (COCO 17 keypoints) in person boxes",
                         description="Top-down pose: each person box (default: the whole image) is cropped, "
                                     "resized and run with the flip test. Without --checkpoint the official weights "
@@ -21,9 +21,7 @@ def add_parser(sub) -> None:
                          "for every image")
     ps.add_argument("--no-flip", action="store_true", help="skip the flip test (the official test uses it)")
     ps.add_argument("--score-thr", type=float, default=0.0, help="joints drawn when scoring at least this")
-    ps.add_argument("--out", default=None, metavar="DIR",
-                    help="write DIR/<name>/pose.png (skeletons) and keypoints.json for each image")
-    ps.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    add_output_options(ps, "write DIR/<name>/pose.png (skeletons) and keypoints.json for each image")
 
 
 def run(args) -> Report:

@@ -11,7 +11,7 @@ DEFAULT_VIDEO_MODEL = "uniformer_small_k400_16x8"
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     pr = sub.add_parser("predict", help="classify images (ImageNet-1k) or videos (Kinetics, Something-Something)")
     pr.add_argument("images", nargs="+", metavar="FILE",
                     help="image files (JPEG, PNG, WebP, TIFF, ...), video files (MP4, MKV, WebM, MOV, AVI, ...) "

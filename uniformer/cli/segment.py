@@ -1,14 +1,14 @@
 """``segment``: semantic segmentation (ADE20K, 150 classes) with UperNet / Semantic FPN."""
 from __future__ import annotations
 
-from .common import add_model_options, output_stems, progress, task_setup
+from .common import add_model_options, add_output_options, output_stems, progress, task_setup
 from .output import Report
 
 DEFAULT_MODEL = "upernet_global_small"
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     sg = sub.add_parser("segment", help="segment images (ADE20K, 150 classes) with UperNet / Semantic FPN",
                         description="Without --checkpoint the official weights are looked up by name; offline and "
                                     "not cached, the model runs with untrained random weights and says so.")
@@ -19,11 +19,9 @@ def add_parser(sub) -> None:
     sg.add_argument("--short-side", type=int, default=512,
                     help="test resize: short side <= this, long side <= 4x it (official 512, i.e. 2048x512)")
     sg.add_argument("--opacity", type=float, default=0.6, help="class colours over the photo (0-1, default 0.6)")
-    sg.add_argument("--out", default=None, metavar="DIR",
-                    help="write DIR/<name>/overlay.png, mask.png (palette PNG, value = class index) and "
-                         "classes.json for each image")
+    add_output_options(sg, "write DIR/<name>/overlay.png, mask.png (palette PNG, value = class index) and "
+                           "classes.json for each image")
     sg.add_argument("--top", type=int, default=5, help="classes to print per image (largest area first; default 5)")
-    sg.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 
 def run(args) -> Report:

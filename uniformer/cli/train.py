@@ -8,7 +8,7 @@ from .output import Report
 
 
 def add_parser(sub) -> None:
-    """Add this command\'s sub-parser (options and help) to ``sub``."""
+    """Add this command's sub-parser (options and help) to ``sub``."""
     tr = sub.add_parser("train", help="train / fine-tune a model (also under torchrun --nproc_per_node N)",
                         description="Train a registered model on an image folder, a CSV video list or a built-in "
                                     "dataset (digits, moving_digits). Defaults follow the paper's recipe (§6.1).")
