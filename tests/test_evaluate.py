@@ -57,13 +57,13 @@ def test_video_list_oracle_scores_100_with_the_official_views(tmp_path):
 
 
 def test_segmentation_oracle_single_scale_and_known_confusion(tmp_path):
-    data = evalsets.ade20k(tmp_path / "ade", size=(512, 512))
-    model = evalsets.seg_oracle(create_model("fpn_xxs"))
+    data = evalsets.ade20k(tmp_path / "ade", size=(64, 64))  # a test scale fitting the images: no resize
+    model = evalsets.seg_oracle(create_model("fpn_xxs", test_scale=(256, 64)))
     result = evaluate(model, data)
     assert result.metrics["mIoU"] == 100.0 and result.metrics["aAcc"] == 100.0 and result.samples == 3
     assert [p["value"] for p in result.paper] == [42.3]
     # class 12 (annotation 13) answered as class 4: each image has 4 equal bands -> class 4's IoU is 1/2, class 12's 0
-    model = evalsets.seg_oracle(create_model("fpn_xxs"), confuse={12: 4})
+    model = evalsets.seg_oracle(create_model("fpn_xxs", test_scale=(256, 64)), confuse={12: 4})
     result = evaluate_segmentation(model, data)
     assert result.metrics["mIoU"] == pytest.approx(100 * (1 + 1 / 2 + 0 + 1) / 4, abs=0.01)
     assert result.metrics["aAcc"] == pytest.approx(75.0, abs=0.01)
@@ -71,7 +71,8 @@ def test_segmentation_oracle_single_scale_and_known_confusion(tmp_path):
 
 def test_segmentation_multi_scale_flip_oracle(tmp_path):
     data = evalsets.ade20k(tmp_path / "ade", size=(96, 64), constant=True)
-    result = evaluate(evalsets.seg_oracle(create_model("upernet_global_small")), data, multi_scale=True)
+    model = create_model("upernet_global_small", test_scale=(128, 32))  # ratios 0.5-1.75 of a small scale
+    result = evaluate(evalsets.seg_oracle(model), data, multi_scale=True)
     assert result.metrics["mIoU"] == 100.0 and "multi-scale" in result.protocol
     assert [p["value"] for p in result.paper] == [48.5]
 
@@ -119,13 +120,14 @@ def test_pose_oracle_with_gt_boxes_and_with_detections(tmp_path):
 
 
 # --- 2 processes (gloo on CPU) give the 1-process results ---------------------------------------------
-FAMILIES = {  # family -> (model, dataset builder, evaluate options)
+FAMILIES = {  # family -> (model, dataset builder, evaluate options, config overrides: smaller test scales)
     "image": ("uniformer_xxs_128_in1k", lambda d: evalsets.image_folder(d / "img", per_class=2, noise=True),
-              {"batch_size": 3}),
-    "video": ("uniformer_xxs4_128_k400", lambda d: evalsets.video_list(d / "vid"), {}),
-    "segmentation": ("fpn_xxs", lambda d: evalsets.ade20k(d / "ade", size=(64, 48)), {}),
-    "detection": ("mask_rcnn_1x_xxs", lambda d: evalsets.coco_instances(d / "det", n=3), {}),
-    "pose": ("top_down_256x192_global_small", lambda d: evalsets.coco_keypoints(d / "pose"), {}),
+              {"batch_size": 3}, {}),
+    "video": ("uniformer_xxs4_128_k400", lambda d: evalsets.video_list(d / "vid"), {}, {}),
+    "segmentation": ("fpn_xxs", lambda d: evalsets.ade20k(d / "ade", size=(64, 48)), {}, {"test_scale": (256, 64)}),
+    "detection": ("mask_rcnn_1x_xxs", lambda d: evalsets.coco_instances(d / "det", n=3), {},
+                  {"test_scale": (320, 192)}),
+    "pose": ("top_down_256x192_global_small", lambda d: evalsets.coco_keypoints(d / "pose"), {}, {}),
 }
 
 
@@ -133,8 +135,8 @@ def _evaluate_all(root: Path) -> dict:
     torch.set_num_threads(1)
     out = {}
     paths = json.loads((root / "paths.json").read_text())
-    for family, (name, _, options) in FAMILIES.items():
-        model = create_model(name, checkpoint_path=root / f"{name}.pth")
+    for family, (name, _, options, overrides) in FAMILIES.items():
+        model = create_model(name, checkpoint_path=root / f"{name}.pth", **overrides)
         result = evaluate(model, paths[family], **options)
         out[family] = {"metrics": result.metrics, "samples": result.samples, "world_size": result.world_size,
                        **result.extra}
@@ -160,7 +162,7 @@ def _free_port() -> int:
 def eval_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("evalsets")
     paths = {}
-    for family, (name, build, _) in FAMILIES.items():
+    for family, (name, build, _, _) in FAMILIES.items():
         paths[family] = str(build(root))
         torch.manual_seed(0)
         torch.save(create_model(name).state_dict(), root / f"{name}.pth")  # fixed random weights for all runs
