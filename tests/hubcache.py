@@ -47,3 +47,13 @@ def add_to_hub_cache(hf_home: Path, repo_id: str, filename: str, obj, legacy_for
     (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
     (repo_dir / "refs" / "main").write_text(revision)
     return snapshot
+
+
+def add_file_to_hub_cache(hf_home: Path, repo_id: str, filename: str, source: Path) -> Path:
+    """Copy the file ``source`` as ``repo_id``/``filename`` at revision ``main`` into the cache under
+    ``hf_home`` (any format, e.g. safetensors). Returns the snapshot file's path."""
+    import shutil
+
+    snapshot = add_to_hub_cache(hf_home, repo_id, filename, {})
+    shutil.copyfile(source, snapshot)
+    return snapshot

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -125,8 +126,10 @@ def test_download_dry_run_json_says_where_each_file_comes_from(tmp_path):
     assert drive["path"] == str(tmp_path / "cache" / "drive" / "uniformer_xxs_128_in1k.pth")
     assert drive["status"] == "would download" and not Path(drive["path"]).exists()
     inside = rows["uniformer_small_backbone"]
-    assert inside["source"] == "inside" and inside["drive_file_id"] is None and "upernet_global_small" in inside["holders"]
-    assert rows["uniformer_small_k400_32x4"]["source"] == "unreleased" and rows["uniformer_small_k400_32x4"]["path"] is None
+    assert inside["source"] == "inside" and inside["drive_file_id"] is None
+    assert "upernet_global_small" in inside["holders"]
+    unreleased = rows["uniformer_small_k400_32x4"]
+    assert unreleased["source"] == "unreleased" and unreleased["path"] is None
     project = rows["uniformer_xxs_digits"]
     assert project["source"] == "project" and project["cached"] and Path(project["path"]).exists()
     proc = _cli("download", "no_such_model*", "--dry-run")
@@ -158,3 +161,60 @@ def test_download_fetches_from_drive_then_reports_it_cached(tmp_path):
     proc = _cli("download", "uniformer_xxs_128_in1k", env=env)  # the server is gone: the cache answers
     assert proc.returncode == 0, proc.stderr
     assert f"cached at {ok['path']}" in proc.stdout
+
+
+def test_segment_folder_offline_runs_untrained_saying_so_and_writes_png_and_json(tmp_path, photo):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.open(photo).resize((96, 64)).save(folder / "a.png")
+    Image.open(photo).resize((64, 80)).save(folder / "sub" / "a.jpg")  # same stem: outputs must not collide
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    proc = _cli("segment", folder, "--model", "fpn_xxs", "--short-side", "64", "--out", tmp_path / "out", "--json",
+                hf_home=tmp_path / "hf", env={"UNIFORMER_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 1, proc.stderr  # the broken file failed, the two photos were answered
+    assert "broken.jpg" in proc.stderr and "Traceback" not in proc.stderr
+    assert "UNTRAINED random weights" in proc.stderr and "meaningless" in proc.stderr
+    results = json.loads(proc.stdout)
+    assert [Path(r["source"]).name for r in results] == ["a.png", "a.jpg"]
+    for r, size in zip(results, [(96, 64), (64, 80)]):
+        overlay, mask, classes = map(Path, r["outputs"])
+        assert overlay.parent != tmp_path / "out" and overlay.parent.parent == tmp_path / "out"
+        assert Image.open(overlay).size == size and Image.open(mask).size == size
+        assert r["weights"].startswith("untrained") and r["image_size"] == list(size)
+        counts = np.bincount(np.asarray(Image.open(mask)).ravel(), minlength=150)
+        assert {c["index"]: c["pixels"] for c in json.loads(classes.read_text())["classes"]} == \
+            {i: int(n) for i, n in enumerate(counts) if n}
+    assert len({Path(r["outputs"][0]).parent for r in results}) == 2
+
+
+def test_pose_with_boxes_text_and_outputs(tmp_path, photo):
+    proc = _cli("pose", photo, "--boxes", "10,20,120,200; 200,30,150,250", "--no-flip", "--out", tmp_path / "out",
+                "--untrained", hf_home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "UNTRAINED" in proc.stderr
+    assert proc.stdout.count("person ") == 2 and "left_wrist" in proc.stdout and "flip test off" in proc.stdout
+    written = json.loads((tmp_path / "out" / "chelsea" / "keypoints.json").read_text())
+    assert [p["box_xywh"] for p in written["persons"]] == [[10, 20, 120, 200], [200, 30, 150, 250]]
+    assert all(len(p["keypoints"]) == 17 * 3 for p in written["persons"])
+    assert Image.open(tmp_path / "out" / "chelsea" / "pose.png").size == Image.open(photo).size
+    proc = _cli("pose", photo, "--boxes", "10,20,-5,200", "--untrained", hf_home=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "box" in proc.stderr
+    proc = _cli("pose", photo, "--model", "fpn_xxs")
+    assert proc.returncode == 2 and "not a pose model" in proc.stderr
+
+
+def test_output_stems_are_unique():
+    from uniformer.cli.common import output_stems
+
+    assert output_stems(["a/x.jpg", "b/x.jpg", "c/y.png"]) == ["a_x", "b_x", "y"]
+    assert output_stems(["x.jpg", "x.png"]) == ["x", "x_2"]
+
+
+def test_emit_prints_one_place(capsys):
+    from uniformer.cli import Report, emit
+
+    rep = Report(data={"a": 1}, lines=["text"], errors=["f.jpg: bad"], warnings=["untrained"])
+    assert emit(rep, as_json=True) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"a": 1} and "WARNING: untrained" in err and "error: f.jpg: bad" in err
+    assert emit(Report(lines=["x", "y"])) == 0 and capsys.readouterr().out == "x\ny\n"

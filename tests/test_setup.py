@@ -82,7 +82,7 @@ def test_pyproject_is_the_source_of_the_requirement_files():
     project = _project()
     core = _spec_pins(project["dependencies"])
     extras = {name: _spec_pins(specs) for name, specs in project["optional-dependencies"].items()}
-    assert set(extras) == {"app", "video", "train", "notebooks", "onnx", "dev"}
+    assert set(extras) == {"app", "video", "train", "eval", "notebooks", "onnx", "dev"}
     runtime = _pins(ROOT / "requirements.txt")
     dev = _pins(ROOT / "requirements-dev.txt")
     assert runtime == core | extras["app"]  # a Space installs the library and the app
@@ -115,6 +115,6 @@ def test_wheel_carries_labels_and_shipped_weights(tmp_path):
     assert any(n.startswith("uniformer/weights/uniformer_xxs_digits/model.safetensors") for n in names)
     assert "uniformer/data/label_files/k400_categories.txt" in names
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    for extra in ("app", "video", "train", "notebooks", "onnx", "dev"):
+    for extra in ("app", "video", "train", "eval", "notebooks", "onnx", "dev"):
         assert f"Provides-Extra: {extra}" in meta
     assert "Requires-Dist: gdown==6.5.1" in meta

@@ -13,7 +13,7 @@ from typing import Callable
 
 from torch import nn
 
-__all__ = ["PretrainedCfg", "ModelEntry", "register_model", "list_models", "get_entry"]
+__all__ = ["PretrainedCfg", "ModelEntry", "register_model", "list_models", "get_entry", "paper_results"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -132,3 +132,19 @@ def get_entry(name: str) -> ModelEntry:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
         raise KeyError(f"unknown model {name!r}; did you mean {close or list_models()[:8]}? "
                        f"(uniformer.list_models() lists all)") from None
+
+
+def paper_results(name: str) -> list[dict]:
+    """The paper's numbers for registered checkpoint ``name`` (data: ``data/paper_results.tsv``):
+    [{'metric': 'top1' | 'mIoU' | 'bbox_AP' | 'segm_AP' | 'AP', 'protocol': which test ('' = the
+    official one; 'single-scale', 'multi-scale+flip', 'person detections'), 'value': in %, 'source':
+    'Table 9' or the official README}], empty for checkpoints the paper does not report.
+    Raises KeyError for an unknown name."""
+    import csv
+    from importlib import resources
+
+    get_entry(name)
+    text = resources.files(__package__).joinpath("data/paper_results.tsv").read_text()
+    rows = csv.DictReader((line for line in text.splitlines() if not line.startswith("#")), delimiter="\t")
+    return [{"metric": r["metric"], "protocol": r["protocol"], "value": float(r["value"]), "source": r["source"]}
+            for r in rows if r["name"] == name]

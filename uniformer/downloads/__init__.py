@@ -82,6 +82,10 @@ def _cached(src: WeightsSource, hub_cache_dir: str | os.PathLike | None = None) 
     local = checkpoint_dir_file(src.name)
     if local is not None:
         return local, WeightsInfo("local", path=str(local), note=f"from ${CHECKPOINT_DIR_ENV}")
+    from .mirror import mirror_cached  # $UNIFORMER_HUB_MIRROR: first after the local copies
+
+    if src.source in ("hub", "drive") and (hit := mirror_cached(src.name)):
+        return hit
     if src.source == "project":
         path = Path(__file__).resolve().parents[1] / src.package_file
         return (path, WeightsInfo("project", path=str(path))) if path.exists() else None
@@ -134,6 +138,10 @@ def fetch_weights(name: str, progress: bool = True) -> tuple[Path, WeightsInfo]:
     found = _cached(src)
     if found is not None:
         return found
+    from .mirror import mirror_fetch  # $UNIFORMER_HUB_MIRROR: before the official sources
+
+    if src.source in ("hub", "drive") and not _offline() and (hit := mirror_fetch(name)):
+        return hit
     if src.source == "project":
         raise CheckpointNotAvailableError(f"{name}: the shipped file {src.package_file} is missing from the package")
     if src.source == "unreleased":
