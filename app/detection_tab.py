@@ -44,7 +44,8 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 run = gr.Button("Detect", variant="primary", elem_id="det-run")
                 examples = write_examples()
                 gr.Examples([[str(examples[k])] for k in ("coffee", "astronaut", "chelsea", "china") if k in examples],
-                            inputs=image, cache_examples=False, label="Examples (click one, then Detect)")
+                            inputs=image, cache_examples=False, label="Examples (click one, then Detect)",
+                            api_visibility="private")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="det-weights")

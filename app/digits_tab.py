@@ -51,7 +51,8 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                 api_button = gr.Button("Classify a picture", visible=False)
                 examples = gr.Examples([[str(p)] for p in dh.write_digit_examples().values()], inputs=sketch,
                             cache_examples=False, examples_per_page=10, elem_id="digits-examples",
-                            label="Held-out digits (scikit-learn's validation split, never trained on): click one")
+                            label="Held-out digits (scikit-learn's validation split, never trained on): click one",
+                            api_visibility="private")
                 weights = gr.Markdown(elem_id="digits-weights")
                 banner = gr.HTML(elem_id="digits-weights-banner")
             with gr.Column(scale=3):

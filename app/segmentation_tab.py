@@ -42,7 +42,8 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                     compare = gr.Button("Time all three modes", elem_id="seg-compare")
                 examples = write_examples()
                 gr.Examples([[str(p)] for p in examples.values()], inputs=image, cache_examples=False,
-                            label="Examples (click one, then Segment)")
+                            label="Examples (click one, then Segment)",
+                            api_visibility="private")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="seg-weights")

@@ -29,7 +29,8 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                                  height=300, elem_id="shrink-image")
                 examples = write_examples()
                 gr.Examples([[str(p)] for p in examples.values()], inputs=image, cache_examples=False,
-                            label="Examples (click one, then Run)")
+                            label="Examples (click one, then Run)",
+                            api_visibility="private")
                 model = gr.Dropdown(sh.light_model_choices(), value=sh.DEFAULT_LIGHT_MODEL, label="Light model",
                                     elem_id="shrink-model")
                 weights = gr.Markdown(elem_id="shrink-weights")

@@ -47,7 +47,7 @@ from . import errors
 from .digits_handlers import project_weights_text
 from .examples import (MOVING_DIGITS_EXAMPLES_CREDIT, VIDEO_EXAMPLE_FILES, VIDEO_EXAMPLES_CREDIT, example_samples,
                        video_example_clips, write_moving_digits_examples, write_video_examples)
-from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, device_label, is_project_model, is_relative,
+from .handlers import (LOW_SCORES_NOTE, TOPK, ModelStatus, default_device, device_label, has_low_scores, is_project_model,
                        label_scores, model_line, render_status, trained_on_note)
 from .models import get_model
 
@@ -352,8 +352,8 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     if is_project_model(model_name):
         details = f"{trained_on_note(model_name)}  \n{details}"
     scores = label_scores(prediction.topk)
-    if is_relative(scores):
-        details += f"  \n<small>{RELATIVE_NOTE}</small>"
+    if has_low_scores(scores):
+        details += f"  \n<small>{LOW_SCORES_NOTE}</small>"
     return VideoResult(scores, details, views_table(prediction), clip_strip(clips), clip_timeline(clips),
                        _frame_image(session, 0), gr.update(value=1, maximum=t), None, _attention_caption(session),
                        session)
