@@ -21,8 +21,6 @@ switches then. The weights line always names the weights that run.
 from __future__ import annotations
 
 import html
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -44,6 +42,7 @@ from uniformer.inference_video import (VIEW_CHOICES, VideoPrediction, Views, des
 from uniformer.models.digits import MOVING_DIGITS_MODEL
 
 from . import errors
+from .cache import result_dir
 from .digits_handlers import project_weights_text
 from .examples import (MOVING_DIGITS_EXAMPLES_CREDIT, VIDEO_EXAMPLE_FILES, VIDEO_EXAMPLES_CREDIT, example_samples,
                        video_example_clips, write_moving_digits_examples, write_video_examples)
@@ -69,9 +68,6 @@ _DEMO_NOTE = {DEFAULT_VIDEO_MODEL: (
     " The official Hub demo of this checkpoint normalizes with ImageNet statistics, takes every 16th frame "
     "(the model was trained on every 8th) and wraps frame indices around on short videos, which scrambles their "
     "order; this tab follows the training and test pipeline instead.")}
-
-_OUT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_explain"
-
 
 def example_clips(start: str) -> list[Path]:
     """The example clips in gallery order: the moving-digits clips first when the tab opens with
@@ -418,7 +414,7 @@ def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tup
     progress(0.1, desc="Grad-CAM: forward and gradient of the top class")
     cam = grad_cam(model, session.clip, target=session.target)
     progress(0.6, desc="writing the GIF and MP4 overlays")
-    stem = _OUT_DIR / f"gradcam_{session.model_name}_{uuid.uuid4().hex[:8]}"
+    stem = result_dir("uniformer_video_explain_") / f"gradcam_{session.model_name}"  # deleted after the TTL
     gif, mp4 = write_overlays(session.frames, cam.cam, stem, fps=session.fps, scale=display_scale(session))
     session.outputs += [str(gif), str(mp4)]
     grid = "\u00d7".join(str(s) for s in cam.raw.shape)
