@@ -127,3 +127,26 @@ def test_private_pose_events_check_clicks_and_boxes_like_the_api(server):
     ok, message = call_event(server, "pick_corner", [_file(photo), None, None],
                              event_data={"index": [100, 50], "value": None})
     assert ok and message is None  # a real click still works
+
+
+def test_task_endpoints_return_values_not_gradio_updates(client):
+    """What a script receives is data: no ``{'__type__': 'update', ...}`` in the outputs (the choices
+    of a class filter or a slider's range are set by the page's own events after a run)."""
+    from gradio_client import handle_file
+
+    photo = handle_file(str(write_examples()["coffee"]))
+    outputs = {
+        "/classify": client.predict(photo, "uniformer_small_in1k", "fp32", api_name="/classify"),
+        "/shrink": client.predict(photo, "uniformer_xxs_128_in1k", 0.5, 2, api_name="/shrink"),
+        "/segment": client.predict(photo, "fpn_xxs", "global", 32, 256, 0.6, True, api_name="/segment"),
+        "/detect": client.predict(photo, "mask_rcnn_1x_xxs", "global", 320, 0.0, 0.45, True, True, "fp32",
+                                  api_name="/detect"),
+        "/pose": client.predict(photo, "top_down_256x192_global_small", "", False, 0.0, api_name="/pose"),
+        "/digits": client.predict(photo, api_name="/digits"),
+    }
+    for endpoint, out in outputs.items():
+        assert "__type__" not in json.dumps(out, default=str), (endpoint, out)
+    assert outputs["/shrink"][-1] == 2  # the hourglass layer shown
+    classes, legend = outputs["/segment"][1], outputs["/segment"][2]
+    assert classes and all(isinstance(c, int) for c in classes) and "%" in legend  # the class indices shown
+    assert isinstance(outputs["/detect"][2], list) and all(isinstance(c, int) for c in outputs["/detect"][2])
