@@ -16,6 +16,7 @@ import uuid
 import pytest
 from appfiles import running_app
 
+from app.digits_handlers import write_digit_examples
 from app.examples import write_examples
 
 TASK_ENDPOINTS = {"/classify", "/explain", "/shrink", "/segment", "/detect", "/pose", "/classify_video", "/digits"}
@@ -150,3 +151,15 @@ def test_task_endpoints_return_values_not_gradio_updates(client):
     classes, legend = outputs["/segment"][1], outputs["/segment"][2]
     assert classes and all(isinstance(c, int) for c in classes) and "%" in legend  # the class indices shown
     assert isinstance(outputs["/detect"][2], list) and all(isinstance(c, int) for c in outputs["/detect"][2])
+
+
+def test_the_sketchpad_event_refuses_a_picture_too_large_before_decoding_it(server, tmp_path):
+    from appfiles import write_bilevel_png
+
+    bomb = write_bilevel_png(tmp_path / "sketch.png", 12000, 8000)  # 15 KB claiming 96 megapixels
+    upload = {**_file(_upload(server, bomb)), "orig_name": "sketch.png"}
+    ok, message = call_event(server, "classify_sketch", [{"background": upload, "layers": [], "composite": upload}])
+    assert not ok and "12000\u00d78000 pixels" in message
+    digit = {**_file(_upload(server, sorted(write_digit_examples().values())[0])), "orig_name": "digit.png"}
+    ok, message = call_event(server, "classify_sketch", [{"background": digit, "layers": [], "composite": digit}])
+    assert ok and message is None  # a picture of the sketchpad's size is read as before
