@@ -7,6 +7,7 @@ import uniformer
 from uniformer.downloads import weights_available
 
 from .dense_models import DEFAULT_DET_MODEL, DEFAULT_POSE_MODEL, DEFAULT_SEG_MODEL
+from .cache import delete_cache_setting
 from .handlers import default_device, device_label
 from .models import DEFAULT_MODEL
 from .shrinking_handlers import DEFAULT_LIGHT_MODEL
@@ -65,8 +66,10 @@ def weights_summary() -> str:
 
 def build_app() -> gr.Blocks:
     """The whole demo, not launched. Theme and CSS are launch() arguments in Gradio 6; the app
-    needs neither (its banners carry inline styles), so any launcher shows it as intended."""
-    with gr.Blocks(title=TITLE) as demo:
+    needs neither (its banners carry inline styles), so any launcher shows it as intended.
+    Uploads and result files are deleted after ``$UNIFORMER_RESULT_TTL_S`` seconds
+    (:func:`app.cache.delete_cache_setting`; raises ValueError for a bad value)."""
+    with gr.Blocks(title=TITLE, delete_cache=delete_cache_setting()) as demo:
         gr.Markdown(_INTRO.format(device=device_label(default_device()), weights=weights_summary()))
         with gr.Tabs():
             build_image_tab(demo)

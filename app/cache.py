@@ -22,12 +22,18 @@ makes the cache evict others sooner, never exceed the budget silently.
 from __future__ import annotations
 
 import gc
+import os
+import shutil
+import tempfile
 import threading
+import time
 import weakref
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Mapping
 
-__all__ = ["LRUCache", "MB"]
+__all__ = ["LRUCache", "MB", "RESULT_TTL_ENV", "DEFAULT_RESULT_TTL_S", "result_ttl_s", "delete_cache_setting",
+           "upload_folder", "result_dir", "discard_upload"]
 
 #: Bytes in a megabyte (MiB), the unit of the app's cache settings.
 MB = 1 << 20
@@ -259,3 +265,74 @@ class LRUCache:
     def _after_evict(self, evicted: bool) -> None:
         if evicted and self.on_evict is not None:
             self.on_evict()
+
+
+# -- files on disk: one lifetime for uploads and results -------------------------------------------
+
+#: Environment variable: seconds an upload or a result file (pictures, downloads) is kept on disk.
+RESULT_TTL_ENV = "UNIFORMER_RESULT_TTL_S"
+#: Its default: one hour.
+DEFAULT_RESULT_TTL_S = 3600
+
+
+def result_ttl_s() -> int:
+    """Seconds uploads and result files live (``$UNIFORMER_RESULT_TTL_S``, default
+    :data:`DEFAULT_RESULT_TTL_S`). Raises ValueError for a value that is not a positive integer."""
+    raw = os.environ.get(RESULT_TTL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RESULT_TTL_S
+    try:
+        ttl = int(raw)
+    except ValueError:
+        ttl = 0
+    if ttl <= 0:
+        raise ValueError(f"${RESULT_TTL_ENV} must be a positive number of seconds, got {raw!r}")
+    return ttl
+
+
+def delete_cache_setting() -> tuple[int, int]:
+    """``gr.Blocks(delete_cache=(frequency, age))`` for :func:`result_ttl_s`: every file Gradio holds
+    (uploads, and every file a handler returned, our result folders included: see :func:`result_dir`)
+    is deleted once older than the TTL, checked every ``min(TTL / 2, 10 min)`` seconds (at least 1),
+    and all of them when the server stops."""
+    ttl = result_ttl_s()
+    return max(1, min(ttl // 2, 600)), ttl
+
+
+def upload_folder() -> Path:
+    """Gradio's file cache (``$GRADIO_TEMP_DIR``, default ``<tmp>/gradio``): uploads land there, and
+    files there are served as they are, not copied."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
+
+
+def result_dir(prefix: str) -> Path:
+    """A fresh folder for one result's files (pictures, downloads), inside Gradio's file cache
+    (:func:`upload_folder`, sub-folder ``uniformer``): Gradio serves the files without a copy and its
+    ``delete_cache`` (:func:`delete_cache_setting`) deletes them with the uploads, after
+    :func:`result_ttl_s` seconds. Folders of ours older than that (emptied by Gradio, or holding files
+    nobody was shown) are removed here, before the new one is made, so the folders stay bounded too."""
+    root = upload_folder() / "uniformer"
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - result_ttl_s()
+    for old in root.iterdir():
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another request removed it first
+            continue
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+
+
+def discard_upload(path: str | os.PathLike | None) -> None:
+    """Delete an upload the app refused (an unreadable image, a rejected checkpoint) at once, rather
+    than after the TTL. Only files inside Gradio's file cache are touched; anything else is left."""
+    if not path:
+        return
+    try:
+        file = Path(path).resolve()
+        if file.is_file() and file.is_relative_to(upload_folder().resolve()):
+            file.unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -14,7 +14,10 @@ from gradio import processing_utils
 from gradio.data_classes import ImageData
 from gradio.exceptions import Error
 
-__all__ = ["RawImage", "NumericRadio"]
+__all__ = ["RawImage", "NumericRadio", "BoundedSketchpad", "MAX_SKETCH_SIDE"]
+
+#: Largest picture (pixels per side) :class:`BoundedSketchpad` decodes: far above its canvas and examples.
+MAX_SKETCH_SIDE = 4096
 
 
 class RawImage(gr.Image):
@@ -66,3 +69,35 @@ class NumericRadio(gr.Radio):
             if number is not None and float(value) == number:
                 return value
         raise Error(f"{self.label or 'Value'}: {payload!r} is not one of {[value for _, value in self.choices]}")
+
+
+class BoundedSketchpad(gr.Sketchpad):
+    """``gr.Sketchpad`` that reads a picture's size from its header before decoding it, and refuses
+    one over :data:`MAX_SKETCH_SIDE` pixels a side (or a file that is no picture) with a message.
+
+    The browser sends the canvas (a few hundred pixels), but the page's event answers any HTTP caller,
+    and ``gr.ImageEditor`` decodes whatever uploaded file it is pointed at: a 15 KB PNG claiming
+    12000x8000 pixels took minutes of CPU and gigabytes before the handler ever ran. The constructor is
+    gr.Sketchpad's own; the frontend is the image editor's, as for gr.Sketchpad.
+    """
+
+    def get_block_name(self) -> str:
+        return "imageeditor"
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):
+        """gr.ImageEditor's decoding, after the size check. Raises Error for a picture over the bound
+        or a file that is not one."""
+        from io import BytesIO
+
+        from PIL import Image, UnidentifiedImageError
+
+        if file is not None:
+            try:
+                with Image.open(BytesIO(file) if isinstance(file, (bytes, bytearray, memoryview)) else file.path) as im:
+                    width, height = im.size  # the header only: nothing decoded yet
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                raise Error("The drawing could not be read as a picture.", title="Unreadable drawing") from None
+            if max(width, height) > MAX_SKETCH_SIDE:
+                raise Error(f"The drawing is {width}\u00d7{height} pixels; the sketchpad takes pictures up to "
+                            f"{MAX_SKETCH_SIDE}\u00d7{MAX_SKETCH_SIDE}.", title="Drawing too large")
+        return super().convert_and_format_image(file, flatten_on_white)

@@ -5,7 +5,6 @@ photo. The tabs' own handlers: :mod:`app.segmentation_handlers`, :mod:`app.pose_
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from uniformer.data.images import load_image_reduced
 from uniformer.explain.overlay import display_size
 
 from . import errors
+from .cache import result_dir
 
 __all__ = ["MAX_DISPLAY_SIDE", "BoxPick"]
 
@@ -40,8 +40,9 @@ def _display_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _out_dir(prefix: str) -> Path:
-    """A fresh folder in the system temp directory (where Gradio serves files from)."""
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    """A fresh folder for one result's files, deleted after ``$UNIFORMER_RESULT_TTL_S`` seconds
+    (:func:`app.cache.result_dir`)."""
+    return result_dir(prefix)
 
 
 @dataclass(frozen=True)

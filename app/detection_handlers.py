@@ -95,7 +95,7 @@ class DetOutputs(NamedTuple):
 
     overlay: Image.Image | None
     note: str
-    classes: dict  # gr.CheckboxGroup update
+    classes: list[int] | dict  # the class indices shown (a value, for the API); :func:`class_filter` sets the choices
     table: pd.DataFrame
     timing: str
     details: str
@@ -243,7 +243,7 @@ def _redraw(view: DetView, thr: float, opacity: float, show_masks: bool, show_la
     full.save(overlay_path)
     json_path.write_text(json.dumps(sub.rescaled(view.original_size).to_coco()))  # upload pixels
     shown = full.resize(_display_size(full.size), Image.BILINEAR)
-    classes = gr.update(choices=choices, value=[c for c in view.choices if c not in view.hidden])
+    classes = gr.update(choices=choices, value=_ticked(view))
     return RedrawOutputs(shown, _note(view, thr, idx), classes, _table(sub, view.original_size),
                          [str(overlay_path), str(json_path)], view)
 
@@ -281,8 +281,22 @@ def detect(image, model_name: str, mode: str, short_side, thr: float, opacity: f
     progress(0.9, desc="Drawing")
     view = DetView(work, img.size, *result.compact(), network_thr, trained, is_light_detector(model_name))
     out = _redraw(view, thr, opacity, show_masks, show_labels)
-    return DetOutputs(out.overlay, out.note, out.classes, out.table, timing_html(result.times), _details(view),
+    return DetOutputs(out.overlay, out.note, _ticked(view), out.table, timing_html(result.times), _details(view),
                       out.files, view)
+
+
+def _ticked(view: DetView) -> list[int]:
+    """The class indices the filter has ticked: those offered, less those the user unticked."""
+    return [c for c in view.choices if c not in view.hidden]
+
+
+def class_filter(state: DetView | None, thr: float) -> dict:
+    """The class filter after a run: the classes with a detection >= ``thr`` ('name (count)'), ticked
+    unless unticked before. A separate (private) event, so that the public API returns the shown
+    classes as a plain value."""
+    if not isinstance(state, DetView):
+        return gr.update(choices=[], value=[])
+    return gr.update(choices=_class_choices(state, thr), value=_ticked(state))
 
 
 def rerender(state: DetView | None, thr: float, selected, opacity: float, show_masks: bool,

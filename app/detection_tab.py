@@ -44,7 +44,8 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 run = gr.Button("Detect", variant="primary", elem_id="det-run")
                 examples = write_examples()
                 gr.Examples([[str(examples[k])] for k in ("coffee", "astronaut", "chelsea", "china") if k in examples],
-                            inputs=image, cache_examples=False, label="Examples (click one, then Detect)")
+                            inputs=image, cache_examples=False, label="Examples (click one, then Detect)",
+                            api_visibility="private")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="det-weights")
@@ -79,7 +80,9 @@ def build_detection_tab(demo: gr.Blocks) -> None:
         "Object detection and instance segmentation (COCO, 80 classes) of a photo: the drawing, the classes found, a "
         "table of detections (box in photo pixels, class, score), per-step timings, and downloads (PNG; COCO "
         "results JSON with RLE masks). thr: lowest score shown; precision: 'fp32', 'bf16' (default where the hardware "
-        "computes bf16 natively), 'fp16' (CUDA)."))
+        "computes bf16 natively), 'fp16' (CUDA).")).success(
+        xd.class_filter, [state, thr], classes, api_visibility="private",
+        show_progress="hidden")  # the filter's choices: the API returns the shown classes as a value, not an update
     redraw = dict(fn=xd.rerender, inputs=[state, thr, classes, opacity, show_masks, show_labels],
                   outputs=[overlay, note, classes, table, files, state], api_visibility="private",
                   show_progress="hidden")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import digits_handlers as dh
-from .components import RawImage
+from .components import BoundedSketchpad, RawImage
 from .gpu import SHORT, gpu_task
 
 __all__ = ["build_digits_tab"]
@@ -41,7 +41,7 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                 # a drag on the canvas must draw, never select the placeholder text under it
                 gr.HTML("<style>#digits-sketch, #digits-sketch * {user-select: none; -webkit-user-select: none}"
                         "</style>", padding=False)
-                sketch = gr.Sketchpad(label="Draw a digit (0-9)", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(320, 320), height=380,
+                sketch = BoundedSketchpad(label="Draw a digit (0-9)", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(320, 320), height=380,
                                       elem_id="digits-sketch",
                                       brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"),
                                       layers=False, transforms=())
@@ -51,7 +51,8 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                 api_button = gr.Button("Classify a picture", visible=False)
                 examples = gr.Examples([[str(p)] for p in dh.write_digit_examples().values()], inputs=sketch,
                             cache_examples=False, examples_per_page=10, elem_id="digits-examples",
-                            label="Held-out digits (scikit-learn's validation split, never trained on): click one")
+                            label="Held-out digits (scikit-learn's validation split, never trained on): click one",
+                            api_visibility="private")
                 weights = gr.Markdown(elem_id="digits-weights")
                 banner = gr.HTML(elem_id="digits-weights-banner")
             with gr.Column(scale=3):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from uniformer import explain as E
 from uniformer.data import ImageDecodeError, load_image
 
 from . import errors
-from .cache import LRUCache
+from .cache import LRUCache, result_dir
 from .models import weights_key
 
 __all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "analyses", "extras", "image_key",
@@ -116,14 +115,19 @@ class _Static:
 def _static(analysis: E.Analysis, key: str) -> _Static:
     def compute() -> _Static:
         pictures = E.analysis_pictures(analysis, THUMBNAIL_SIDE)
-        folder = Path(tempfile.mkdtemp(prefix="uniformer_explain_static_"))
+        folder = result_dir("uniformer_explain_static_")
         files = []
         for n, (im, caption) in enumerate(pictures.pictures()):
             im.save(folder / f"{n}.png")  # a fresh folder: written once, before anyone reads it
             files.append((str(folder / f"{n}.png"), caption))
         return _Static(pictures, files)
 
-    return extras.get_or_compute(("static", key, weights_key(analysis.model_name)), compute)[0]
+    cache_key = ("static", key, weights_key(analysis.model_name))
+    static = extras.get_or_compute(cache_key, compute)[0]
+    if not all(Path(f).is_file() for f, _ in static.files):  # deleted after $UNIFORMER_RESULT_TTL_S: write anew
+        extras.discard(cache_key)
+        static = extras.get_or_compute(cache_key, compute)[0]
+    return static
 
 
 class ExplainView(NamedTuple):
@@ -192,10 +196,8 @@ def render_view(analysis: E.Analysis, key: str, point: tuple[float, float], laye
 
 def export_files(rendered: Rendered, key: str, tag: str) -> tuple[str, str]:
     """Write the rendered view as a PNG contact sheet and a JSON file -> (png path, json path),
-    in a folder of the system temp directory (where Gradio may serve files from)."""
-    folder = Path(tempfile.gettempdir()) / "uniformer_explain"
-    folder.mkdir(exist_ok=True)
-    stem = folder / f"explain_{key[:12]}_{tag}"
+    in a fresh result folder (:func:`app.cache.result_dir`: deleted after ``$UNIFORMER_RESULT_TTL_S`` s)."""
+    stem = result_dir("uniformer_explain_") / f"explain_{key[:12]}_{tag}"
     E.contact_sheet(rendered.panels, height=240, columns=3, title=rendered.title).save(
         stem.with_suffix(".png"), compress_level=1)
     stem.with_suffix(".json").write_text(json.dumps(rendered.payload, indent=1))

@@ -45,7 +45,8 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                 banner = gr.HTML(elem_id="explain-weights-banner")
                 panel = build_weights_panel(model, weights, banner, "explain")
                 gr.Examples([[str(p)] for p in write_examples().values()], inputs=image, cache_examples=False,
-                            label="Examples (pick one, then click on the picture)")
+                            label="Examples (pick one, then click on the picture)",
+                            api_visibility="private")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column(scale=3):
                 canvas = gr.Image(label="Click a point (cyan: the clicked token)", type="pil", interactive=False,

@@ -25,7 +25,7 @@ from . import errors
 from .models import LoadedModel, get_model, how_to_get_weights, image_model_choices, weights_line
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
-           "model_status", "label_scores", "RELATIVE_NOTE", "is_relative", "is_project_model", "trained_on_note",
+           "model_status", "label_scores", "LOW_SCORES_NOTE", "has_low_scores", "is_project_model", "trained_on_note",
            "general_image_model_choices", "model_line", "prediction_details", "ImageResult", "classify_image", "empty_result"]
 
 #: Number of classes shown.
@@ -78,25 +78,25 @@ def model_status(model_name: str) -> ModelStatus:
 
 
 def label_scores(topk: list[ClassScore]) -> dict[str, float]:
-    """{class name: probability} for ``gr.Label``, best first. A name that occurs twice in the
-    list (ImageNet has two 'crane' and two 'maillot' classes) gets its class index appended.
+    """{class name: probability} for ``gr.Label``, best first: the real softmax probabilities, so the
+    bars, the API and any download carry the same numbers. A name that occurs twice in the list
+    (ImageNet has two 'crane' and two 'maillot' classes) gets its class index appended.
 
     ``gr.Label`` prints ``round(100 p)`` %, so near-uniform scores (untrained weights: about 0.1 %
-    each over 1000 classes) would all read "0%". When some shown probability is under 0.5 %, every
-    name carries its real probability with two significant decimals ("tabby · 0.14 %") and
-    the bars are drawn relative to the best class (the best one full), see :data:`RELATIVE_NOTE`.
+    each over 1000 classes) would all read "0%" with empty bars. When some shown probability is under
+    0.5 %, every name also carries its probability with two significant digits ("tabby · 0.14 %"),
+    see :data:`LOW_SCORES_NOTE`; the values stay the probabilities.
     """
     names = [c.label for c in topk]
     named = [(c.label if names.count(c.label) == 1 else f"{c.label} (class {c.index})", c.probability) for c in topk]
-    if not topk or min(p for _, p in named) >= 0.005:
+    if not has_low_scores(dict(named)):
         return dict(named)
-    best = max(p for _, p in named) or 1.0
-    return {f"{name} \u00b7 {_percent(p)}": p / best for name, p in named}
+    return {f"{name} \u00b7 {_percent(p)}": p for name, p in named}
 
 
-#: Said next to a top-k whose bars are relative (see :func:`label_scores`).
-RELATIVE_NOTE = ("Scores this low are near-uniform (untrained weights give every class about the same): "
-                 "each name carries its real probability, the bars compare the classes with the best one.")
+#: Said next to a top-k of low scores (see :func:`label_scores`).
+LOW_SCORES_NOTE = ("Scores this low are near-uniform (untrained weights give every class about the same): "
+                   "each name carries its probability, which the bars round to whole percents.")
 
 
 def _percent(p: float) -> str:
@@ -106,9 +106,10 @@ def _percent(p: float) -> str:
     return f"{pct:.{digits}f} %"
 
 
-def is_relative(scores: dict[str, float] | None) -> bool:
-    """True when :func:`label_scores` drew the bars relative to the best class."""
-    return bool(scores) and any(" \u00b7 " in k and k.endswith("%") for k in scores)
+def has_low_scores(scores: dict[str, float] | None) -> bool:
+    """True when some shown probability is under 0.5 % (``gr.Label`` would print it as "0%"), so the
+    names carry the probabilities (:func:`label_scores`)."""
+    return bool(scores) and min(scores.values()) < 0.005
 
 
 def is_project_model(model_name: str) -> bool:
@@ -176,8 +177,8 @@ def classify_image(image, model_name: str, precision: str = "auto") -> ImageResu
         raise gr.Error(str(e), title="Invalid setting") from None
     scores = label_scores(prediction.topk)
     details = prediction_details(prediction)
-    if is_relative(scores):
-        details = f"{details}  \n<small>{RELATIVE_NOTE}</small>"
+    if has_low_scores(scores):
+        details = f"{details}  \n<small>{LOW_SCORES_NOTE}</small>"
     return ImageResult(scores, details)
 
 

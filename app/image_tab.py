@@ -31,7 +31,8 @@ def build_image_tab(demo: gr.Blocks) -> None:
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
                 examples = write_examples()
                 gr.Examples([[str(p)] for p in examples.values()], inputs=image,
-                            cache_examples=False, label="Examples (click one, then Classify)")
+                            cache_examples=False, label="Examples (click one, then Classify)",
+                            api_visibility="private")  # the page's own event, not part of the API
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column():
                 weights = gr.Markdown(elem_id="weights")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -105,12 +106,25 @@ def photo_changed(image, photo: PosePhoto | None):
     return (PosePhoto(None if image is None else str(image)), BoxPick(), "", *empty_pose(), None)
 
 
+def _click_point(index, size: tuple[int, int]) -> tuple[float, float]:
+    """The clicked point (x, y) of a select event's ``index``, checked as a typed box is: two finite
+    numbers inside the photo of ``size`` (W, H) pixels (the browser sends no other; any HTTP caller
+    can). Raises gr.Error otherwise."""
+    try:
+        x, y = (float(v) for v in index[:2])
+    except (TypeError, ValueError):
+        raise gr.Error(f"A click is two numbers (x, y) in photo pixels, got {index!r}.", title="Invalid click") from None
+    if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= size[0] and 0 <= y <= size[1]):
+        raise gr.Error(f"The click ({x:g}, {y:g}) is outside the {size[0]}\u00d7{size[1]} photo.", title="Invalid click")
+    return x, y
+
+
 def pick_corner(image, photo: PosePhoto | None, pick: BoxPick | None, evt: gr.SelectData):
     """A click on the photo: the first click marks one corner, the second the opposite corner and
     makes the box -> (photo state, pick state, box text (unchanged after the first click), the
     photo with the corner or the box drawn, for the clicked image itself)."""
     photo = _photo(image, photo)
-    x, y = (float(v) for v in evt.index[:2])
+    x, y = _click_point(evt.index, _decode(photo.original).size)
     pick = pick if isinstance(pick, BoxPick) else BoxPick()
     if pick.first is None:
         photo, shown = _show(photo, corner=(x, y))

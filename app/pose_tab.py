@@ -48,7 +48,8 @@ def build_pose_tab(demo: gr.Blocks) -> None:
                 run = gr.Button("Estimate pose", variant="primary", elem_id="pose-run")
                 examples = write_examples()
                 gr.Examples([[str(examples[k])] for k in ("astronaut", "coffee", "chelsea") if k in examples],
-                            inputs=image, cache_examples=False, label="Examples (click one, then Estimate pose)")
+                            inputs=image, cache_examples=False, label="Examples (click one, then Estimate pose)",
+                            api_visibility="private")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="pose-weights")

@@ -65,7 +65,7 @@ class SegOutputs(NamedTuple):
     """Outputs of a segmentation run, in the order of the tab's output components."""
 
     overlay: Image.Image | None
-    classes: dict  # gr.CheckboxGroup update
+    classes: list[int] | dict  # the class indices shown (a value, for the API); :func:`class_filter` sets the choices
     legend: str
     details: str
     timings: pd.DataFrame
@@ -160,9 +160,17 @@ def _run(twins: Stage3Twins, image: Image.Image, model_name: str, mode: str, win
 
 def _outputs(view: SegView, opacity: float, show_windows: bool) -> SegOutputs:
     shown, full = _render(view, opacity, None, show_windows)
-    choices = _class_choices(view.result)
-    return SegOutputs(shown, gr.update(choices=choices, value=[v for _, v in choices]), legend_html(view.result),
+    return SegOutputs(shown, [v for _, v in _class_choices(view.result)], legend_html(view.result),
                       _seg_details(view.result), _timings_table(view), _seg_files(view, full), view)
+
+
+def class_filter(state: SegView | None) -> dict:
+    """The "Show classes" filter after a run: every class found (label 'name (area %)'), all ticked.
+    A separate (private) event, so that the public API returns the shown classes as a plain value."""
+    if not isinstance(state, SegView) or state.result is None:
+        return gr.update(choices=[], value=[])
+    choices = _class_choices(state.result)
+    return gr.update(choices=choices, value=[v for _, v in choices])
 
 
 def segment(image, model_name: str, mode: str, window_size: int, short_side, opacity: float, show_windows: bool,

@@ -42,7 +42,8 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                     compare = gr.Button("Time all three modes", elem_id="seg-compare")
                 examples = write_examples()
                 gr.Examples([[str(p)] for p in examples.values()], inputs=image, cache_examples=False,
-                            label="Examples (click one, then Segment)")
+                            label="Examples (click one, then Segment)",
+                            api_visibility="private")
                 gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="seg-weights")
@@ -70,13 +71,15 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
     inputs = [image, model, mode, window, short_side, opacity, show_windows, state]
     outputs = [overlay, classes, legend, details, timings, files, state]
     bind, session = panel.bind, panel.state
+    filter_choices = dict(fn=sh.class_filter, inputs=state, outputs=classes, api_visibility="private",
+                          show_progress="hidden")  # choices of the class filter: a value in the API, not an update
     run.click(bind(functools.partial(sh.segment, twins=twins), gpu=MEDIUM), [session, *inputs], outputs,
               api_name="segment",
               api_description="Semantic segmentation (ADE20K, 150 classes) of a photo: the overlay, the classes found "
                               "with their areas, timings, and downloads (overlay PNG, class-index mask PNG, areas "
-                              "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.")
+                              "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.").success(**filter_choices)
     compare.click(bind(functools.partial(sh.compare_modes, twins=twins), gpu=LONG), [session, *inputs], outputs,
-                  api_visibility="private")
+                  api_visibility="private").success(**filter_choices)
     redraw = dict(fn=sh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
     opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value

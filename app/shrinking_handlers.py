@@ -169,7 +169,7 @@ class ShrinkingView(NamedTuple):
     label: dict[str, float] | None
     details: str
     sweep: pd.DataFrame | None
-    layer: dict
+    layer: int | dict  # the layer shown, 1-based (a value, for the API); :func:`layer_range` sets the slider's range
     state: RunKey | None
 
 
@@ -192,8 +192,7 @@ def run_shrinking(image, model_name: str, keep_ratio: float = DEFAULT_KEEP_RATIO
     layer = min(max(int(layer), 1), len(run.trace))
     view = _layer_view(run, layer)
     return ShrinkingView(*view, label_scores(list(run.topk)), run_details(run, runs.get(1.0)),
-                         sweep_table(runs, keep_ratio), gr.update(minimum=1, maximum=len(run.trace), value=layer),
-                         RunKey(digest, model_name, keep_ratio, image))
+                         sweep_table(runs, keep_ratio), layer, RunKey(digest, model_name, keep_ratio, image))
 
 
 def change_keep_ratio(state: RunKey | None, keep_ratio: float, layer: int, repeats: int = REPEATS,
@@ -213,6 +212,15 @@ def show_layer(state: RunKey | None, layer: int, repeats: int = REPEATS, cache: 
         return LayerView(None, "", None)
     _, runs = get_runs(state.source, state.model_name, (state.keep_ratio,), repeats, cache, state.digest)
     return _layer_view(runs[state.keep_ratio], layer)
+
+
+def layer_range(state: RunKey | None, repeats: int = REPEATS, cache: LRUCache = TRACE_CACHE) -> dict:
+    """The layer slider's range after a run: 1 to the shown model's number of hourglass layers. A
+    separate (private) event, so that the public API returns the layer as a plain value."""
+    if state is None:
+        return gr.update()
+    _, runs = get_runs(state.source, state.model_name, (state.keep_ratio,), repeats, cache, state.digest)
+    return gr.update(minimum=1, maximum=len(runs[state.keep_ratio].trace))
 
 
 def empty_view() -> ShrinkingView:

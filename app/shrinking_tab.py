@@ -29,7 +29,8 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                                  height=300, elem_id="shrink-image")
                 examples = write_examples()
                 gr.Examples([[str(p)] for p in examples.values()], inputs=image, cache_examples=False,
-                            label="Examples (click one, then Run)")
+                            label="Examples (click one, then Run)",
+                            api_visibility="private")
                 model = gr.Dropdown(sh.light_model_choices(), value=sh.DEFAULT_LIGHT_MODEL, label="Light model",
                                     elem_id="shrink-model")
                 weights = gr.Markdown(elem_id="shrink-weights")
@@ -61,7 +62,9 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                  api_name="shrink",
                  api_description="Token shrinking of a light UniFormer (XXS / XS) on a photo at one keep ratio: the "
                                  "kept and fused tokens of one hourglass layer, tokens per layer, the top-5 classes, "
-                                 "and every keep ratio's top class and latency.")
+                                 "and every keep ratio's top class and latency.").success(
+        bind(sh.layer_range, gpu=SHORT), [session, state], layer, api_visibility="private",
+        show_progress="hidden")  # the slider's range: the API returns the layer as a value, not an update
     keep_ratio.change(bind(sh.change_keep_ratio, gpu=MEDIUM), [session, state, keep_ratio, layer], run_outputs,
                       api_visibility="private")
     layer.change(bind(sh.show_layer, gpu=SHORT), [session, state, layer], [overlay, caption, chart],

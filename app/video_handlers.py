@@ -21,8 +21,6 @@ switches then. The weights line always names the weights that run.
 from __future__ import annotations
 
 import html
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -45,10 +43,11 @@ from uniformer.inference_video import (VIEW_CHOICES, VideoPrediction, Views, des
 from uniformer.models.digits import MOVING_DIGITS_MODEL
 
 from . import errors
+from .cache import result_dir
 from .digits_handlers import project_weights_text
 from .examples import (MOVING_DIGITS_EXAMPLES_CREDIT, VIDEO_EXAMPLE_FILES, VIDEO_EXAMPLES_CREDIT, example_samples,
                        video_example_clips, write_moving_digits_examples, write_video_examples)
-from .handlers import (RELATIVE_NOTE, TOPK, ModelStatus, default_device, is_project_model, is_relative,
+from .handlers import (LOW_SCORES_NOTE, TOPK, ModelStatus, default_device, has_low_scores, is_project_model,
                        label_scores, model_line, render_status, trained_on_note)
 from .models import get_model
 
@@ -70,9 +69,6 @@ _DEMO_NOTE = {DEFAULT_VIDEO_MODEL: (
     " The official Hub demo of this checkpoint normalizes with ImageNet statistics, takes every 16th frame "
     "(the model was trained on every 8th) and wraps frame indices around on short videos, which scrambles their "
     "order; this tab follows the training and test pipeline instead.")}
-
-_OUT_DIR = Path(tempfile.gettempdir()) / "uniformer_video_explain"
-
 
 def example_clips(start: str) -> list[Path]:
     """The example clips in gallery order: the moving-digits clips first when the tab opens with
@@ -324,8 +320,8 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     if is_project_model(model_name):
         details = f"{trained_on_note(model_name)}  \n{details}"
     scores = label_scores(prediction.topk)
-    if is_relative(scores):
-        details += f"  \n<small>{RELATIVE_NOTE}</small>"
+    if has_low_scores(scores):
+        details += f"  \n<small>{LOW_SCORES_NOTE}</small>"
     return VideoResult(scores, details, views_table(prediction), clip_strip(clips), clip_timeline(clips),
                        _frame_image(session, 0), gr.update(value=1, maximum=t), None, _attention_caption(session),
                        session)
@@ -390,7 +386,7 @@ def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tup
     progress(0.1, desc="Grad-CAM: forward and gradient of the top class")
     cam = grad_cam(model, session.clip, target=session.target)
     progress(0.6, desc="writing the GIF and MP4 overlays")
-    stem = _OUT_DIR / f"gradcam_{session.model_name}_{uuid.uuid4().hex[:8]}"
+    stem = result_dir("uniformer_video_explain_") / f"gradcam_{session.model_name}"  # deleted after the TTL
     gif, mp4 = write_overlays(session.frames, cam.cam, stem, fps=session.fps, scale=display_scale(session))
     session.outputs += [str(gif), str(mp4)]
     grid = "\u00d7".join(str(s) for s in cam.raw.shape)

@@ -33,6 +33,7 @@ import gradio as gr
 from uniformer import CheckpointError
 
 from . import models
+from .cache import discard_upload
 from .gpu import gpu_task
 from .handlers import ModelStatus, model_status
 
@@ -117,12 +118,14 @@ def use_uploaded(file, model_name: str, session: SessionWeights,
     path = Path(file)
     size_mb = path.stat().st_size / models.MB
     if size_mb > MAX_CHECKPOINT_MB:
+        discard_upload(path)  # refused: not kept on disk until the TTL
         raise gr.Error(f"{path.name} is {size_mb:.0f} MB; checkpoints up to {MAX_CHECKPOINT_MB} MB can be uploaded. "
                        f"Put larger files in ${models.CHECKPOINT_DIR_ENV} on the server.", title="File too large")
     upload = models.UploadedCheckpoint(model_name, str(path), path.name, _sha256(path))
     with models.use_session({model_name: upload}):
         loaded = models.get_model(model_name)
     if loaded.model is None:
+        discard_upload(path)  # refused: not kept on disk until the TTL
         raise gr.Error(f"{path.name} cannot be used as weights of {model_name}: {loaded.error}",
                        title="Checkpoint not usable", print_exception=False)
     session = session.with_upload(upload)

@@ -65,6 +65,55 @@ def make_bad_images(directory: Path, photo: Path) -> dict[str, Path]:
     return files
 
 
+def make_odd_images(directory: Path, photo: Path) -> dict[str, Path]:
+    """Write valid but unusual images of the kinds users upload into ``directory`` -> {kind: path},
+    all made from ``photo`` so they hold a real scene: 'cmyk' (CMYK JPEG), 'sixteen_bit' (16-bit
+    grey PNG), 'grey' (8-bit grey PNG), 'rgba' (PNG with a transparent border), 'one_pixel' (1x1 PNG),
+    'wide' (3000x8 PNG), 'tall' (8x3000 PNG), 'animated' (3-frame GIF), 'exif_rotated' (JPEG stored
+    sideways with EXIF orientation 6) and 'megapixels_24' (6000x4000 JPEG). Every app tab must
+    answer each of them."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = Image.open(photo).convert("RGB")
+    files = {"cmyk": directory / "cmyk.jpg", "sixteen_bit": directory / "sixteen_bit.png", "grey": directory / "grey.png",
+             "rgba": directory / "rgba.png", "one_pixel": directory / "one_pixel.png", "wide": directory / "wide.png",
+             "tall": directory / "tall.png", "animated": directory / "animated.gif",
+             "exif_rotated": directory / "exif_rotated.jpg", "megapixels_24": directory / "megapixels_24.jpg"}
+    rgb.convert("CMYK").save(files["cmyk"], "JPEG", quality=90)
+    grey = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257  # the full 16-bit range
+    Image.fromarray(grey).save(files["sixteen_bit"])  # mode I;16
+    rgb.convert("L").save(files["grey"])
+    rgba = rgb.convert("RGBA")
+    alpha = Image.new("L", rgba.size, 0)
+    alpha.paste(255, (rgba.width // 8, rgba.height // 8, rgba.width * 7 // 8, rgba.height * 7 // 8))
+    rgba.putalpha(alpha)
+    rgba.save(files["rgba"])
+    rgb.resize((1, 1)).save(files["one_pixel"])
+    rgb.resize((3000, 8)).save(files["wide"])
+    rgb.resize((8, 3000)).save(files["tall"])
+    frames = [rgb.resize((160, 120)).rotate(angle) for angle in (0, 10, 20)]
+    frames[0].save(files["animated"], save_all=True, append_images=frames[1:], duration=100, loop=0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees clockwise to display
+    rgb.transpose(Image.Transpose.ROTATE_90).save(files["exif_rotated"], "JPEG", quality=90, exif=exif)
+    rgb.resize((6000, 4000), Image.BILINEAR).save(files["megapixels_24"], "JPEG", quality=80)
+    return files
+
+
+def make_unusable_files(directory: Path, photo: Path) -> dict[str, Path]:
+    """:func:`make_bad_images` plus what browsers and scripts also send as "images": 'html' (a web
+    page saved as .png) and 'svg' (a vector drawing, which the app cannot rasterize) -> {kind: path}.
+    Every app tab must refuse each with its own message in words."""
+    files = make_bad_images(directory, photo)
+    files["html"] = directory / "page.png"
+    files["html"].write_text("<!DOCTYPE html>\n<html><head><title>Cat</title></head><body><img src='cat.jpg'></body></html>\n")
+    files["svg"] = directory / "drawing.svg"
+    files["svg"].write_text("<?xml version='1.0'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'>"
+                            "<circle cx='32' cy='32' r='20' fill='red'/></svg>\n")
+    return files
+
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

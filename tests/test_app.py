@@ -60,12 +60,11 @@ def bad_images(tmp_path_factory, photo):
 
 def _assert_top5(result: handlers.ImageResult) -> None:
     assert len(result.label) == 5
-    probabilities = list(result.label.values())
-    if handlers.is_relative(result.label):  # near-uniform scores: real probabilities in the names, bars vs the best
-        assert max(probabilities) == 1.0 and handlers.RELATIVE_NOTE in result.details
-        bars = probabilities
-        probabilities = [float(k.rsplit(" \u00b7 ", 1)[1].rstrip(" %")) / 100 for k in result.label]
-        assert bars == pytest.approx([p / probabilities[0] for p in probabilities], rel=0.05)
+    probabilities = list(result.label.values())  # the real probabilities, whatever their size
+    if handlers.has_low_scores(result.label):  # near-uniform scores: the names carry them too
+        assert handlers.LOW_SCORES_NOTE in result.details
+        named = [float(k.rsplit(" \u00b7 ", 1)[1].rstrip(" %")) / 100 for k in result.label]
+        assert probabilities == pytest.approx(named, rel=0.05)
     assert all(0 <= p <= 1 for p in probabilities) and sum(probabilities) <= 1 + 1e-6
     assert probabilities == sorted(probabilities, reverse=True)
     assert " ms " in result.details and "**Device:** CPU" in result.details
@@ -224,13 +223,13 @@ def test_build_app_layout():
     assert "classify" in {d.get("api_name") for d in config["dependencies"]}
 
 
-def test_near_uniform_top_k_shows_real_percentages_with_relative_bars():
+def test_near_uniform_top_k_names_real_percentages_and_keeps_real_probabilities():
     from uniformer.inference import ClassScore
 
     sure = handlers.label_scores([ClassScore(0, "tabby", 0.9), ClassScore(1, "lynx", 0.05)])
-    assert sure == {"tabby": 0.9, "lynx": 0.05} and not handlers.is_relative(sure)
+    assert sure == {"tabby": 0.9, "lynx": 0.05} and not handlers.has_low_scores(sure)
     flat = handlers.label_scores([ClassScore(0, "tabby", 0.0014), ClassScore(1, "lynx", 0.0007)])
-    assert flat == {"tabby \u00b7 0.14 %": 1.0, "lynx \u00b7 0.070 %": 0.5} and handlers.is_relative(flat)
+    assert flat == {"tabby \u00b7 0.14 %": 0.0014, "lynx \u00b7 0.070 %": 0.0007} and handlers.has_low_scores(flat)
 
 
 def test_project_models_are_named_as_such_and_kept_out_of_the_photo_tabs():

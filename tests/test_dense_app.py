@@ -83,8 +83,8 @@ def test_model_choices():
 def test_segment_outputs_and_downloads(photo):
     out = sh.segment(photo, "upernet_global_small", "window", 2, 64, 0.6, True, None, twins=Stage3Twins())
     assert out.overlay.size == (120, 90)
-    choices = out.classes["choices"]
-    assert choices and out.classes["value"] == [v for _, v in choices]
+    choices = sh.class_filter(out.state)["choices"]  # the filter's choices: a private event after the run
+    assert choices and out.classes == sh.class_filter(out.state)["value"] == [v for _, v in choices]
     assert "%" in out.legend and "Inference:" in out.details
     assert "window: 6 windows of 2\u00d72" in out.details  # input 85x64: 5x4 stage-3 tokens
     assert list(out.timings["stage 3"]) == ["window"]
@@ -128,7 +128,7 @@ def test_rerender_hides_classes_without_running(photo):
     out = sh.segment(photo, "upernet_global_small", "global", 2, 64, 1.0, False, None, twins=Stage3Twins())
     shown, legend, files = sh.rerender(out.state, 1.0, [], False)
     assert np.array_equal(np.asarray(shown), np.asarray(Image.open(photo).convert("RGB")))
-    assert legend.count("line-through") == len(out.classes["choices"]) or "line-through" in legend
+    assert legend.count("line-through") == len(out.classes) or "line-through" in legend
     assert len(files) == 3
     assert sh.rerender(None, 0.5, [], True) == (None, "", None)
 

@@ -84,7 +84,7 @@ def test_layer_slider_and_keep_ratio_rerender_from_the_cache_without_a_forward(p
         ran = 1 + len(sh.KEEP_RATIOS) * REPEATS  # a warm-up, then each keep ratio of Table 23
         assert forwards[0] == ran
         n_layers = 8 + 2
-        assert view.layer == gr.update(minimum=1, maximum=n_layers, value=2)
+        assert view.layer == 2 and sh.layer_range(view.state, REPEATS, cache) == gr.update(minimum=1, maximum=n_layers)
         assert view.state.model_name == MODEL and view.state.keep_ratio == 0.5
         assert view.overlay.size == load_image(photo).size  # drawn on the photo itself (512 px: not downscaled)
 

@@ -98,7 +98,9 @@ def draw_boxes(image: Image.Image, boxes: Sequence[tuple[Box, str]], geometry: I
     fx, fy = image.size[0] / geometry.image_size[0], image.size[1] / geometry.image_size[1]
     width = width or max(2, round(min(image.size) / 200))
     for (x0, y0, x1, y1), colour in boxes:
-        draw.rectangle((x0 * fx, y0 * fy, x1 * fx - 1, y1 * fy - 1), outline=colour, width=width)
+        left, top = x0 * fx, y0 * fy
+        # a box under one pixel of the shown image (a 1x1 photo scaled up by the crop) stays a point
+        draw.rectangle((left, top, max(left, x1 * fx - 1), max(top, y1 * fy - 1)), outline=colour, width=width)
     return image
 
 

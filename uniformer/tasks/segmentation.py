@@ -37,7 +37,7 @@ from ..inference import RunInfo, autocast, synchronize
 from .common import require_model, scale_for_short_side, stage3_run, test_scale
 from ..models.uniformer import stage3_window_sizes
 
-__all__ = ["rescale_size", "test_input_size", "resize_uint8", "SegmentationInput", "preprocess_segmentation",
+__all__ = ["rescale_size", "test_input_size", "resize_uint8", "MIN_INPUT_SIDE", "SegmentationInput", "preprocess_segmentation",
            "resize_logits", "logits_to_mask", "stage3_grid", "stage3_window_boxes", "ClassArea",
            "SegmentationResult", "segment_image", "segmentation_scale", "STAGE3_MODES", "ModeComparison",
            "compare_stage3_modes"]
@@ -88,18 +88,30 @@ def resize_uint8(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SegmentationInput:
-    """A preprocessed image: ``tensor`` (1, 3, h, w) normalized float32; ``image_size`` (W, H) of
-    the original, ``input_size`` (w, h) of the network input."""
+    """A preprocessed image: ``tensor`` (1, 3, h', w') normalized float32; ``image_size`` (W, H) of
+    the original, ``input_size`` (w, h) of the resized image, at the top left of the tensor: the
+    tensor is larger (h' >= h, w' >= w, padded with the mean colour, 0 after normalization) only
+    where a side was under the network's minimum (see :func:`preprocess_segmentation`)."""
 
     tensor: torch.Tensor
     image_size: tuple[int, int]
     input_size: tuple[int, int]
 
 
+#: Smallest network input side (pixels) a UniFormer backbone takes: its total stride (stem 4, then three
+#: 2x2 patch embeddings), so that every stage keeps at least one token.
+MIN_INPUT_SIDE = 32
+
+
 def preprocess_segmentation(image: Image.Image, pretrained_cfg, scale: tuple[int, int] = (2048, 512),
-                            size_divisor: int | None = None) -> SegmentationInput:
+                            size_divisor: int | None = None, min_side: int = MIN_INPUT_SIDE) -> SegmentationInput:
     """Resize (keep-ratio to ``scale``; then align to ``size_divisor`` if given) and normalize an
-    RGB PIL image with ``pretrained_cfg.mean/std`` (of [0, 1] values) -> :class:`SegmentationInput`."""
+    RGB PIL image with ``pretrained_cfg.mean/std`` (of [0, 1] values) -> :class:`SegmentationInput`.
+
+    A side the resize leaves under ``min_side`` pixels (a 3000x8 strip becomes 2048x5 under
+    (2048, 512)) is padded right / bottom with the mean colour up to ``min_side``, so the backbone's
+    patch embeddings keep a token per stage; :func:`logits_to_mask` crops the padding off again.
+    Images the official protocol handles are not padded (the same tensor as before)."""
     rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32).copy()).permute(2, 0, 1)  # (3, H, W)
     w, h = image.size
     x = resize_uint8(rgb, rescale_size((w, h), scale))
@@ -107,8 +119,12 @@ def preprocess_segmentation(image: Image.Image, pretrained_cfg, scale: tuple[int
         x = resize_uint8(x, test_input_size((w, h), scale, size_divisor))
     mean = torch.tensor(pretrained_cfg.mean).view(3, 1, 1) * 255
     std = torch.tensor(pretrained_cfg.std).view(3, 1, 1) * 255
-    x = (x - mean) / std
-    return SegmentationInput(x[None].contiguous(), (w, h), (x.shape[-1], x.shape[-2]))
+    x = (x - mean) / std  # (3, h, w)
+    content = (x.shape[-1], x.shape[-2])
+    pad_w, pad_h = max(0, min_side - content[0]), max(0, min_side - content[1])
+    if pad_w or pad_h:
+        x = F.pad(x, (0, pad_w, 0, pad_h))  # (3, max(h, min_side), max(w, min_side)), 0 = the mean colour
+    return SegmentationInput(x[None].contiguous(), (w, h), content)
 
 
 def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -130,15 +146,20 @@ def _strip_grid(out_hw: tuple[int, int], in_hw: tuple[int, int], rows: range, de
 
 
 def logits_to_mask(logits: torch.Tensor, input_hw: tuple[int, int], image_hw: tuple[int, int],
-                   max_elements: int = 2 ** 26) -> tuple[torch.Tensor, torch.Tensor]:
+                   max_elements: int = 2 ** 26, content_hw: tuple[int, int] | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The official two resizes then softmax / argmax: logits (1, C, h/4, w/4) -> bilinear to
     ``input_hw`` -> bilinear to ``image_hw`` -> (class map (H, W) int64, max probability (H, W) float32).
+    ``content_hw``: (h, w) of the image inside a padded input (:func:`preprocess_segmentation`),
+    cropped from the top left after the first resize (None: the whole input).
 
     When the full-size (C, H, W) probability volume would exceed ``max_elements`` values, the second
     resize is computed in horizontal strips with ``grid_sample`` (the same bilinear formula), so
     large photos need no gigabytes.
     """
     logits = resize_logits(logits.float(), input_hw)
+    if content_hw is not None and tuple(content_hw) != tuple(logits.shape[-2:]):
+        logits = logits[..., :content_hw[0], :content_hw[1]]  # (1, C, h, w): the padding cropped off
     if logits.shape[-2:] == tuple(image_hw):
         probs = logits.softmax(1)[0]
         conf, mask = probs.max(0)
@@ -330,7 +351,8 @@ def segment_image(model: torch.nn.Module, image, stage3_attention: str | None = 
         logits = run(x)
     synchronize(dev)
     t2 = time.perf_counter()
-    mask, conf = logits_to_mask(logits, x.shape[-2:], (inp.image_size[1], inp.image_size[0]))
+    mask, conf = logits_to_mask(logits, x.shape[-2:], (inp.image_size[1], inp.image_size[0]),
+                                content_hw=(inp.input_size[1], inp.input_size[0]))
     t3 = time.perf_counter()
     labels = get_labels(pcfg.label_set)
     dtype = np.uint8 if len(labels) <= 256 else np.int32
