@@ -32,7 +32,7 @@ from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, detect_
                                        draw_detections)
 
 from .dense_handlers import _decode, _display_size, _need_image, _out_dir
-from .dense_models import Stage3Twins, is_light_detector
+from .dense_models import LIGHT_STAGE3_NOTE, Stage3Twins, is_light_detector
 from .handlers import default_device, device_label, model_line
 from . import errors
 from .models import CHECKPOINT_DIR_ENV, get_model
@@ -134,8 +134,7 @@ def mode_update(model_name: str) -> dict:
     """The stage-3 radio for ``model_name``: hybrid (the official setting) and enabled for the S / B
     detectors; global and disabled, with a note, for the light ones (hourglass blocks, no windows)."""
     if is_light_detector(model_name):
-        return gr.update(value="global", interactive=False,
-                         info="light-weight backbone (XXS / XS): hourglass stage-3 blocks, no windows to switch")
+        return gr.update(value="global", interactive=False, info=LIGHT_STAGE3_NOTE)
     return gr.update(value="hybrid", interactive=True,
                      info=f"official: hybrid ({WINDOW_SIZE}\u00d7{WINDOW_SIZE} windows, every 4th block global)")
 

@@ -49,7 +49,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="det-weights")
                 banner = gr.HTML(elem_id="det-weights-banner")
-                panel = build_weights_panel(model, weights, banner, "det")
+                panel = build_weights_panel(demo, model, weights, banner, "det")
                 overlay = gr.Image(label="Detections (masks, boxes, class and score)", type="pil", interactive=False,
                                    height=440, elem_id="det-overlay", format="png")
                 with gr.Row():
@@ -89,8 +89,6 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     classes.input(**redraw)
     show_masks.input(**redraw)
     show_labels.input(**redraw)
-    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
-          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(xd.mode_update, model, mode, api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change, short_side.change, precision.change], xd.empty_detection, None, outputs,
           api_visibility="private", show_progress="hidden")

@@ -6,7 +6,6 @@ import functools
 import gradio as gr
 
 from . import segmentation_handlers as sh
-from . import handlers
 from .components import NumericRadio, RawImage
 from .gpu import LONG, MEDIUM
 from .weights import build_weights_panel
@@ -47,7 +46,7 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="seg-weights")
                 banner = gr.HTML(elem_id="seg-weights-banner")
-                panel = build_weights_panel(model, weights, banner, "seg")
+                panel = build_weights_panel(demo, model, weights, banner, "seg")
                 overlay = gr.Image(label="Segmentation (ADE20K palette)", type="pil", interactive=False, height=440,
                                    elem_id="seg-overlay", format="png")
                 with gr.Row():
@@ -82,7 +81,6 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
     opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value
     classes.input(**redraw)
     show_windows.input(**redraw)
-    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
-          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    model.change(sh.mode_update, model, [mode, window], api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change, short_side.change], sh.empty_segmentation, None, outputs,
           api_visibility="private", show_progress="hidden")
