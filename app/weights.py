@@ -33,7 +33,7 @@ import gradio as gr
 
 from uniformer import CheckpointError
 
-from . import models
+from . import errors, models
 from .gpu import gpu_task
 from .handlers import ModelStatus, model_status
 
@@ -138,14 +138,12 @@ def use_uploaded(file, model_name: str, session: SessionWeights) -> SessionWeigh
     path = Path(file)
     size_mb = path.stat().st_size / models.MB
     if size_mb > MAX_CHECKPOINT_MB:
-        raise gr.Error(f"{path.name} is {size_mb:.0f} MB; checkpoints up to {MAX_CHECKPOINT_MB} MB can be uploaded. "
-                       f"Put larger files in ${models.CHECKPOINT_DIR_ENV} on the server.", title="File too large")
+        raise errors.checkpoint_too_large(path.name, size_mb, MAX_CHECKPOINT_MB, model_name)
     upload = models.UploadedCheckpoint(model_name, str(path), path.name, _sha256(path))
     with models.use_session({model_name: upload}):
         loaded = models.get_model(model_name)
     if loaded.model is None:
-        raise gr.Error(f"{path.name} cannot be used as weights of {model_name}: {loaded.error}",
-                       title="Checkpoint not usable", print_exception=False)
+        raise errors.checkpoint_refused(path.name, model_name, loaded.error)
     return session.with_upload(upload)
 
 

@@ -4,6 +4,7 @@ download goes through the library (offline: its clear error; from a local Hub ca
 every session)."""
 from __future__ import annotations
 
+import subprocess
 
 import gradio as gr
 import huggingface_hub.constants as hf_constants
@@ -14,7 +15,7 @@ from hubcache import add_to_hub_cache, official_state_dict
 import uniformer
 from app import handlers, models
 from app.examples import write_examples
-from app.weights import (STATUS_DELAY_ENV, SessionWeights, WeightsPanel, download_official, forget_upload,
+from app.weights import (MAX_CHECKPOINT_MB, STATUS_DELAY_ENV, SessionWeights, WeightsPanel, download_official, forget_upload,
                          show_status, use_uploaded)
 
 DIGITS = "uniformer_xxs_digits"  # ships project-trained weights: the shared model
@@ -159,3 +160,41 @@ def test_a_slow_status_can_be_forced_for_the_race_test(monkeypatch):
     started = time.perf_counter()
     show_status(SessionWeights(), DIGITS)
     assert time.perf_counter() - started >= 0.3
+
+
+def test_huge_and_zero_filled_checkpoints_get_one_whole_message_with_what_a_visitor_can_do(fresh_cache, tmp_path):
+    """Issue 20 #5: a 1000 MB zero-filled .pth (sparse: no real bytes written) is refused in whole
+    words, without PyTorch's paragraph cut mid-word, and the message says what a visitor of a Space
+    can do; a file over the limit keeps the operator's route in a collapsed detail."""
+    zeros = tmp_path / "zeros.pth"
+    subprocess.run(["truncate", "-s", "1000M", str(zeros)], check=True)
+    with pytest.raises(gr.Error) as info:
+        use_uploaded(str(zeros), LIGHT, SessionWeights())
+    message = info.value.message
+    assert info.value.title == "Checkpoint not usable"
+    assert message.startswith(f"zeros.pth cannot be used as weights of {LIGHT}: InvalidCheckpointError: zeros.pth is "
+                              "not a readable PyTorch checkpoint")
+    assert "we changed the default valu" not in message and "In PyTorch 2.6" not in message
+    assert "legacy .tar format.)" in message  # the cause's first sentence, whole
+    assert '"Download official weights"' in message and f"Upload a checkpoint file of {LIGHT}" in message
+    assert str(tmp_path) not in message
+
+    big = tmp_path / "big.pth"
+    subprocess.run(["truncate", "-s", f"{MAX_CHECKPOINT_MB + 1}M", str(big)], check=True)
+    with pytest.raises(gr.Error) as info:
+        use_uploaded(str(big), LIGHT, SessionWeights())
+    message = info.value.message
+    assert info.value.title == "File too large" and message.startswith(f"big.pth is {MAX_CHECKPOINT_MB + 1} MB")
+    visible, detail = message.split("<details>", 1)
+    assert '"Download official weights"' in visible and "UNIFORMER_CHECKPOINT_DIR" not in visible
+    assert detail.startswith("<summary>Running the app yourself</summary>") and "$UNIFORMER_CHECKPOINT_DIR" in detail
+
+
+def test_the_untrained_banner_tells_visitors_what_they_can_do_and_operators_more():
+    loaded = models.LoadedModel(LIGHT, torch.nn.Linear(1, 1), fallback_reason="offline")
+    banner = handlers.render_status(loaded).banner
+    visible = banner.split("<details>", 1)[0]
+    assert "Download official weights" in visible and "upload a checkpoint file" in visible
+    assert "UNIFORMER_CHECKPOINT_DIR" not in visible and "HF_HUB_OFFLINE" not in visible
+    operator = banner.split("<summary>Running the app yourself</summary>", 1)[1].split("</details>", 1)[0]
+    assert "$UNIFORMER_CHECKPOINT_DIR" in operator and f"python -m uniformer download {LIGHT}" in operator

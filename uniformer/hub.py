@@ -168,7 +168,7 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, probe
         except Exception as e:  # transport errors (httpx): name resolution, refused, timeout, TLS
             raise CheckpointNotAvailableError(
                 f"{repo_id}/{filename} is not in the local Hugging Face cache and the Hub "
-                f"({constants.ENDPOINT}) cannot be reached ({type(e).__name__}: {' '.join(str(e).split())[:120]}). "
+                f"({constants.ENDPOINT}) cannot be reached ({type(e).__name__}: {brief(' '.join(str(e).split()))}). "
                 f"Connect to the internet to download it, or download it yourself and pass checkpoint_path=... "
                 f"(CLI: --checkpoint PATH).") from e
     try:
@@ -245,7 +245,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise InvalidCheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt: "
-                                     f"{type(e).__name__}: {str(e)[:120]}); export or download it again") from e
+                                     f"{type(e).__name__}: {brief(str(e))}); export or download it again") from e
 
 
 def read_export_config(path: str | os.PathLike) -> dict | None:
@@ -269,7 +269,7 @@ def read_export_config(path: str | os.PathLike) -> dict | None:
                 text = (f.metadata() or {}).get(EXPORT_METADATA_KEY)
         except (SafetensorError, OSError, ValueError) as e:
             raise InvalidCheckpointError(f"{path} is not a readable safetensors file ({type(e).__name__}: "
-                                         f"{str(e)[:120]})") from e
+                                         f"{brief(str(e))})") from e
     sibling = path.parent / EXPORT_CONFIG_NAME
     if text is None and sibling.is_file():
         text = sibling.read_text(encoding="utf-8")
@@ -284,6 +284,18 @@ def read_export_config(path: str | os.PathLike) -> dict | None:
     if not isinstance(config.get("model_name"), str) or not isinstance(config.get("config"), dict):
         raise InvalidCheckpointError(f"the export config of {path} lacks 'model_name' or 'config'")
     return config
+
+
+def brief(message: str, limit: int = 120) -> str:
+    """The first sentence of ``message`` (an underlying library's error text), at most ``limit``
+    characters, cut between words with an ellipsis, never inside a word: what an error message of
+    ours quotes of its cause."""
+    first = message.strip().splitlines()[0].strip() if message.strip() else ""
+    end = first.find(". ")
+    first = first[:end + 1] if end >= 0 else first
+    if len(first) <= limit:
+        return first
+    return first[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + "\u2026"
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -312,8 +324,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise InvalidCheckpointError(f"{path} is not a PyTorch checkpoint ({type(e).__name__})") from e
     except (RuntimeError, EOFError, KeyError, ValueError, OSError, AttributeError, IndexError) as e:
         raise InvalidCheckpointError(
-            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt or another file type: "
-            f"{type(e).__name__}: {str(e)[:120]}); download it again") from e
+            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt or another file type; "
+            f"torch.load: {type(e).__name__}: {brief(str(e))}); download it again") from e
     return unwrap_state_dict(obj, str(path))
 
 
