@@ -35,7 +35,7 @@ from .dense_handlers import _decode, _display_size, _need_image, _out_dir
 from .dense_models import LIGHT_STAGE3_NOTE, Stage3Twins, is_light_detector
 from .handlers import default_device, device_label, model_line
 from . import errors
-from .models import CHECKPOINT_DIR_ENV, get_model
+from .models import get_model, how_to_get_weights, operator_weights_route
 
 __all__ = ["MODES", "WINDOW_SIZE", "SHORT_SIDES", "OFFICIAL_SCORE_THR", "DEFAULT_SHOW_THR", "MAX_DETECT_SIDE",
            "PERSON_SCORE_THR", "MAX_PERSONS", "TABLE_COLUMNS", "DetView", "DetOutputs", "RedrawOutputs", "scale_for",
@@ -328,9 +328,9 @@ def detector_note(detector_name: str) -> str:
         return f"\u274c The weights of {detector_name} could not be loaded: {loaded.error}"
     if not _trained(loaded.model):
         return (f"\u26a0\ufe0f {detector_name} has no trained weights here, so its person boxes would be meaningless "
-                f"and are not used: the pose runs on the box above (or the whole image). To use it, save its "
-                f"official checkpoint (Google Drive, Sense-X/UniFormer object_detection/README.md) as "
-                f"${CHECKPOINT_DIR_ENV}/{detector_name}.pth and restart the app.")
+                f"and are not used: the pose runs on the box above (or the whole image). To use it: "
+                f"{how_to_get_weights(detector_name)}  \n<details><summary>Running the app yourself</summary>"
+                f"{operator_weights_route(detector_name)}</details>")
     return (f"{detector_name}: {loaded.weights.describe(full_paths=False)}. **Find people** fills the box with its person "
             f"detections scoring \u2265 {PERSON_SCORE_THR} (at most {MAX_PERSONS}).")
 

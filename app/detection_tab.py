@@ -75,7 +75,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     bind, session = panel.bind, panel.state
     run.click(bind(functools.partial(xd.detect, twins=twins), gpu=LONG),
               [session, image, model, mode, short_side, thr, opacity, show_masks, show_labels, precision], outputs,
-              api_name="detect", api_description=(
+              api_name="detect", show_progress_on=overlay, api_description=(
         "Object detection and instance segmentation (COCO, 80 classes) of a photo: the drawing, the classes found, a "
         "table of detections (box in photo pixels, class, score), per-step timings, and downloads (PNG; COCO "
         "results JSON with RLE masks). thr: lowest score shown; precision: 'fp32', 'bf16' (default where the hardware "

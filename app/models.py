@@ -118,7 +118,7 @@ def how_to_get_weights(name: str) -> str:
     if p.hub:
         return (f"open \"Weights\" and click \"Download official weights\" (the official Hub checkpoint "
                 f"{p.hub_repo_id}/{p.hub_filename}, for every user), or {upload}.")
-    hint = f" ({p.download_hint})" if p.download_hint else ""
+    hint = f" ({p.download_hint.rstrip('. ')})" if p.download_hint else ""
     return f"download its official checkpoint yourself{hint}, then open \"Weights\" and {upload}."
 
 

@@ -66,7 +66,7 @@ def build_pose_tab(demo: gr.Blocks) -> None:
     outputs = [overlay, table, details, files]
     bind, session = panel.bind, panel.state
     run.click(bind(ph.estimate_live, gpu=MEDIUM), [session, image, model, box, flip, threshold, photo],
-              [*outputs, last_run], api_name="pose",
+              [*outputs, last_run], api_name="pose", show_progress_on=overlay,
               api_description="Top-down pose estimation (COCO, 17 keypoints) of the people in a photo: box_text is "
                               "'x, y, width, height' in pixels (several separated by ';'; empty: the whole image). "
                               "Returns the drawing, a table of keypoints (pixels, score), and downloads (PNG, JSON).")

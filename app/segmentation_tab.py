@@ -70,12 +70,12 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
     outputs = [overlay, classes, legend, details, timings, files, state]
     bind, session = panel.bind, panel.state
     run.click(bind(functools.partial(sh.segment, twins=twins), gpu=MEDIUM), [session, *inputs], outputs,
-              api_name="segment",
+              api_name="segment", show_progress_on=overlay,
               api_description="Semantic segmentation (ADE20K, 150 classes) of a photo: the overlay, the classes found "
                               "with their areas, timings, and downloads (overlay PNG, class-index mask PNG, areas "
                               "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.")
     compare.click(bind(functools.partial(sh.compare_modes, twins=twins), gpu=LONG), [session, *inputs], outputs,
-                  api_visibility="private")
+                  api_visibility="private", show_progress_on=overlay)
     redraw = dict(fn=sh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
     opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value

@@ -83,6 +83,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
     outputs = [label, details, table, strip, timeline, frame, slider, attention, attention_caption, state]
     bind, session = panel.bind, panel.state
     button.click(bind(vh.classify_video, gpu=LONG), [session, video, model, views], outputs, api_name="classify_video",
+                 show_progress_on=label,
                  api_description="Classify a video with the checkpoint's official frame sampling and test views "
                                  "(views: 'CLIPSxCROPS', e.g. '4x1'): the top-5 classes (views averaged), per-view "
                                  "probabilities, the frames the model saw and where they sit in the video.")
