@@ -11,6 +11,9 @@ values and ranges, radio states, the weights line (issue 20, items 3 and 7).
   global, as Detection does; S gets them back.
 - Image classification, Detection, Pose, Token shrinking: a model switch after a result clears it,
   and the next result names the new model.
+- One clear message per failure (item 5): a refused checkpoint, an unreadable photo in Pose, a file
+  that is not a video: one toast each, saying what to do; no "Error" pill over the weights line,
+  at most one over a tab's results.
 - The weights line after a model change and an upload racing it (a slowed status, forced with
   ``$UNIFORMER_STATUS_DELAY_S``): the upload's line stays.
 
@@ -19,6 +22,7 @@ Screenshots of each tab after its sequence: /tmp/shots/controls-<tab>.png.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -305,3 +309,62 @@ def test_an_upload_right_after_a_model_change_stays_on_the_weights_line(slow_sta
     assert "local file `my_xxs.pth`" in weights.inner_text() or "local file my_xxs.pth" in weights.inner_text()
     assert "untrained" not in page.locator("#weights-banner").inner_text()
     assert not _toasts(page), _toasts(page)
+
+
+def _error_pills(page, within: str) -> list[str]:
+    """The ids of the components showing Gradio's red "Error" status pill inside ``within`` (a
+    CSS selector)."""
+    return page.evaluate("""within => [...document.querySelectorAll(within + ' [data-testid=status-tracker]')]
+        .filter(e => !e.classList.contains('hide') && e.innerText.trim() === 'Error')
+        .map(e => (e.closest('[id]') || {}).id)""", within)
+
+
+def test_one_clear_message_per_failure(server, page, tmp_path):
+    """A zero-filled .pth (sparse; the 1000 MB one is refused the same way in tests/test_weights.py),
+    an unreadable photo in Pose and a text file given as a video: one toast each, in whole words,
+    saying what a visitor can do; the weights line keeps its text, no panel is covered by pills."""
+    zeros = tmp_path / "zeros.pth"
+    subprocess.run(["truncate", "-s", "8M", str(zeros)], check=True)
+    page.goto(server)
+    weights = page.locator("#weights")
+    weights.get_by_text("official file").wait_for()
+    page.locator("#image-weights-panel").get_by_text("Weights: official download").click()
+    page.locator("#image-checkpoint input[type=file]").set_input_files(str(zeros))
+    toast = page.locator(".toast-body")
+    expect(toast).to_have_count(1)
+    expect(toast).to_contain_text("zeros.pth cannot be used as weights of uniformer_small_in1k")
+    expect(toast).to_contain_text("legacy .tar format.")
+    expect(toast).to_contain_text("Download official weights")
+    assert "we changed the default" not in toast.inner_text()
+    assert "official file" in weights.inner_text() and _error_pills(page, "#weights") == []
+    assert _error_pills(page, "#weights-banner") == []
+    _shot(page, "refused-checkpoint")
+    page.locator(".toast-body button").first.click()  # close it
+    expect(toast).to_have_count(0)
+
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("these are my notes, not a photo\n" * 20)
+    page.get_by_role("tab", name="Pose").click()
+    page.locator("#pose-weights").get_by_text("Weights:").wait_for()
+    page.locator("#pose-image input[type=file]").set_input_files(str(notes))
+    page.click("#pose-run")
+    expect(toast).to_have_count(1)
+    expect(toast).to_contain_text("This file cannot be used as an image: notes.jpg is not an image file")
+    expect(toast.locator(".toast-count")).to_have_count(0)  # said once
+    for panel in ("pose-table", "pose-details", "pose-files"):  # at most the drawing's place says "Error"
+        assert _error_pills(page, f"#{panel}") == [], panel
+    _shot(page, "pose-bad-photo")
+    page.locator(".toast-body button").first.click()
+    expect(toast).to_have_count(0)
+
+    clip = tmp_path / "notes.mp4"
+    clip.write_text("these are my notes, not a video\n" * 20)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-input input[type=file]").set_input_files(str(clip))
+    expect(toast).to_have_count(1)  # one toast (the player's own "not playable" joins ours in it)
+    expect(toast).to_contain_text("This file cannot be used as a video: notes.mp4 is not a video file")
+    page.click("#video-classify")
+    expect(toast).to_contain_text("This file cannot be used as a video: notes.mp4")
+    for panel in ("video-details", "video-views-table", "video-strip", "video-timeline", "video-attn-frame"):
+        assert _error_pills(page, f"#{panel}") == [], panel  # at most the answer's place says "Error"
+    _shot(page, "video-bad-file")
