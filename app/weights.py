@@ -10,6 +10,12 @@ that name, every other session keeps the shared one. Uploaded models live in the
 cache (bounded in bytes, :func:`app.models.model_cache`), keyed by the file's SHA-256; an evicted one
 reloads from the uploaded file on demand.
 
+Order: the panel's actions (upload, download, shared weights) write only the session state; the
+weights line and banner have one writer, :func:`show_status`, run on page load, a model change and
+a change of that state as one Gradio event with ``trigger_mode="always_last"`` (once at a time per
+session, rerun with the latest trigger), so a slow model change can never write an older line over
+a newer upload's (issue 20).
+
 Uploads are read by the library's safe loader (``uniformer.create_model(name, checkpoint_path=...)``):
 an invalid, unsafe (pickled code) or mismatching file gets its clear error and changes nothing.
 Checkpoint files may be up to :data:`MAX_CHECKPOINT_MB` MB (the largest official ones are ~0.6 GB);
@@ -38,7 +44,8 @@ from .gpu import gpu_task
 from .handlers import ModelStatus, model_status
 
 __all__ = ["MAX_CHECKPOINT_MB", "CHECKPOINT_TYPES", "PRELOAD_ENV", "STATUS_DELAY_ENV", "SessionWeights",
-           "WeightsPanel", "build_weights_panel", "show_status", "use_uploaded", "forget_upload", "download_official", "start_preload"]
+           "WeightsPanel", "build_weights_panel", "show_status", "use_uploaded", "forget_upload", "download_official",
+           "start_preload"]
 
 #: Largest checkpoint file (MB) the panel accepts.
 MAX_CHECKPOINT_MB = 1024
@@ -156,8 +163,8 @@ def download_official(model_name: str, session: SessionWeights,
                       progress=gr.Progress(track_tqdm=True)) -> SessionWeights:
     """Fetch the official checkpoint of ``model_name`` (the library's download, progress bars shown)
     and make it the shared model; this session drops its upload for that name so the official file
-    is live. Returns the new session state. Raises gr.Error with the library's message when the file cannot be had (no network: at
-    once) or is refused."""
+    is live. Returns the new session state. Raises gr.Error with the library's message when the
+    file cannot be had (no network: at once) or is refused."""
     progress(0, desc=f"Fetching the official weights of {model_name}")
     try:
         models.load_official(model_name)

@@ -30,6 +30,7 @@ import pytest
 import torch
 from appfiles import app_server, browser_page, chromium_browser, running_app, wait_until_up
 from playwright.sync_api import expect
+from test_explain_e2e import _click_canvas
 
 import uniformer
 from app.examples import write_examples
@@ -92,20 +93,20 @@ def _toasts(page) -> list[str]:
     return page.locator(".toast-body").all_inner_texts()
 
 
-def _click_canvas(page, fx: float, fy: float) -> None:
-    """Click the Explain picture at fractions (fx, fy) of the picture (Gradio draws it centred,
-    scaled by min(box / natural size, 1))."""
-    img = page.locator("#explain-canvas img")
-    box = img.bounding_box()
-    natural_w, natural_h = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
-    scale = min(box["width"] / natural_w, box["height"] / natural_h, 1)
-    left, top = (box["width"] - natural_w * scale) / 2, (box["height"] - natural_h * scale) / 2
-    img.click(position={"x": left + natural_w * scale * fx, "y": top + natural_h * scale * fy})
-
-
 def _upload_image(page, component: str, path: Path) -> None:
     page.locator(f"#{component} input[type=file]").set_input_files(str(path))
     page.locator(f"#{component} img[src*='{path.name}']").wait_for(state="attached")
+
+
+def _result_then_switch(page, run: str, details: str, dropdown: str, first: str, second: str):
+    """Click ``#run``; the details ``#details`` name model ``first``; pick ``second`` in
+    ``#dropdown``: the result goes. Returns the details locator."""
+    page.click(f"#{run}")
+    shown = page.locator(f"#{details}")
+    expect(shown).to_contain_text(f"Model: {first}")
+    _pick(page, dropdown, second)
+    expect(shown).to_have_text("")
+    return shown
 
 
 def test_explain_head_slider_follows_the_layer_in_the_same_event(server, page):
@@ -216,11 +217,7 @@ def test_image_model_switch_after_a_result(server, page):
     page.goto(server)
     page.locator("#weights").get_by_text("official file").wait_for()
     _upload_image(page, "input-image", write_examples()["chelsea"])
-    page.click("#classify")
-    details = page.locator("#details")
-    expect(details).to_contain_text("Model: uniformer_small_in1k")
-    _pick(page, "model", "uniformer_xxs_128_in1k")
-    expect(details).to_have_text("")
+    details = _result_then_switch(page, "classify", "details", "model", "uniformer_small_in1k", "uniformer_xxs_128_in1k")
     expect(page.locator("#top-classes [data-testid$='-confidence-set']")).to_have_count(0)
     expect(page.locator("#weights")).to_contain_text("untrained")
     page.click("#classify")
@@ -238,11 +235,7 @@ def test_detection_and_pose_model_switch_after_a_result(server, page):
     expect(_radio(page, "det-mode", "hybrid")).to_be_disabled()
     _upload_image(page, "det-image", write_examples()["coffee"])
     page.locator("#det-scale label").last.click()  # the fastest resolution
-    page.click("#det-run")
-    details = page.locator("#det-details")
-    expect(details).to_contain_text("Model: mask_rcnn_1x_xxs")
-    _pick(page, "det-model", "mask_rcnn_1x_hybrid_small")
-    expect(details).to_have_text("")
+    _result_then_switch(page, "det-run", "det-details", "det-model", "mask_rcnn_1x_xxs", "mask_rcnn_1x_hybrid_small")
     expect(_radio(page, "det-mode", "hybrid")).to_be_checked()
     expect(_radio(page, "det-mode", "window")).to_be_enabled()
     _shot(page, "detection")
@@ -250,11 +243,8 @@ def test_detection_and_pose_model_switch_after_a_result(server, page):
     page.get_by_role("tab", name="Pose").click()
     page.locator("#pose-weights").get_by_text("Weights:").wait_for()
     _upload_image(page, "pose-image", write_examples()["astronaut"])
-    page.click("#pose-run")
-    pose_details = page.locator("#pose-details")
-    expect(pose_details).to_contain_text("Model: top_down_256x192_global_small")
-    _pick(page, "pose-model", "top_down_384x288_global_small")
-    expect(pose_details).to_have_text("")
+    pose_details = _result_then_switch(page, "pose-run", "pose-details", "pose-model", "top_down_256x192_global_small",
+                                       "top_down_384x288_global_small")
     page.click("#pose-run")
     expect(pose_details).to_contain_text("Model: top_down_384x288_global_small")
     _shot(page, "pose")
