@@ -41,8 +41,9 @@ def _operator_detail(text: str) -> str:
 def checkpoint_refused(filename: str, model_name: str, error: str | None) -> gr.Error:
     """An uploaded checkpoint the safe loader refused; ``error`` is the loader's message (the file
     named, no server path). Says what a visitor can do: upload the right file or download."""
-    name, why = html.escape(filename, quote=False), html.escape(error or "", quote=False)
-    return gr.Error(f"{name} cannot be used as weights of {model_name}: {why}  "
+    name, why = html.escape(filename, quote=False), html.escape((error or "").rstrip(), quote=False)
+    why += "" if why.endswith((".", "!", "?")) else "."
+    return gr.Error(f"{name} cannot be used as weights of {model_name}: {why} "
                     f"Upload a checkpoint file of {model_name} (official or this project's export), or use "
                     f"\"Download official weights\".", title="Checkpoint not usable", print_exception=False)
 
