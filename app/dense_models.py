@@ -23,7 +23,7 @@ from uniformer.models.light import is_light
 from .models import LoadedModel, get_model, model_cache
 
 __all__ = ["DEFAULT_SEG_MODEL", "DEFAULT_POSE_MODEL", "DEFAULT_DET_MODEL", "seg_model_choices", "pose_model_choices",
-           "det_model_choices", "is_light_detector", "Stage3Twins"]
+           "det_model_choices", "is_light_detector", "LIGHT_STAGE3_NOTE", "Stage3Twins"]
 
 #: Segmentation model selected when the tab opens: the one official dense checkpoint on the Hub
 #: (ControlNet's segmentation annotator).
@@ -54,6 +54,10 @@ def is_light_detector(name: str) -> bool:
     """Whether detector ``name`` has a light-weight (XXS / XS) backbone: hourglass stage-3 blocks,
     so no windowed attention to switch."""
     return is_light(name)
+
+
+#: What the stage-3 attention control says for a light-weight (XXS / XS) backbone, where it is fixed.
+LIGHT_STAGE3_NOTE = "light-weight backbone (XXS / XS): hourglass stage-3 blocks, no windows to switch"
 
 
 def det_model_choices() -> list[tuple[str, str]]:

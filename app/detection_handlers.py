@@ -32,10 +32,10 @@ from uniformer.tasks.detection import (DETECTION_STEPS, DetectionResult, PackedM
                                        detection_scale, draw_detections)
 
 from .dense_handlers import _decode, _display_size, _need_image, _out_dir
-from .dense_models import Stage3Twins, is_light_detector
+from .dense_models import LIGHT_STAGE3_NOTE, Stage3Twins, is_light_detector
 from .handlers import default_device, model_line
 from . import errors
-from .models import CHECKPOINT_DIR_ENV, get_model
+from .models import get_model, how_to_get_weights, operator_weights_route
 
 __all__ = ["MODES", "WINDOW_SIZE", "SHORT_SIDES", "OFFICIAL_SCORE_THR", "DEFAULT_SHOW_THR", "MAX_DETECT_SIDE",
            "PERSON_SCORE_THR", "MAX_PERSONS", "TABLE_COLUMNS", "DetView", "DetOutputs", "RedrawOutputs", "scale_for",
@@ -122,8 +122,7 @@ def mode_update(model_name: str) -> dict:
     """The stage-3 radio for ``model_name``: hybrid (the official setting) and enabled for the S / B
     detectors; global and disabled, with a note, for the light ones (hourglass blocks, no windows)."""
     if is_light_detector(model_name):
-        return gr.update(value="global", interactive=False,
-                         info="light-weight backbone (XXS / XS): hourglass stage-3 blocks, no windows to switch")
+        return gr.update(value="global", interactive=False, info=LIGHT_STAGE3_NOTE)
     return gr.update(value="hybrid", interactive=True,
                      info=f"official: hybrid ({WINDOW_SIZE}\u00d7{WINDOW_SIZE} windows, every 4th block global)")
 
@@ -329,9 +328,9 @@ def detector_note(detector_name: str) -> str:
         return f"\u274c The weights of {detector_name} could not be loaded: {loaded.error}"
     if not _trained(loaded.model):
         return (f"\u26a0\ufe0f {detector_name} has no trained weights here, so its person boxes would be meaningless "
-                f"and are not used: the pose runs on the box above (or the whole image). To use it, save its "
-                f"official checkpoint (Google Drive, Sense-X/UniFormer object_detection/README.md) as "
-                f"${CHECKPOINT_DIR_ENV}/{detector_name}.pth and restart the app.")
+                f"and are not used: the pose runs on the box above (or the whole image). To use it: "
+                f"{how_to_get_weights(detector_name)}  \n<details><summary>Running the app yourself</summary>"
+                f"{operator_weights_route(detector_name)}</details>")
     return (f"{detector_name}: {loaded.weights.describe(full_paths=False)}. **Find people** fills the box with its person "
             f"detections scoring \u2265 {PERSON_SCORE_THR} (at most {MAX_PERSONS}).")
 

@@ -50,7 +50,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="det-weights")
                 banner = gr.HTML(elem_id="det-weights-banner")
-                panel = build_weights_panel(model, weights, banner, "det")
+                panel = build_weights_panel(demo, model, weights, banner, "det")
                 overlay = gr.Image(label="Detections (masks, boxes, class and score)", type="pil", interactive=False,
                                    height=440, elem_id="det-overlay", format="png")
                 with gr.Row():
@@ -76,7 +76,7 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     bind, session = panel.bind, panel.state
     run.click(bind(functools.partial(xd.detect, twins=twins), gpu=LONG),
               [session, image, model, mode, short_side, thr, opacity, show_masks, show_labels, precision], outputs,
-              api_name="detect", api_description=(
+              api_name="detect", show_progress_on=overlay, api_description=(
         "Object detection and instance segmentation (COCO, 80 classes) of a photo: the drawing, the classes found, a "
         "table of detections (box in photo pixels, class, score), per-step timings, and downloads (PNG; COCO "
         "results JSON with RLE masks). thr: lowest score shown; precision: 'fp32', 'bf16' (default where the hardware "
@@ -92,8 +92,6 @@ def build_detection_tab(demo: gr.Blocks) -> None:
     classes.input(**redraw)
     show_masks.input(**redraw)
     show_labels.input(**redraw)
-    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
-          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     model.change(xd.mode_update, model, mode, api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change, short_side.change, precision.change], xd.empty_detection, None, outputs,
           api_visibility="private", show_progress="hidden")

@@ -28,7 +28,7 @@ from .cache import LRUCache, result_dir
 from .models import weights_key
 
 __all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "analyses", "extras", "image_key",
-           "get_analysis", "head_slider", "ExplainView", "Rendered", "render_view", "export_files", "prepare_image",
+           "get_analysis", "clamp_layer", "clamp_head", "head_slider", "ExplainView", "Rendered", "render_view", "export_files", "prepare_image",
            "warm_up", "click", "rerender", "export", "layer_changed", "class_choices", "CamView", "cam_view"]
 
 #: Long side (pixels) of the images the tab shows; clicks are scaled back to the original.
@@ -73,11 +73,26 @@ def get_analysis(image, model_name: str, key: str | None = None) -> tuple[E.Anal
     return analyses.get_or_compute((key, weights_key(model_name)), compute)
 
 
-def head_slider(analysis: E.Analysis, layer: int) -> dict:
-    """``gr.update`` for the head slider of 1-based ``layer``: 0 = mean, 1..heads."""
-    info = analysis.layers[min(max(layer, 1), len(analysis.layers)) - 1]
+def clamp_layer(analysis: E.Analysis, layer: int) -> int:
+    """1-based ``layer`` moved into 1..number of layers of ``analysis``."""
+    return min(max(int(layer), 1), len(analysis.layers))
+
+
+def clamp_head(analysis: E.Analysis, layer: int, head: int | None) -> int:
+    """``head`` (0 = mean, 1..heads) moved into the range of 1-based ``layer``: a head the layer
+    does not have becomes its last one, so the slider and the views show the same head."""
+    heads = analysis.layers[clamp_layer(analysis, layer) - 1].heads
+    return min(max(int(head or 0), 0), heads)
+
+
+def head_slider(analysis: E.Analysis, layer: int, head: int | None = 0) -> dict:
+    """``gr.update`` for the head slider of 1-based ``layer``: range 0 = mean, 1..heads, and the
+    value ``head`` clamped into it (:func:`clamp_head`), set in the same update as the range, so the
+    slider never holds a value beyond its maximum."""
+    info = analysis.layers[clamp_layer(analysis, layer) - 1]
     what = "channel group (head_dim channels)" if info.kind == E.LOCAL else "head"
-    return gr.update(maximum=info.heads, label=f"Head: 0 = mean over {info.heads}, else one {what}")
+    return gr.update(maximum=info.heads, value=clamp_head(analysis, layer, head),
+                     label=f"Head: 0 = mean over {info.heads}, else one {what}")
 
 
 def _display(analysis: E.Analysis, side: int = MAX_DISPLAY_SIDE) -> tuple[int, int]:
@@ -247,10 +262,11 @@ def click(state: dict, layer: int, head: int, evt: gr.SelectData) -> tuple:
     if not (x0 <= x < x1 and y0 <= y < y1):
         gr.Warning(OUTSIDE_CROP, title="Outside the crop")
         return tuple(gr.skip() for _ in range(n_outputs))
-    layer = min(max(int(layer), 1), len(analysis.layers))
+    layer = clamp_layer(analysis, layer)
+    head = clamp_head(analysis, layer, head)
     view = render_view(analysis, state["key"], tuple(evt.index), layer, head, cached).view
     state = {**state, "point": list(evt.index)}
-    return (state, *view, gr.update(maximum=len(analysis.layers), value=layer), head_slider(analysis, layer))
+    return (state, *view, gr.update(maximum=len(analysis.layers), value=layer), head_slider(analysis, layer, head))
 
 
 def explain_point(image, model_name: str, x: float | None, y: float | None, layer: int | None = None,
@@ -271,11 +287,12 @@ def explain_point(image, model_name: str, x: float | None, y: float | None, laye
     point = E.image_to_display((float(x), float(y)), analysis.image_size, _display(analysis))
     if layer is None:
         layer = E.first_global_layer(analysis)
-    layer = min(max(int(layer), 1), len(analysis.layers))
-    rendered = render_view(analysis, key, point, layer, int(head or 0), cached)
+    layer = clamp_layer(analysis, layer)
+    head = clamp_head(analysis, layer, head)
+    rendered = render_view(analysis, key, point, layer, head, cached)
     state = {"key": key, "image": image, "model": model_name, "point": list(point)}
-    return (state, *rendered.view, gr.update(maximum=len(analysis.layers), value=layer), head_slider(analysis, layer),
-            rendered.payload)
+    return (state, *rendered.view, gr.update(maximum=len(analysis.layers), value=layer),
+            head_slider(analysis, layer, head), rendered.payload)
 
 
 def rerender(state: dict, layer: int, head: int) -> tuple:
@@ -298,12 +315,18 @@ def export(state: dict, layer: int, head: int) -> list[str]:
     return list(export_files(rendered, state["key"], f"{analysis.model_name}_{x}_{y}_L{layer}_H{head}"))
 
 
-def layer_changed(state: dict, layer: int) -> dict:
-    """Head-slider update for a new layer (its head count)."""
+def layer_changed(state: dict, layer: int, head: int) -> tuple:
+    """The layer slider moved -> (head-slider update, *ExplainView), in one event: the head slider
+    gets the new layer's range with ``head`` clamped into it, and the views are drawn for that
+    clamped head (layer 16, head 3, then a layer with 2 heads: head 2, on both). Nothing changes
+    before the first click (the click clamps both sliders)."""
     if not state or state.get("point") is None:
-        return gr.skip()
-    analysis, _ = _state_analysis(state)
-    return head_slider(analysis, layer)
+        return (gr.skip(), *(gr.skip() for _ in ExplainView._fields))
+    analysis, cached = _state_analysis(state)
+    layer = clamp_layer(analysis, layer)
+    head = clamp_head(analysis, layer, head)
+    view = render_view(analysis, state["key"], tuple(state["point"]), layer, head, cached).view
+    return (head_slider(analysis, layer, head), *view)
 
 
 def class_choices(state: dict) -> dict:

@@ -10,7 +10,7 @@ from uniformer.explain import CAM_METHODS
 from . import explain_handlers as xh
 from .components import RawImage
 from .examples import EXAMPLES_CREDIT, write_examples
-from .handlers import general_image_model_choices, model_status
+from .handlers import general_image_model_choices
 from .gpu import MEDIUM, SHORT
 from .models import DEFAULT_MODEL
 from .weights import build_weights_panel
@@ -25,10 +25,11 @@ _INTRO = (
 )
 
 
-def _layer_slider(model_name: str) -> dict:
-    """Layer-slider update for ``model_name``: one step per block, starting at the first stage-3 block."""
+def _sliders(model_name: str) -> tuple[dict, dict]:
+    """Layer- and head-slider updates for ``model_name``: one layer step per block, starting at the
+    first stage-3 block; the head back to 0 (the mean, which every layer has)."""
     depths = uniformer.get_entry(model_name).config.depths
-    return gr.update(maximum=sum(depths), value=depths[0] + depths[1] + 1)
+    return gr.update(maximum=sum(depths), value=depths[0] + depths[1] + 1), gr.update(value=0)
 
 
 def build_explain_tab(demo: gr.Blocks) -> None:
@@ -43,7 +44,7 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                 model = gr.Dropdown(general_image_model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="explain-model")
                 weights = gr.Markdown(elem_id="explain-weights")
                 banner = gr.HTML(elem_id="explain-weights-banner")
-                panel = build_weights_panel(model, weights, banner, "explain")
+                panel = build_weights_panel(demo, model, weights, banner, "explain")
                 gr.Examples([[str(p)] for p in write_examples().values()], inputs=image, cache_examples=False,
                             label="Examples (pick one, then click on the picture)",
                             api_visibility="private")
@@ -93,9 +94,7 @@ def build_explain_tab(demo: gr.Blocks) -> None:
     view = [canvas, info, lvg, erf, query_plot, kernels_plot, distance_plot, rollout]
     cleared = [lvg, erf, query_plot, kernels_plot, distance_plot, rollout, cam_image, cam_caption, files]
     bind, session = panel.bind, panel.state
-    gr.on([demo.load, model.change], bind(model_status), [session, model], [weights, banner], api_visibility="private",
-          trigger_mode="always_last")  # a model picked while the page still loads is not dropped
-    gr.on([demo.load, model.change], _layer_slider, model, layer, api_visibility="private")
+    gr.on([demo.load, model.change], _sliders, model, [layer, head], api_visibility="private")
     shown = [results, plots]
     gr.on([image.change, model.change], bind(xh.prepare_image, gpu=MEDIUM), [session, image, model],
           [canvas, info, state], api_visibility="private").then(
@@ -115,10 +114,9 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                              "(image pixels) in the chosen layer (1-based; head 0 = mean over heads), the same point "
                              "in stages 2-4, the stage-2 effective receptive field, attention distances, rollout "
                              "and stage features, and the numbers behind them (JSON).")).then(**reveal)
-    layer.input(bind(xh.layer_changed, gpu=SHORT), [session, state, layer], head, api_visibility="private",
-                show_progress="hidden", trigger_mode="always_last").then(
-        bind(xh.rerender, gpu=SHORT), [session, state, layer, head], view, api_visibility="private",
-        show_progress="hidden")
+    # one event sets the head slider's range and value and draws the views (never a head beyond the range)
+    layer.input(bind(xh.layer_changed, gpu=SHORT), [session, state, layer, head], [head, *view],
+                api_visibility="private", show_progress="hidden", trigger_mode="always_last")
     head.input(bind(xh.rerender, gpu=SHORT), [session, state, layer, head], view, api_visibility="private",
                show_progress="hidden", trigger_mode="always_last")
     export.click(bind(xh.export, gpu=SHORT), [session, state, layer, head], files, api_visibility="private")

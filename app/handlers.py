@@ -22,7 +22,8 @@ from uniformer.inference import (ClassScore, ImagePrediction, describe_run, devi
                                  select_device)
 
 from . import errors
-from .models import LoadedModel, get_model, how_to_get_weights, image_model_choices, weights_line
+from .models import (LoadedModel, get_model, how_to_get_weights, image_model_choices, operator_weights_route,
+                     weights_line)
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
            "model_status", "label_scores", "LOW_SCORES_NOTE", "has_low_scores", "is_project_model", "trained_on_note",
@@ -68,6 +69,8 @@ def render_status(loaded: LoadedModel) -> ModelStatus:
         return ModelStatus(weights, "")
     body = (f"&#9888;&#65039; <b>{name} runs with untrained random weights: its predictions are meaningless.</b><br>"
             f"To get real weights: {html.escape(how_to_get_weights(loaded.name))}"
+            f"<details><summary>Running the app yourself</summary>"
+            f"{html.escape(operator_weights_route(loaded.name))}</details>"
             f"<details><summary>Why</summary>{html.escape(loaded.fallback_reason)}</details>")
     return ModelStatus(weights, _BANNER.format(border="#ef6c00", background="#fff3e0", body=body))
 

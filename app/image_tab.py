@@ -37,7 +37,7 @@ def build_image_tab(demo: gr.Blocks) -> None:
             with gr.Column():
                 weights = gr.Markdown(elem_id="weights")
                 banner = gr.HTML(elem_id="weights-banner")
-                panel = build_weights_panel(model, weights, banner, "image")
+                panel = build_weights_panel(demo, model, weights, banner, "image")
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes",
                                  elem_id="top-classes")
                 details = gr.Markdown(elem_id="details", label="Details")
@@ -46,7 +46,5 @@ def build_image_tab(demo: gr.Blocks) -> None:
                  [label, details], api_name="classify",
                  api_description="Classify a photo: the top-5 classes with their probabilities, and what produced "
                                  "them (model, weights, device, precision, timings).")
-    gr.on([demo.load, model.change], panel.bind(handlers.model_status), [panel.state, model], [weights, banner],
-          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change], handlers.empty_result, None, [label, details], api_visibility="private",
           show_progress="hidden")

@@ -47,7 +47,7 @@ from uniformer.downloads import CHECKPOINT_DIR_ENV
 from .cache import MB, LRUCache
 
 __all__ = ["CHECKPOINT_DIR_ENV", "MODEL_CACHE_ENV", "GPU_CACHE_ENV", "DEFAULT_MODEL_CACHE_MB", "DEFAULT_MODEL",
-           "LoadedModel", "UploadedCheckpoint", "how_to_get_weights", "load_model",
+           "LoadedModel", "UploadedCheckpoint", "how_to_get_weights", "operator_weights_route", "load_model",
            "load_checkpoint_file", "load_official", "get_model", "clear_cache", "image_model_choices",
            "module_footprint", "new_model_cache", "model_cache", "use_session", "session_upload", "weights_key",
            "weights_kind", "weights_line", "redact_paths"]
@@ -110,14 +110,28 @@ def redact_paths(message: str, *paths: str | os.PathLike | None) -> str:
 
 
 def how_to_get_weights(name: str) -> str:
-    """One sentence telling users where the real weights of ``name`` come from and where to put them."""
+    """One sentence telling a visitor of the app (who cannot set variables or restart it) how to
+    get the real weights of ``name``: the "Weights" panel's download (official Hub checkpoints)
+    or an upload of the file. The operator's route is :func:`operator_weights_route`."""
     p = uniformer.get_entry(name).pretrained
-    put = f"save it as ${CHECKPOINT_DIR_ENV}/{name}.pth and restart the app, or upload it under \"Weights\""
+    upload = f"upload a checkpoint file of {name} there (your session only)"
     if p.hub:
-        return (f"allow internet access so the app can download the official Hub checkpoint "
-                f"{p.hub_repo_id}/{p.hub_filename} (unset HF_HUB_OFFLINE), or download that file, {put}.")
-    hint = f"{p.download_hint} " if p.download_hint else ""
-    return f"{hint}Download it, {put}."
+        return (f"open \"Weights\" and click \"Download official weights\" (the official Hub checkpoint "
+                f"{p.hub_repo_id}/{p.hub_filename}, for every user), or {upload}.")
+    hint = f" ({p.download_hint.rstrip('. ')})" if p.download_hint else ""
+    return f"download its official checkpoint yourself{hint}, then open \"Weights\" and {upload}."
+
+
+def operator_weights_route(name: str) -> str:
+    """One sentence for whoever runs the app (a Space's owner, a local user): how to make trained
+    weights of ``name`` load at start for everyone (variables, the CLI, a restart)."""
+    p = uniformer.get_entry(name).pretrained
+    put = f"or save the file as ${CHECKPOINT_DIR_ENV}/{name}.pth and restart the app"
+    if p.hub:
+        return (f"give the server internet access (unset HF_HUB_OFFLINE) so it downloads "
+                f"{p.hub_repo_id}/{p.hub_filename}, or run `python -m uniformer download {name}` "
+                f"(or list it in $UNIFORMER_PRELOAD), {put}.")
+    return f"run `python -m uniformer download {name}` on the server (or list it in $UNIFORMER_PRELOAD), {put}."
 
 
 def _error(e: CheckpointError, *paths) -> str:

@@ -7,7 +7,6 @@ import gradio as gr
 
 from . import pose_handlers as ph
 from . import detection_handlers as xd
-from . import handlers
 from .components import RawImage
 from .gpu import LONG, MEDIUM
 from .weights import build_weights_panel
@@ -54,7 +53,7 @@ def build_pose_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="pose-weights")
                 banner = gr.HTML(elem_id="pose-weights-banner")
-                panel = build_weights_panel(model, weights, banner, "pose")
+                panel = build_weights_panel(demo, model, weights, banner, "pose")
                 overlay = gr.Image(label="Keypoints and scores", type="pil", interactive=False, height=480,
                                    elem_id="pose-overlay", format="png")
                 details = gr.Markdown(elem_id="pose-details", label="Details")
@@ -68,7 +67,7 @@ def build_pose_tab(demo: gr.Blocks) -> None:
     outputs = [overlay, table, details, files]
     bind, session = panel.bind, panel.state
     run.click(bind(ph.estimate_live, gpu=MEDIUM), [session, image, model, box, flip, threshold, photo],
-              [*outputs, last_run], api_name="pose",
+              [*outputs, last_run], api_name="pose", show_progress_on=overlay,
               api_description="Top-down pose estimation (COCO, 17 keypoints) of the people in a photo: box_text is "
                               "'x, y, width, height' in pixels (several separated by ';'; empty: the whole image). "
                               "Returns the drawing, a table of keypoints (pixels, score), and downloads (PNG, JSON).")
@@ -81,8 +80,6 @@ def build_pose_tab(demo: gr.Blocks) -> None:
     find.click(bind(find_people, gpu=LONG),
                [session, image, photo, detector], [photo, pick, box, image, detector_note], api_visibility="private")
     gr.on([demo.load, detector.change], xd.detector_note, detector, detector_note, **private)
-    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
-          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     # a new upload starts afresh; the copy with the boxes drawn (written by the events above) changes nothing
     image.change(ph.photo_changed, [image, photo], [photo, pick, box, *outputs, last_run], **private)
     threshold.change(ph.redraw_pose, [last_run, threshold], outputs, **private, trigger_mode="always_last")

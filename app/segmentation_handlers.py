@@ -26,10 +26,10 @@ from uniformer.tasks.segmentation import (ModeComparison, SegmentationResult, co
 
 from . import errors
 from .dense_handlers import MAX_DISPLAY_SIDE, _decode, _display_size, _need_image, _out_dir
-from .dense_models import Stage3Twins
+from .dense_models import LIGHT_STAGE3_NOTE, Stage3Twins, is_light_detector
 from .handlers import default_device, model_line
 
-__all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "SegView", "SegOutputs", "segment", "compare_modes", "rerender",
+__all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "mode_update", "SegView", "SegOutputs", "segment", "compare_modes", "rerender",
            "empty_segmentation", "legend_html"]
 
 #: Stage-3 attention modes (§4.3) as (label, value).
@@ -48,6 +48,16 @@ MAX_SEGMENT_SIDE = 2048
 _PRECISION_NOTE = "the device's default: bf16 where native"
 #: Classes listed in the legend (the rest are summed up in one line).
 LEGEND_ROWS = 20
+
+
+def mode_update(model_name: str) -> tuple[dict, dict]:
+    """The stage-3 attention radio and the window radio for ``model_name``: enabled for the S / B
+    segmentors (their setting kept); for the light ones (XXS / XS: hourglass stage-3 blocks, no
+    windows) set to global and disabled, with a note, as the Detection tab does."""
+    if is_light_detector(model_name):
+        return (gr.update(value="global", interactive=False, info=LIGHT_STAGE3_NOTE),
+                gr.update(interactive=False))
+    return gr.update(interactive=True, info=""), gr.update(interactive=True)
 
 
 @dataclass

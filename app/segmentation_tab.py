@@ -6,7 +6,6 @@ import functools
 import gradio as gr
 
 from . import segmentation_handlers as sh
-from . import handlers
 from .components import NumericRadio, RawImage
 from .gpu import LONG, MEDIUM
 from .weights import build_weights_panel
@@ -48,7 +47,7 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="seg-weights")
                 banner = gr.HTML(elem_id="seg-weights-banner")
-                panel = build_weights_panel(model, weights, banner, "seg")
+                panel = build_weights_panel(demo, model, weights, banner, "seg")
                 overlay = gr.Image(label="Segmentation (ADE20K palette)", type="pil", interactive=False, height=440,
                                    elem_id="seg-overlay", format="png")
                 with gr.Row():
@@ -74,18 +73,17 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
     filter_choices = dict(fn=sh.class_filter, inputs=state, outputs=classes, api_visibility="private",
                           show_progress="hidden")  # choices of the class filter: a value in the API, not an update
     run.click(bind(functools.partial(sh.segment, twins=twins), gpu=MEDIUM), [session, *inputs], outputs,
-              api_name="segment",
+              api_name="segment", show_progress_on=overlay,
               api_description="Semantic segmentation (ADE20K, 150 classes) of a photo: the overlay, the classes found "
                               "with their areas, timings, and downloads (overlay PNG, class-index mask PNG, areas "
                               "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.").success(**filter_choices)
     compare.click(bind(functools.partial(sh.compare_modes, twins=twins), gpu=LONG), [session, *inputs], outputs,
-                  api_visibility="private").success(**filter_choices)
+                  api_visibility="private", show_progress_on=overlay).success(**filter_choices)
     redraw = dict(fn=sh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],
                   api_visibility="private", show_progress="hidden")
     opacity.change(**redraw, trigger_mode="always_last")  # drag or typed value
     classes.input(**redraw)
     show_windows.input(**redraw)
-    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
-          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    model.change(sh.mode_update, model, [mode, window], api_visibility="private", show_progress="hidden")
     gr.on([image.change, model.change, short_side.change], sh.empty_segmentation, None, outputs,
           api_visibility="private", show_progress="hidden")

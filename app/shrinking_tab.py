@@ -35,7 +35,7 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                                     elem_id="shrink-model")
                 weights = gr.Markdown(elem_id="shrink-weights")
                 banner = gr.HTML(elem_id="shrink-weights-banner")
-                panel = build_weights_panel(model, weights, banner, "shrink")
+                panel = build_weights_panel(demo, model, weights, banner, "shrink")
                 keep_ratio = NumericRadio(sh.keep_ratio_choices(), value=sh.DEFAULT_KEEP_RATIO, elem_id="shrink-ratio",
                                       label="Keep ratio (Table 23)",
                                       info="fraction of tokens each hourglass block keeps; the rest are fused")
@@ -69,7 +69,5 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                       api_visibility="private")
     layer.change(bind(sh.show_layer, gpu=SHORT), [session, state, layer], [overlay, caption, chart],
                  api_visibility="private", show_progress="hidden")
-    gr.on([demo.load, model.change], bind(handlers.model_status), [session, model], [weights, banner],
-          api_visibility="private", trigger_mode="always_last")  # a model picked while the page still loads is not dropped
     gr.on([image.change, model.change], sh.empty_view, None, run_outputs, api_visibility="private",
           show_progress="hidden")

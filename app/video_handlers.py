@@ -55,7 +55,8 @@ __all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", 
            "write_video_examples", "MOVING_DIGITS_EXAMPLES_CREDIT", "write_moving_digits_examples",
            "weights_available", "startup_video_model", "video_model_status", "opening_status", "display_scale",
            "video_model_choices", "view_choices", "default_views", "model_info", "VideoSession", "VideoResult",
-           "classify_video", "empty_result", "block_choices", "block_update", "show_frame", "attend", "explain_gradcam",
+           "classify_video", "empty_result", "block_choices", "block_update", "show_frame", "attend", "change_block",
+           "CamOutputs", "no_cam", "explain_gradcam",
            "views_table", "details_markdown", "example_clips", "example_samples"]
 
 #: Model selected when the tab opens: the checkpoint of the official video demo, done right.
@@ -104,18 +105,17 @@ def video_model_status(model_name: str) -> ModelStatus:
                        f"offline", "")
 
 
-def opening_status(model_name: str) -> tuple[dict, str, str, str]:
-    """Page load: (model dropdown update, weights line, banner, note). When the selected model is
+def opening_status(model_name: str) -> tuple[dict, str]:
+    """Page load: (model dropdown update, note). When the selected model is
     :data:`DEFAULT_VIDEO_MODEL` and its weights could not be had after all (the untrained fallback:
     the Hub unreachable without HF_HUB_OFFLINE set), switch to :data:`OFFLINE_VIDEO_MODEL` and say
-    why; otherwise keep the selection."""
+    why; otherwise keep the selection. (The weights line follows the selection: the Weights panel
+    writes it, :func:`app.weights.show_status`.)"""
     loaded = get_model(model_name)
     if model_name == DEFAULT_VIDEO_MODEL and loaded.model is not None and loaded.fallback_reason is not None:
-        status = video_model_status(OFFLINE_VIDEO_MODEL)
         note = _offline_note(model_name, "could not be downloaded or found in the cache")
-        return gr.update(value=OFFLINE_VIDEO_MODEL), status.weights, status.banner, note
-    status = video_model_status(model_name)
-    return gr.update(), status.weights, status.banner, gr.skip()
+        return gr.update(value=OFFLINE_VIDEO_MODEL), note
+    return gr.update(), gr.skip()
 
 
 def _where_weights(entry) -> str:
@@ -194,7 +194,8 @@ class VideoSession:
 
     clip: (1, 3, T, S, S) normalized, the first clip's centre crop; frames: (T, S, S, 3) uint8 of that
     clip; frame_indices: its video frame indices; fps: playback rate of the sampled frames; target /
-    target_label: the top class; attention: the last clicked token's maps.
+    target_label: the top class; attention: the last clicked token's maps; click: where that token
+    was clicked, (frame (0-based), x, y in clip pixels), so another block can be shown for it.
     """
 
     model_name: str
@@ -206,6 +207,7 @@ class VideoSession:
     target_label: str
     attention: SpaceTimeAttention | None = None
     outputs: list[str] = field(default_factory=list)
+    click: tuple[int, float, float] | None = None
 
 
 class VideoResult(NamedTuple):
@@ -368,15 +370,50 @@ def attend(session: VideoSession | None, frame: int, block: str | None, evt: gr.
     k = display_scale(session)
     x, y = (v / k for v in evt.index[:2])  # displayed-frame pixels -> clip pixels
     f = int(min(max(frame, 1), len(session.frames))) - 1
+    return _attend_at(session, model, (f, float(x), float(y)), block)
+
+
+def _attend_at(session: VideoSession, model: torch.nn.Module, click: tuple[int, float, float], block: str | None):
+    """The attention of the token at ``click`` = (frame, x, y) (0-based frame, clip pixels) in
+    ``block`` ('stage,block'; None: the default) -> (frame image, attention overlay, caption, session)."""
+    f, x, y = click
     stage_block = tuple(int(v) for v in block.split(",")) if block else None
     try:
-        session.attention = token_attention(model, session.clip, f, float(x), float(y), block=stage_block)
+        session.attention = token_attention(model, session.clip, f, x, y, block=stage_block)
     except ValueError as e:
         raise gr.Error(str(e), title="Cannot show this token") from None
+    session.click = click
     return _frame_image(session, f), _frame_image(session, f, heat=True), _attention_caption(session), session
 
 
-def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tuple[str, str, list[str], str]:
+def change_block(session: VideoSession | None, block: str | None):
+    """The attention-block dropdown changed: the last clicked token's attention in ``block``
+    ('stage,block') -> (frame image, attention overlay, caption, session); nothing changes before a
+    classification or a click (the caption already says to click)."""
+    if session is None or session.click is None:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    model = get_model(session.model_name).model
+    if model is None:
+        raise gr.Error(f"The model {session.model_name} is not loaded any more; classify again.")
+    return _attend_at(session, model, session.click, block)
+
+
+class CamOutputs(NamedTuple):
+    """The Grad-CAM panel's outputs, in the order of its components: GIF, MP4, downloads, caption."""
+
+    gif: str | None
+    mp4: str | None
+    files: list[str] | None
+    caption: str
+
+
+def no_cam() -> CamOutputs:
+    """An empty Grad-CAM panel: shown when the video or the model changes or a new classification
+    starts, so no explanation of an earlier answer (another model's class) stays on screen."""
+    return CamOutputs(None, None, None, "")
+
+
+def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> CamOutputs:
     """Grad-CAM of the top class on the explained clip, exported as a GIF and an MP4 overlay.
     Returns (GIF path, MP4 path, [both paths] for download, caption)."""
     session = _require(session)
@@ -394,5 +431,5 @@ def explain_gradcam(session: VideoSession | None, progress=gr.Progress()) -> tup
                f"{grid} space-time activations (T'\u00d7H'\u00d7W'; with a mean-pooled linear head this is CAM), "
                f"upsampled to the {len(session.frames)} frames; played at {session.fps:.1f} fps (the sampled "
                f"frames' own pace). Frames {session.frame_indices[0]}\u2013{session.frame_indices[-1]} of the video.")
-    return str(gif), str(mp4), [str(gif), str(mp4)], caption
+    return CamOutputs(str(gif), str(mp4), [str(gif), str(mp4)], caption)
 

@@ -44,7 +44,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=3):
                 weights = gr.Markdown(elem_id="video-weights")
                 banner = gr.HTML(elem_id="video-weights-banner")
-                panel = build_weights_panel(model, weights, banner, "video", status=vh.video_model_status)
+                panel = build_weights_panel(demo, model, weights, banner, "video", status=vh.video_model_status)
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes (views averaged)",
                                  elem_id="video-top-classes")
                 details = gr.Markdown(elem_id="video-details", label="Details")
@@ -83,6 +83,7 @@ def build_video_tab(demo: gr.Blocks) -> None:
     outputs = [label, details, table, strip, timeline, frame, slider, attention, attention_caption, state]
     bind, session = panel.bind, panel.state
     button.click(bind(vh.classify_video, gpu=LONG), [session, video, model, views], outputs, api_name="classify_video",
+                 show_progress_on=label,
                  api_description="Classify a video with the checkpoint's official frame sampling and test views "
                                  "(views: 'CLIPSxCROPS', e.g. '4x1'): the top-5 classes (views averaged), per-view "
                                  "probabilities, the frames the model saw and where they sit in the video.")
@@ -90,11 +91,14 @@ def build_video_tab(demo: gr.Blocks) -> None:
                   show_progress="hidden")
     frame.select(bind(vh.attend, gpu=MEDIUM), [session, state, slider, block],
                  [frame, attention, attention_caption, state], api_visibility="private")
-    cam_button.click(bind(vh.explain_gradcam, gpu=LONG), [session, state], [cam_gif, cam_mp4, cam_files, cam_caption],
-                     api_visibility="private")
-    demo.load(vh.opening_status, model, [model, weights, banner, offline_note], api_visibility="private")
-    model.change(bind(vh.video_model_status), [session, model], [weights, banner], api_visibility="private",
-                 trigger_mode="always_last")  # a model picked while the page still loads is not dropped
+    block.input(bind(vh.change_block, gpu=MEDIUM), [session, state, block],
+                [frame, attention, attention_caption, state], api_visibility="private")
+    cam = [cam_gif, cam_mp4, cam_files, cam_caption]
+    cam_button.click(bind(vh.explain_gradcam, gpu=LONG), [session, state], cam, api_visibility="private")
+    # a Grad-CAM explains one answer: it goes when the video, the model or the answer changes
+    gr.on([video.change, model.change, button.click], vh.no_cam, None, cam, api_visibility="private",
+          show_progress="hidden")
+    demo.load(vh.opening_status, model, [model, offline_note], api_visibility="private")
     model.change(vh.model_info, model, info, api_visibility="private", show_progress="hidden")
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
     model.change(lambda name: gr.update(value=vh.default_views(name)), model, views, api_visibility="private",

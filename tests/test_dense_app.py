@@ -80,6 +80,17 @@ def test_model_choices():
     assert "top_down_256x192_global_small" in [v for _, v in pose_model_choices()]
 
 
+def test_light_segmentors_get_the_stage3_controls_disabled():
+    """XXS / XS segmentors have hourglass stage-3 blocks: the mode and window radios are set to
+    global and disabled for them (as in Detection), enabled again for S / B (issue 20)."""
+    for light in ("fpn_xxs", "fpn_xs"):
+        mode, window = sh.mode_update(light)
+        assert mode["value"] == "global" and mode["interactive"] is False and "no windows" in mode["info"]
+        assert window["interactive"] is False
+    mode, window = sh.mode_update("fpn_hybrid_small")
+    assert mode["interactive"] is True and window["interactive"] is True and "value" not in mode  # kept
+
+
 def test_segment_outputs_and_downloads(photo):
     out = sh.segment(photo, "upernet_global_small", "window", 2, 64, 0.6, True, None, twins=Stage3Twins())
     assert out.overlay.size == (120, 90)

@@ -135,7 +135,8 @@ def test_pose_tab(server, page, tmp_path):
     page.get_by_role("tab", name="Pose").click()
     banner = page.locator("#pose-weights-banner")
     banner.get_by_text("untrained random weights: its predictions are meaningless").wait_for()
-    assert "Google Drive" in banner.inner_text() and "UNIFORMER_CHECKPOINT_DIR" in banner.inner_text()
+    assert "Google Drive" in banner.inner_text() and "upload a checkpoint file" in banner.inner_text()
+    assert "UNIFORMER_CHECKPOINT_DIR" in banner.inner_html()  # the operator's route, collapsed
 
     _upload(page, "pose-image", photo)
     picture = page.locator("#pose-image img").first

@@ -49,7 +49,8 @@ def test_detection_tab(server, page, tmp_path):
     page.get_by_role("tab", name="Detection").click()
     banner = page.locator("#det-weights-banner")
     banner.get_by_text("mask_rcnn_1x_hybrid_small runs with untrained random weights").wait_for()
-    assert "Google Drive" in banner.inner_text() and "UNIFORMER_CHECKPOINT_DIR" in banner.inner_text()
+    assert "Google Drive" in banner.inner_text() and "upload a checkpoint file" in banner.inner_text()
+    assert "UNIFORMER_CHECKPOINT_DIR" in banner.inner_html()  # the operator's route, collapsed
     expect(page.locator("#det-mode input[value=hybrid]")).to_be_checked()
 
     # the light model: its stage 3 has no windows, so the attention choice is disabled

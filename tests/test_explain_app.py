@@ -77,6 +77,24 @@ def test_first_click_runs_the_network_once_then_sliders_only_redraw(photo, count
     assert counted == {"analyze": 1, "forward": 3}
 
 
+def test_a_layer_with_fewer_heads_clamps_the_head_in_the_same_event(photo, counted):
+    """Layer 16 head 3, then layer 2 (one channel group in stage 1 of S): the event that sets the
+    head slider's new range sets its value too, and the views show that head (issue 20)."""
+    _, _, state = xh.prepare_image(photo, MODEL)
+    out = xh.click(state, 16, 3, _select(300, 120))
+    state, head = out[0], out[-1]
+    assert head["value"] == 3 and head["maximum"] == 8
+    assert "head 3 of 8" in xh.ExplainView(*out[1:9]).info
+    slider, *view = xh.layer_changed(state, 2, 3)
+    assert slider["maximum"] == 1 and slider["value"] == 1  # clamped with its range, not after
+    assert "stage 1 \u00b7 block 2" in xh.ExplainView(*view).info and "head 1 of 1" in xh.ExplainView(*view).info
+    slider, *view = xh.layer_changed(state, 16, 1)  # and later layer changes work
+    assert slider["maximum"] == 8 and slider["value"] == 1 and "head 1 of 8" in xh.ExplainView(*view).info
+    assert all(v == gr.skip() for v in xh.layer_changed({**state, "point": None}, 2, 3))  # before any click
+    out = xh.click(state, 2, 7, _select(300, 120))  # a click clamps too
+    assert out[-1]["value"] == 1 and "head 1 of 1" in xh.ExplainView(*out[1:9]).info
+
+
 def test_clicks_outside_the_crop_and_bad_files_give_clear_errors(photo, counted, tmp_path):
     _, _, state = xh.prepare_image(photo, MODEL)
     with pytest.warns(UserWarning, match="outside the centre crop"):  # a warning keeps the picture clickable

@@ -586,6 +586,8 @@ def _click(x, y):
 
 
 def test_app_classifies_explains_and_exports(tiny_app_models, videos):
+    import gradio as gr
+
     from app import video_handlers as vh
 
     result = vh.classify_video(str(videos["long"]), vh.DEFAULT_VIDEO_MODEL, "2x3")
@@ -601,8 +603,13 @@ def test_app_classifies_explains_and_exports(tiny_app_models, videos):
     assert session.frame_indices == official_dense(600, 8, 8, 0, 2)  # 16x8 entry, clip shortened to 8 frames
     frame, overlay = vh.show_frame(session, 3)
     assert frame.size == (64, 64) and overlay is None
+    assert vh.change_block(session, "3,0") == (gr.skip(),) * 4  # no token clicked yet: nothing to redraw
     frame, overlay, caption, session = vh.attend(session, 3, "2,0", _click(40, 20))
     assert overlay.size == (64, 64) and "own time step" in caption and session.attention.query[0] == 1
+    assert "stage 3 block 1," in caption
+    frame, overlay, caption, session = vh.change_block(session, "3,0")  # another block: the same token, redrawn
+    assert "stage 4 block 1," in caption and session.attention.block == (3, 0) and session.attention.frame == 2
+    assert overlay.size == (64, 64)
     frame, overlay = vh.show_frame(session, 8)
     assert overlay.size == (64, 64)
     gif, mp4, files, cam_caption = vh.explain_gradcam(session)

@@ -198,7 +198,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise InvalidCheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt: "
-                                     f"{type(e).__name__}: {str(e)[:120]}); export or download it again") from e
+                                     f"{type(e).__name__}: {brief(str(e))}); export or download it again") from e
 
 
 def read_export_config(path: str | os.PathLike) -> dict | None:
@@ -222,7 +222,7 @@ def read_export_config(path: str | os.PathLike) -> dict | None:
                 text = (f.metadata() or {}).get(EXPORT_METADATA_KEY)
         except (SafetensorError, OSError, ValueError) as e:
             raise InvalidCheckpointError(f"{path} is not a readable safetensors file ({type(e).__name__}: "
-                                         f"{str(e)[:120]})") from e
+                                         f"{brief(str(e))})") from e
     sibling = path.parent / EXPORT_CONFIG_NAME
     if text is None and sibling.is_file():
         text = sibling.read_text(encoding="utf-8")
@@ -275,6 +275,18 @@ def project_weights_text(model: nn.Module) -> str | None:
     return f"project-trained checkpoint {name} ({', '.join(facts)})"
 
 
+def brief(message: str, limit: int = 120) -> str:
+    """The first sentence of ``message`` (an underlying library's error text), at most ``limit``
+    characters, cut between words with an ellipsis, never inside a word: what an error message of
+    ours quotes of its cause."""
+    first = message.strip().splitlines()[0].strip() if message.strip() else ""
+    end = first.find(". ")
+    first = first[:end + 1] if end >= 0 else first
+    if len(first) <= limit:
+        return first
+    return first[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + "\u2026"
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a checkpoint file safely (``torch.load(weights_only=True)``, map to CPU) and unwrap it.
 
@@ -301,8 +313,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise InvalidCheckpointError(f"{path} is not a PyTorch checkpoint ({type(e).__name__})") from e
     except (RuntimeError, EOFError, KeyError, ValueError, OSError, AttributeError, IndexError) as e:
         raise InvalidCheckpointError(
-            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt or another file type: "
-            f"{type(e).__name__}: {str(e)[:120]}); download it again") from e
+            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt or another file type; "
+            f"torch.load: {type(e).__name__}: {brief(str(e))}); download it again") from e
     return unwrap_state_dict(obj, str(path))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..hub import CheckpointNotAvailableError
+from ..hub import CheckpointNotAvailableError, brief
 from .sources import WeightsSource
 
 __all__ = ["hub_download", "hub_cached", "download_with_mirrors"]
@@ -39,7 +39,7 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, probe
         except Exception as e:  # transport errors (httpx): name resolution, refused, timeout, TLS
             raise CheckpointNotAvailableError(
                 f"{repo_id}/{filename} is not in the local Hugging Face cache and the Hub "
-                f"({constants.ENDPOINT}) cannot be reached ({type(e).__name__}: {' '.join(str(e).split())[:120]}). "
+                f"({constants.ENDPOINT}) cannot be reached ({type(e).__name__}: {brief(' '.join(str(e).split()))}). "
                 f"Connect to the internet to download it, or download it yourself and pass checkpoint_path=... "
                 f"(CLI: --checkpoint PATH).") from e
     try:
