@@ -146,6 +146,12 @@ def app_url(app_servers):
 
 
 @pytest.fixture(scope="session")
+def app_log(app_servers, app_url):
+    """The log file (stdout + stderr) of the :func:`app_url` server."""
+    return app_servers.started["cached"][2]
+
+
+@pytest.fixture(scope="session")
 def app_url_untrained(app_servers):
     """URL of the shared ``python app.py`` with an empty offline Hub cache: every official model
     runs untrained and says so."""

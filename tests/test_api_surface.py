@@ -14,7 +14,6 @@ import re
 import uuid
 
 import pytest
-from appfiles import running_app
 
 from app.digits_handlers import write_digit_examples
 from app.examples import write_examples
@@ -23,9 +22,9 @@ TASK_ENDPOINTS = {"/classify", "/explain", "/shrink", "/segment", "/detect", "/p
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("api_surface"), timeout_s=240) as url:
-        yield url.rstrip("/")
+def server(app_url):
+    """The session's shared ``python app.py`` (tests/conftest.py), without the trailing slash."""
+    return app_url.rstrip("/")
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from appfiles import app_server, browser_page, chromium_browser, running_app, wait_until_up
+from appfiles import app_server, wait_until_up
 from playwright.sync_api import expect
 from test_explain_e2e import _click_canvas
 
@@ -43,22 +43,9 @@ SHOTS = Path("/tmp/shots")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """URL of ``python app.py`` offline, its Hub cache holding (synthetic) official UniFormer-S weights."""
-    with running_app(tmp_path_factory.mktemp("controls_e2e"), START_TIMEOUT_S, {"OMP_NUM_THREADS": "1"}) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium_browser(expect_timeout_ms=RUN_TIMEOUT_MS) as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser):
-    with browser_page(browser, timeout_ms=RUN_TIMEOUT_MS) as p:
-        yield p
+def server(app_url):
+    """The session's shared ``python app.py`` (tests/conftest.py): offline, synthetic official weights."""
+    return app_url
 
 
 def _shot(page, name: str) -> None:
