@@ -21,7 +21,7 @@ from uniformer.data import ImageDecodeError
 from uniformer.inference import ClassScore, ImagePrediction, predict_image, select_device
 
 from . import errors
-from .models import LoadedModel, get_model, how_to_get_weights, image_model_choices, weights_line
+from .models import LoadedModel, get_fast_model, get_model, how_to_get_weights, image_model_choices, weights_line
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
            "model_status", "label_scores", "RELATIVE_NOTE", "is_relative", "is_project_model", "trained_on_note",
@@ -175,15 +175,18 @@ def classify_image(image, model_name: str, precision: str = "auto") -> ImageResu
     """
     if image is None:
         raise errors.no_input()
-    model = errors.loaded_model(model_name)
-    try:
-        prediction = predict_image(model, image, topk=TOPK, device=default_device(), precision=precision)
+    device = default_device()
+    try:  # the fastest faithful path for this model and device (uniformer.runtime.select)
+        loaded, model, path = get_fast_model(model_name, precision, device)
+        if model is None:
+            raise errors.model_not_loaded(model_name, loaded.error)
+        prediction = predict_image(model, image, topk=TOPK, device=device, precision=path.precision)
     except ImageDecodeError as e:
         raise errors.unreadable(e) from None
     except ValueError as e:
         raise gr.Error(str(e), title="Invalid setting") from None
     scores = label_scores(prediction.topk)
-    details = prediction_details(prediction)
+    details = f"{prediction_details(prediction)}  \n**Path:** {path.describe()}"
     if is_relative(scores):
         details = f"{details}  \n<small>{RELATIVE_NOTE}</small>"
     return ImageResult(scores, details)

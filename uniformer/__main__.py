@@ -42,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:1, ...")
     pr.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                     help="autocast precision (fp16 needs CUDA)")
-    pr.add_argument("--runtime", default="torch", choices=("torch", "onnxruntime"),
-                    help="torch (eager, default) or onnxruntime (exported once per input size, cached)")
+    pr.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnxruntime"),
+                    help="auto (default: the fastest faithful path measured for this device, see "
+                         "uniformer.runtime.select), torch (eager) or onnxruntime (exported once per input size)")
 
     ex = sub.add_parser("export", help="export a model for deployment (ONNX, dynamic batch)")
     ex.add_argument("model", help="registered model name")
@@ -256,6 +257,7 @@ def _load(name: str, args, own: bool):
     from . import create_model
 
     runtime = getattr(args, "runtime", "torch")
+    runtime = "torch" if runtime == "auto" else runtime  # auto: chosen per prediction (_predict_images)
     if own and args.checkpoint:
         model = create_model(name, checkpoint_path=args.checkpoint, runtime=runtime)
     elif args.untrained:
@@ -303,15 +305,22 @@ def _predict_images(args, paths, model, device, results, lines) -> int:
 
     failures = 0
     out = []
+    run, precision, path_line = model, args.precision, ""
+    if getattr(args, "runtime", "torch") == "auto":  # the fastest faithful path (uniformer.runtime.select)
+        from .runtime.select import fastest
+
+        run, choice = fastest(model, device, args.precision)
+        precision, path_line = choice.precision, f"  path: {choice.describe()}"
     for path in paths:
         try:
-            out.append(predict_images(model, [path], topk=args.topk, device=device, precision=args.precision,
+            out.append(predict_images(run, [path], topk=args.topk, device=device, precision=precision,
                                       sources=[path])[0])
         except ImageDecodeError as e:
             failures += 1
             print(f"error: {path}: {e}", file=sys.stderr)
     results += [r.to_dict() for r in out]
-    lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
+    lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}"
+                 f"{path_line}")
     for r in out:
         lines.append(f"\n{r.source}  ({r.inference_ms:.1f} ms)")
         lines += [f"  {c.probability * 100:6.2f}%  {c.label}  [{c.index}]" for c in r.topk]
