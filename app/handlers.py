@@ -22,8 +22,8 @@ from uniformer.inference import (ClassScore, ImagePrediction, describe_run, devi
                                  select_device)
 
 from . import errors
-from .models import (LoadedModel, get_model, how_to_get_weights, image_model_choices, operator_weights_route,
-                     weights_line)
+from .models import (LoadedModel, get_fast_model, get_model, how_to_get_weights, image_model_choices,
+                     operator_weights_route, weights_line)
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
            "model_status", "label_scores", "LOW_SCORES_NOTE", "has_low_scores", "is_project_model", "trained_on_note",
@@ -171,15 +171,18 @@ def classify_image(image, model_name: str, precision: str = "auto") -> ImageResu
     """
     if image is None:
         raise errors.no_input()
-    model = errors.loaded_model(model_name)
-    try:
-        prediction = predict_image(model, image, topk=TOPK, device=default_device(), precision=precision)
+    device = default_device()
+    try:  # the fastest faithful path for this model and device (uniformer.runtime.select)
+        loaded, model, path = get_fast_model(model_name, precision, device)
+        if model is None:
+            raise errors.model_not_loaded(model_name, loaded.error)
+        prediction = predict_image(model, image, topk=TOPK, device=device, precision=path.precision)
     except ImageDecodeError as e:
         raise errors.unreadable(e) from None
     except ValueError as e:
         raise gr.Error(str(e), title="Invalid setting") from None
     scores = label_scores(prediction.topk)
-    details = prediction_details(prediction)
+    details = f"{prediction_details(prediction)}  \n**Path:** {path.describe()}"
     if has_low_scores(scores):
         details = f"{details}  \n<small>{LOW_SCORES_NOTE}</small>"
     return ImageResult(scores, details)

@@ -33,6 +33,7 @@ import contextvars
 import ctypes
 import functools
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -48,7 +49,7 @@ from .cache import MB, LRUCache
 
 __all__ = ["CHECKPOINT_DIR_ENV", "MODEL_CACHE_ENV", "GPU_CACHE_ENV", "DEFAULT_MODEL_CACHE_MB", "DEFAULT_MODEL",
            "LoadedModel", "UploadedCheckpoint", "how_to_get_weights", "operator_weights_route", "load_model",
-           "load_checkpoint_file", "load_official", "get_model", "clear_cache", "image_model_choices",
+           "load_checkpoint_file", "load_official", "get_model", "get_fast_model", "clear_cache", "image_model_choices",
            "module_footprint", "new_model_cache", "model_cache", "use_session", "session_upload", "weights_key",
            "weights_kind", "weights_line", "redact_paths"]
 
@@ -310,6 +311,59 @@ def get_model(name: str) -> LoadedModel:
     else:
         key, load = ("model", name), functools.partial(load_model, name)
     return model_cache().get_or_compute(key, load, store=lambda loaded: loaded.error is None, make_room=True)[0]
+
+
+def get_fast_model(name: str, precision: str = "auto", device: torch.device | str = "cpu"):
+    """(load outcome, module to run, :class:`uniformer.runtime.select.PathChoice`) for ``name`` in
+    the current session at ``precision`` on ``device``: the fastest faithful path of the library's
+    measured table (:func:`uniformer.runtime.select.select_path`, batch 1), never one measured
+    slower than eager fp32. Run a 'bf16' choice at precision 'bf16'.
+
+    A path other than eager is prepared once per model weights, path and device and kept in
+    :func:`model_cache` (bf16 weights, fused copies: counted in its memory budget by their
+    parameters; ONNX Runtime's own copy of the weights is not counted). ONNX Runtime's first
+    export takes a while (about a minute for UniFormer-S on 2 cores): it runs in a background
+    thread while the next fastest path answers. Loading failed: (loaded, None, None).
+    Raises ValueError for an unknown precision."""
+    from uniformer.runtime.select import prepare_path, select_path
+
+    loaded = get_model(name)
+    if loaded.model is None:
+        return loaded, None, None
+    device = torch.device(device)
+    choice = select_path(loaded.model, device, precision, batch=1)
+    if choice.path == "eager":
+        return loaded, loaded.model, choice
+    cache, key = model_cache(), ("fast", weights_key(name), choice.path, str(device))
+
+    def prepare(choice=choice):
+        runner = prepare_path(loaded.model, choice).to(device)
+        if choice.path == "onnxruntime":
+            runner.session(tuple(loaded.model.pretrained_cfg.input_size))  # export (or load) now
+        return runner
+
+    if choice.path == "onnxruntime" and cache.get(key) is None:
+        with _PREPARING_LOCK:
+            start = key not in _PREPARING
+            _PREPARING.add(key)
+        if start:
+            def background():
+                try:
+                    cache.get_or_compute(key, prepare, make_room=True)
+                finally:
+                    with _PREPARING_LOCK:
+                        _PREPARING.discard(key)
+            threading.Thread(target=background, name=f"prepare-{name}", daemon=True).start()
+        choice = select_path(loaded.model, device, precision, batch=1, exclude=("onnxruntime",))
+        if choice.path == "eager":
+            return loaded, loaded.model, choice
+        key = ("fast", weights_key(name), choice.path, str(device))
+    return loaded, cache.get_or_compute(key, functools.partial(prepare, choice), make_room=True)[0], choice
+
+
+#: ONNX Runtime exports being prepared in the background (cache keys), and its lock.
+_PREPARING: set = set()
+_PREPARING_LOCK = threading.Lock()
 
 
 def clear_cache() -> None:

@@ -9,7 +9,8 @@ are pure: Explain), with untrained weights (speed does not depend on them), on 2
 now (the hardware's default precision, bf16 where native; reduced JPEG decoding for Segmentation).
 Rows:
 
-* classify: ``predict_image`` UniFormer-S on a photo: fp32 | bf16 | ONNX Runtime (fp32);
+* classify: ``predict_image`` UniFormer-S on a photo: fp32 | bf16 | ONNX Runtime (fp32); and per
+  image-model family (S, XXS-160) fp32 eager vs the app's default path (``uniformer.runtime.select``);
 * explain first click / slider / Grad-CAM: ``app.explain_handlers`` (click after the caches are
   cleared; a slider move; the CAM panel on stage 4; the first CAM call of the process includes
   importing pytorch-grad-cam) - code changes, not a configuration, so only "after";
@@ -74,9 +75,32 @@ def classify_configs(photo: Path) -> dict:
     model = create_model("uniformer_small_in1k")
     ort = with_runtime(model, "onnxruntime")
     ort.session((3, 224, 224))  # export / load outside the timing
-    return {"classify S (fp32 eager)": lambda: predict_image(model, photo, precision="fp32"),
-            "classify S (bf16)": lambda: predict_image(model, photo, precision="bf16"),
-            "classify S (ONNX Runtime)": lambda: predict_image(ort, photo)}
+    out = {"classify S (fp32 eager)": lambda: predict_image(model, photo, precision="fp32"),
+           "classify S (bf16)": lambda: predict_image(model, photo, precision="bf16"),
+           "classify S (ONNX Runtime)": lambda: predict_image(ort, photo)}
+    out.update(default_path_configs(photo))
+    return out
+
+
+def default_path_configs(photo: Path) -> dict:
+    """Per image-model family (S: image, XXS-160: light): fp32 eager vs the path the app picks by
+    default (``uniformer.runtime.select``, precision 'auto', batch 1; prepared before timing)."""
+    from uniformer import create_model
+    from uniformer.inference import predict_image
+    from uniformer.runtime.select import prepare_path, select_path
+
+    out = {}
+    for name in ("uniformer_small_in1k", "uniformer_xxs_160_in1k"):
+        torch.manual_seed(0)
+        model = create_model(name)
+        choice = select_path(model, "cpu", "auto", batch=1)
+        run = prepare_path(model, choice)
+        if choice.path == "onnxruntime":
+            run.session(tuple(model.pretrained_cfg.input_size))  # export / load outside the timing
+        out[f"classify {name} (fp32 eager)"] = lambda m=model: predict_image(m, photo, precision="fp32")
+        out[f"classify {name} (app default: {choice.path}, {choice.precision})"] = (
+            lambda r=run, c=choice: predict_image(r, photo, precision=c.precision))
+    return out
 
 
 def explain_configs(photo: Path) -> dict:

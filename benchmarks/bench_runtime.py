@@ -169,6 +169,9 @@ def main() -> None:
     ap.add_argument("--profile", nargs="*", default=None, choices=list(MODELS),
                     help="print the eager fp32 time by op class for these models (batch 1 and 16) and exit")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--write-table", default=None, metavar="PATH",
+                    help="write the measured speed-ups into this path table (uniformer/runtime/paths.json is the "
+                         "shipped one, read by uniformer.runtime.select), under this machine's device class")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -204,6 +207,34 @@ def main() -> None:
           f"second; (Nx) = throughput / eager fp32 throughput, medians of {args.repeats} round-robin repeats")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+    if args.write_table:
+        write_table(Path(args.write_table), rows, args.repeats)
+
+
+#: bench path -> uniformer.runtime.select path (the paths the library can choose)
+TABLE_PATHS = {"eager": "eager", "fused": "fused", "ort": "onnxruntime", "bf16-weights": "bf16-weights"}
+
+
+def write_table(path: Path, rows: list[dict], repeats: int) -> None:
+    """Merge this run's speed-ups over eager fp32 into the path table ``path`` under this
+    machine's device class: per model family and batch, each path's smallest speed-up over the
+    family's measured models (a path must win for all of them)."""
+    from uniformer.runtime.select import device_key, model_family
+
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    speedups = table.setdefault("speedups", {})
+    measured: dict = {}  # family -> batch -> path -> speed-up; families not measured now keep their entries
+    for r in rows:
+        if r["path"] not in TABLE_PATHS:
+            continue
+        cell = measured.setdefault(model_family(MODELS[r["model"]][0]), {}).setdefault(str(r["batch"]), {})
+        p = TABLE_PATHS[r["path"]]
+        cell[p] = round(min(cell.get(p, float("inf")), r["x_eager"]), 3)
+    speedups.setdefault(device_key("cpu"), {}).update(measured)
+    table.setdefault("machines", {})[device_key("cpu")] = (
+        f"{machine()}; medians of {repeats} round-robin repeats (benchmarks/bench_runtime.py --write-table)")
+    path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {path} ({device_key('cpu')})")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,15 @@ def add_parser(sub) -> None:
     pr.add_argument("--topk", type=int, default=5, help="number of classes to print (default 5)")
     pr.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_model_options(pr, None, "classification")
-    pr.add_argument("--runtime", default="torch", choices=("torch", "onnxruntime"),
-                    help="torch (eager, default) or onnxruntime (exported once per input size, cached)")
+    pr.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnxruntime"),
+                    help="auto (default: the fastest faithful path measured for this device, see "
+                         "uniformer.runtime.select), torch (eager) or onnxruntime (exported once per input size)")
+
+
+def _load_runtime(runtime: str) -> str:
+    """The runtime a model is built with: ``auto`` builds the eager model and chooses its path per
+    prediction (:func:`_predict_images`)."""
+    return "torch" if runtime == "auto" else runtime
 
 
 def is_video(path: str) -> bool:
@@ -69,10 +76,10 @@ def run(args) -> Report:
     device = select_device(args.device)
     report = Report(data=[])
     if images:
-        model = load_model(image_model, args, report, own=not own_video, runtime=args.runtime)
+        model = load_model(image_model, args, report, own=not own_video, runtime=_load_runtime(args.runtime))
         report.extend(_predict_images(args, images, model, device, report.data))
     if videos:
-        model = load_model(video_model, args, report, own=own_video, runtime=args.runtime)
+        model = load_model(video_model, args, report, own=own_video, runtime=_load_runtime(args.runtime))
         report.extend(_predict_videos(args, videos, model, views, device, report.data))
     return report
 
@@ -83,14 +90,21 @@ def _predict_images(args, paths, model, device, results: list) -> Report:
 
     rep = Report()
     out = []
+    run, precision, path_line = model, args.precision, ""
+    if args.runtime == "auto":  # the fastest faithful path (uniformer.runtime.select)
+        from ..runtime.select import fastest
+
+        run, choice = fastest(model, device, args.precision)
+        precision, path_line = choice.precision, f"  path: {choice.describe()}"
     for path in progress(paths, "images"):
         try:
-            out.append(predict_images(model, [path], topk=args.topk, device=device, precision=args.precision,
+            out.append(predict_images(run, [path], topk=args.topk, device=device, precision=precision,
                                       sources=[path])[0])
         except ImageDecodeError as e:
             rep.errors.append(f"{path}: {e}")
     results += [r.to_dict() for r in out]
-    rep.lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}")
+    rep.lines.append(f"model: {model.model_name}  weights: {model.weights_info.describe()}  device: {device}"
+                     f"{path_line}")
     for r in out:
         rep.lines.append(f"\n{r.source}  ({r.inference_ms:.1f} ms)")
         rep.lines += [f"  {c.probability * 100:6.2f}%  {c.label}  [{c.index}]" for c in r.topk]

@@ -34,8 +34,8 @@ class BlockTrace:
 
     scores: (B, N) importance of each token (original order) used to rank them, before this
     block's update; kept: (B, K) indices of the kept tokens in the block's token grid, by decreasing
-    score; fused: (B, N - K) indices of the tokens fused into the representative; fuse_weights:
-    (B, N - K) their weights in it (sum to 1); grid: the token grid (H, W) or (T, H, W), N = prod;
+    score (ties: lower index first, in every runtime); fused: (B, N - K) indices of the tokens fused
+    into the representative; fuse_weights: (B, N - K) their weights in it (sum to 1); grid: the token grid (H, W) or (T, H, W), N = prod;
     tokens_processed: tokens attention ran on (score token and representative included).
     """
 
@@ -130,7 +130,9 @@ class HourglassBlock(UniFormerBlock):
             weights = fused.float()
             processed = N + 1
         else:
-            order = scores.argsort(dim=1, descending=True)  # (B, N) most important first
+            # (B, N) most important first; ties (e.g. the uniform first row of an untrained, zero score
+            # token) go to the lower token index, as ONNX TopK does: the order is the same in every runtime
+            order = torch.sort(scores, dim=1, descending=True, stable=True).indices
             sorted_tokens, sorted_scores = _gather_tokens(tokens, order), scores.gather(1, order)
             kept, fused = order[:, :keep], order[:, keep:]
             dropped = sorted_tokens[:, keep:]

@@ -15,6 +15,10 @@ CPU time (``benchmarks/bench_runtime.py``, paths ``ort`` vs ``ort-unfused``). Th
 the ``export`` CLI's copies of them) therefore need ONNX Runtime; ``export_onnx`` alone (default
 ``fuse_gelu=False``) writes standard ONNX.
 
+The light models rank tokens with a stable sort (ties: lower index first), exported as ``TopK``,
+whose ties ONNX defines the same way: an untrained score token attends uniformly, so every score
+ties, and an unstable sort picked other tokens in each runtime (issue 20).
+
 The TorchScript exporter (``dynamo=False``) is not used: the graphs it writes for our
 ``movedim``-based LayerNorms carry negative ``Transpose`` permutations that ONNX Runtime refuses
 to load ("Invalid attribute perm {0, -1, 1, 2, 3}", measured with torch 2.13 / onnxruntime 1.32).
@@ -36,7 +40,7 @@ from ..hub import cache_dir
 __all__ = ["weights_digest", "onnx_cache_path", "export_onnx", "apply_gelu_fusion", "OnnxRuntimeModel", "ort_providers",
            "session_options"]
 
-_KEY_VERSION = "2"  # bump when the export recipe changes (2: GELU fusion)
+_KEY_VERSION = "3"  # bump when the export recipe changes (2: GELU fusion; 3: stable token ranking)
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -96,6 +100,17 @@ def apply_gelu_fusion(path: str | os.PathLike) -> int:
     return fused
 
 
+def _sort_stable(self, stable=None, dim: int = -1, descending: bool = False):
+    """ONNX translation of ``torch.sort(..., stable=True)`` (which the exporter lacks): ``TopK`` over
+    the whole axis. ONNX's ``TopK`` breaks ties by the lower index, exactly as a stable sort does, so
+    the light models' token ranking (ties included: an untrained score token attends uniformly) is
+    the same in ONNX Runtime as in eager PyTorch."""
+    from onnxscript import opset18 as op
+
+    size = op.Reshape(op.Gather(op.Shape(self), dim, axis=0), op.Constant(value_ints=[1]))  # (1,) = N
+    return op.TopK(self, size, axis=dim, largest=descending, sorted=True)
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ...],
                 opset: int = 18, fuse_gelu: bool = False) -> Path:
     """Export ``model`` (eval mode, fp32) to the ONNX file ``path`` for inputs (B, *input_shape),
@@ -119,7 +134,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: tuple[in
         with contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False), torch.no_grad():
             torch.onnx.export(wrapper, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=outputs,
                               dynamic_shapes=({0: batch},), opset_version=opset, external_data=False,
-                              verbose=False)
+                              verbose=False, custom_translation_table={torch.ops.aten.sort.stable: _sort_stable})
     except Exception as e:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"ONNX export of {getattr(model, 'model_name', type(model).__name__)} failed: {e}") from e
