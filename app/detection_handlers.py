@@ -331,7 +331,8 @@ def detector_note(detector_name: str) -> str:
                 f"and are not used: the pose runs on the box above (or the whole image). To use it: "
                 f"{how_to_get_weights(detector_name)}  \n<details><summary>Running the app yourself</summary>"
                 f"{operator_weights_route(detector_name)}</details>")
-    return (f"{detector_name}: {loaded.weights.describe(full_paths=False)}. **Find people** fills the box with its person "
+    return (f"{detector_name}: {loaded.weights.describe(full_paths=False)}. "
+            "**Find people** fills the box with its person "
             f"detections scoring \u2265 {PERSON_SCORE_THR} (at most {MAX_PERSONS}).")
 
 
@@ -352,7 +353,8 @@ def find_people(image, detector_name: str, progress=gr.Progress()) -> tuple[list
     if not boxes:
         best = result.select(0.0, ["person"])
         seen = f" (the best person scores {float(result.scores[best[0]]):.2f})" if len(best) else ""
-        return None, f"{detector_name} found no person scoring \u2265 {PERSON_SCORE_THR}{seen}: the box is left as it is."
+        return None, (f"{detector_name} found no person scoring \u2265 {PERSON_SCORE_THR}{seen}: "
+                      "the box is left as it is.")
     people = "1 person" if len(boxes) == 1 else f"{len(boxes)} people"
     return boxes, (f"{detector_name} found {people} scoring \u2265 {PERSON_SCORE_THR} ({result.total_ms():.0f} ms); "
                    f"**Estimate pose** runs on {'its box' if len(boxes) == 1 else 'each box'}.")

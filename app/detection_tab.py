@@ -64,8 +64,8 @@ def build_detection_tab(demo: gr.Blocks) -> None:
                 note = gr.Markdown(elem_id="det-note", label="Note")
                 classes = gr.CheckboxGroup([], label="Classes shown (detections at this threshold)",
                                            show_select_all=True, elem_id="det-classes")
-                table = gr.Dataframe(xd.empty_detection().table, label="Detections (photo pixels)", interactive=False, elem_id="det-table",
-                                     max_height=320)
+                table = gr.Dataframe(xd.empty_detection().table, label="Detections (photo pixels)", interactive=False,
+                                     elem_id="det-table", max_height=320)
                 timing = gr.HTML(label="Time per step (this device)", elem_id="det-timing")
                 details = gr.Markdown(elem_id="det-details", label="Details")
                 files = gr.File(label="Downloads: drawing (PNG), shown detections in COCO results format with RLE "

@@ -41,7 +41,8 @@ def build_digits_tab(demo: gr.Blocks) -> None:
                 # a drag on the canvas must draw, never select the placeholder text under it
                 gr.HTML("<style>#digits-sketch, #digits-sketch * {user-select: none; -webkit-user-select: none}"
                         "</style>", padding=False)
-                sketch = BoundedSketchpad(label="Draw a digit (0-9)", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(320, 320), height=380,
+                sketch = BoundedSketchpad(label="Draw a digit (0-9)", show_label=False, type="numpy", image_mode="RGBA",
+                                          canvas_size=(320, 320), height=380,
                                       elem_id="digits-sketch",
                                       brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"),
                                       layers=False, transforms=())
@@ -74,7 +75,8 @@ def build_digits_tab(demo: gr.Blocks) -> None:
     outputs = [digit, label, attention, attention_caption, shrinking, table, details]
     gr.on([button.click, sketch.change], gpu_task(SHORT)(dh.classify_sketch), sketch, outputs, api_visibility="private",
           trigger_mode="always_last", show_progress="hidden")
-    api_button.click(gpu_task(SHORT)(dh.classify_digit_image), api_image, outputs, api_name="digits", show_progress="hidden",
+    api_button.click(gpu_task(SHORT)(dh.classify_digit_image), api_image, outputs, api_name="digits",
+                     show_progress="hidden",
                      api_description="Read a picture of one handwritten digit (0-9; dark ink on a light "
                                      "background) with the shipped digits model: the 8x8 digit it reads, the top-3 "
                                      "digits, attention and token-shrinking views, and a table of tokens per layer.")

@@ -28,7 +28,8 @@ from .cache import LRUCache, result_dir
 from .models import weights_key
 
 __all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "analyses", "extras", "image_key",
-           "get_analysis", "clamp_layer", "clamp_head", "head_slider", "ExplainView", "Rendered", "render_view", "export_files", "prepare_image",
+           "get_analysis", "clamp_layer", "clamp_head", "head_slider", "ExplainView", "Rendered", "render_view",
+           "export_files", "prepare_image",
            "warm_up", "click", "rerender", "export", "layer_changed", "class_choices", "CamView", "cam_view"]
 
 #: Long side (pixels) of the images the tab shows; clicks are scaled back to the original.
@@ -334,7 +335,8 @@ def class_choices(state: dict) -> dict:
     if not state or state.get("image") is None:
         return gr.update(choices=[("top class", -1)], value=-1)
     analysis, _ = _state_analysis(state)
-    return gr.update(choices=[("top class", -1)] + [(f"{label} ({p:.1%})", i) for i, label, p in analysis.top_classes(5)],
+    return gr.update(choices=[("top class", -1)]
+                     + [(f"{label} ({p:.1%})", i) for i, label, p in analysis.top_classes(5)],
                      value=-1)
 
 

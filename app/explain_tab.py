@@ -41,7 +41,8 @@ def build_explain_tab(demo: gr.Blocks) -> None:
             with gr.Column(scale=2):
                 image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
                                  height=240, elem_id="explain-input")
-                model = gr.Dropdown(general_image_model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="explain-model")
+                model = gr.Dropdown(general_image_model_choices(), value=DEFAULT_MODEL, label="Model",
+                                    elem_id="explain-model")
                 weights = gr.Markdown(elem_id="explain-weights")
                 banner = gr.HTML(elem_id="explain-weights-banner")
                 panel = build_weights_panel(demo, model, weights, banner, "explain")
@@ -79,7 +80,8 @@ def build_explain_tab(demo: gr.Blocks) -> None:
         with gr.Accordion("Class activation maps (pytorch-grad-cam)", open=False):
             with gr.Row():
                 method = gr.Dropdown(list(CAM_METHODS), value="GradCAM", label="Method", elem_id="explain-cam-method")
-                cam_stage = gr.Radio(list(xh.CAM_STAGES), value="stage 4", label="Target stage", elem_id="explain-cam-stage")
+                cam_stage = gr.Radio(list(xh.CAM_STAGES), value="stage 4", label="Target stage",
+                                     elem_id="explain-cam-stage")
                 cam_class = gr.Dropdown([("top class", -1)], value=-1, label="Class", elem_id="explain-cam-class")
                 cam_button = gr.Button("Compute CAM", elem_id="explain-cam-run")
             with gr.Row(equal_height=False):

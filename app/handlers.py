@@ -27,7 +27,8 @@ from .models import (LoadedModel, get_fast_model, get_model, how_to_get_weights,
 
 __all__ = ["TOPK", "default_device", "device_label", "precision_choices", "ModelStatus", "render_status",
            "model_status", "label_scores", "LOW_SCORES_NOTE", "has_low_scores", "is_project_model", "trained_on_note",
-           "general_image_model_choices", "model_line", "prediction_details", "ImageResult", "classify_image", "empty_result"]
+           "general_image_model_choices", "model_line", "prediction_details", "ImageResult", "classify_image",
+           "empty_result"]
 
 #: Number of classes shown.
 TOPK = 5

@@ -23,8 +23,8 @@ def build_image_tab(demo: gr.Blocks) -> None:
                 image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
                                  height=360, elem_id="input-image")
                 with gr.Row():
-                    model = gr.Dropdown(handlers.general_image_model_choices(), value=DEFAULT_MODEL, label="Model", scale=3,
-                                        elem_id="model")
+                    model = gr.Dropdown(handlers.general_image_model_choices(), value=DEFAULT_MODEL, label="Model",
+                                        scale=3, elem_id="model")
                     precision = gr.Radio(handlers.precision_choices(handlers.default_device()),
                                          value=default_precision(handlers.default_device()), label="Precision",
                                          scale=2, elem_id="precision", info=precision_label(handlers.default_device()))

@@ -67,7 +67,8 @@ def _parse(fn, text, image_size):
         return fn(text, image_size)
     except ValueError as e:
         raise gr.Error(f"{str(e)[:1].upper()}{str(e)[1:]}. Click two opposite corners on the photo, type 'x, y, "
-                       f"width, height', or clear the box to use the whole image.", title="Invalid person box") from None
+                       f"width, height', or clear the box to use the whole image.",
+                       title="Invalid person box") from None
 
 
 def parse_box(text: str | None, image_size: tuple[int, int]) -> tuple[float, float, float, float] | None:
@@ -113,9 +114,11 @@ def _click_point(index, size: tuple[int, int]) -> tuple[float, float]:
     try:
         x, y = (float(v) for v in index[:2])
     except (TypeError, ValueError):
-        raise gr.Error(f"A click is two numbers (x, y) in photo pixels, got {index!r}.", title="Invalid click") from None
+        raise gr.Error(f"A click is two numbers (x, y) in photo pixels, got {index!r}.",
+                       title="Invalid click") from None
     if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= size[0] and 0 <= y <= size[1]):
-        raise gr.Error(f"The click ({x:g}, {y:g}) is outside the {size[0]}\u00d7{size[1]} photo.", title="Invalid click")
+        raise gr.Error(f"The click ({x:g}, {y:g}) is outside the {size[0]}\u00d7{size[1]} photo.",
+                       title="Invalid click")
     return x, y
 
 

@@ -57,7 +57,8 @@ def build_pose_tab(demo: gr.Blocks) -> None:
                 overlay = gr.Image(label="Keypoints and scores", type="pil", interactive=False, height=480,
                                    elem_id="pose-overlay", format="png")
                 details = gr.Markdown(elem_id="pose-details", label="Details")
-                table = gr.Dataframe(ph.empty_pose().table, label="Keypoints (image pixels)", interactive=False, elem_id="pose-table")
+                table = gr.Dataframe(ph.empty_pose().table, label="Keypoints (image pixels)", interactive=False,
+                                     elem_id="pose-table")
                 files = gr.File(label="Downloads: drawing (PNG), keypoints (JSON)", file_count="multiple",
                                 interactive=False, elem_id="pose-files")
         pick = gr.State(ph.BoxPick())

@@ -29,8 +29,8 @@ from .dense_handlers import MAX_DISPLAY_SIDE, _decode, _display_size, _need_imag
 from .dense_models import LIGHT_STAGE3_NOTE, Stage3Twins, is_light_detector
 from .handlers import default_device, model_line
 
-__all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "mode_update", "SegView", "SegOutputs", "segment", "compare_modes", "rerender",
-           "empty_segmentation", "legend_html"]
+__all__ = ["MODES", "WINDOW_SIZES", "SHORT_SIDES", "mode_update", "SegView", "SegOutputs", "segment", "compare_modes",
+           "rerender", "empty_segmentation", "legend_html"]
 
 #: Stage-3 attention modes (§4.3) as (label, value).
 MODES = [("global", "global"), ("window", "window"), ("hybrid (every 4th block global)", "hybrid")]

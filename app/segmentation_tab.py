@@ -55,8 +55,8 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
                     show_windows = gr.Checkbox(value=True, label="Draw the stage-3 windows", elem_id="seg-show-windows",
                                                scale=2)
                 details = gr.Markdown(elem_id="seg-details", label="Details")
-                timings = gr.Dataframe(sh.empty_segmentation().timings, label="Time per stage-3 mode on this image (this device)",
-                                       interactive=False,
+                timings = gr.Dataframe(sh.empty_segmentation().timings,
+                                       label="Time per stage-3 mode on this image (this device)", interactive=False,
                                        elem_id="seg-timings")
                 with gr.Row(equal_height=False):
                     with gr.Column():
@@ -76,7 +76,8 @@ def build_segmentation_tab(demo: gr.Blocks) -> None:
               api_name="segment", show_progress_on=overlay,
               api_description="Semantic segmentation (ADE20K, 150 classes) of a photo: the overlay, the classes found "
                               "with their areas, timings, and downloads (overlay PNG, class-index mask PNG, areas "
-                              "JSON). mode: stage-3 attention 'global', 'window' or 'hybrid'.").success(**filter_choices)
+                              "JSON). mode: stage-3 attention "
+                              "'global', 'window' or 'hybrid'.").success(**filter_choices)
     compare.click(bind(functools.partial(sh.compare_modes, twins=twins), gpu=LONG), [session, *inputs], outputs,
                   api_visibility="private", show_progress_on=overlay).success(**filter_choices)
     redraw = dict(fn=sh.rerender, inputs=[state, opacity, classes, show_windows], outputs=[overlay, legend, files],

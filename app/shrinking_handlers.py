@@ -93,7 +93,8 @@ def get_runs(image, model_name: str, keep_ratios=KEEP_RATIOS, repeats: int = REP
         runs = {float(r): cache.get((digest, weights, float(r))) for r in keep_ratios}
         missing = [r for r, run in runs.items() if run is None]
         if missing:
-            for r, run in shrink_image(model, image, missing, repeats, TOPK, default_device(), MAX_DISPLAY_SIDE).items():
+            for r, run in shrink_image(model, image, missing, repeats, TOPK, default_device(),
+                                       MAX_DISPLAY_SIDE).items():
                 cache.put((digest, weights, r), run)
                 runs[r] = run
     return digest, runs
@@ -148,7 +149,8 @@ def run_details(run: ShrinkingRun, base: ShrinkingRun | None = None) -> str:
         text += f" of {base.tokens_processed} without shrinking ({run.tokens_processed / base.tokens_processed:.0%})"
         same = run.topk[0].index == base.topk[0].index
         text += f" \u00b7 **Top-1** {'same as' if same else 'differs from'} keep ratio 1.0 ({base.topk[0].label})"
-    return f"{text}  \n{model_line(run.model_name, run.weights)} \u00b7 **Device:** {device_label(torch.device(run.device))}"
+    return (f"{text}  \n{model_line(run.model_name, run.weights)} \u00b7 "
+            f"**Device:** {device_label(torch.device(run.device))}")
 
 
 class LayerView(NamedTuple):

@@ -51,7 +51,9 @@ def build_shrinking_tab(demo: gr.Blocks) -> None:
                 caption = gr.Markdown(elem_id="shrink-caption", label="About this layer")
                 chart = gr.Plot(label="Tokens per layer", elem_id="shrink-chart")
                 details = gr.Markdown(elem_id="shrink-details", label="Details")
-                sweep = gr.Dataframe(sh.empty_view().sweep, label=("All keep ratios on this image (\u25c0 = shown; latency: median of 3 forwards, batch 1, "
+                sweep = gr.Dataframe(sh.empty_view().sweep,
+                                     label=("All keep ratios on this image (\u25c0 = shown; latency: median of 3 "
+                                            "forwards, batch 1, "
                                             "noisy on a busy CPU)"), interactive=False,
                                      elem_id="shrink-sweep")
         state = gr.State(None)

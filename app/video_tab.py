@@ -48,8 +48,8 @@ def build_video_tab(demo: gr.Blocks) -> None:
                 label = gr.Label(num_top_classes=handlers.TOPK, label=f"Top-{handlers.TOPK} classes (views averaged)",
                                  elem_id="video-top-classes")
                 details = gr.Markdown(elem_id="video-details", label="Details")
-                table = gr.Dataframe(vh.empty_result().table, label="Per-view probabilities (%) of the top classes", interactive=False,
-                                     elem_id="video-views-table", wrap=True)
+                table = gr.Dataframe(vh.empty_result().table, label="Per-view probabilities (%) of the top classes",
+                                     interactive=False, elem_id="video-views-table", wrap=True)
         gr.Markdown("**Where the sampled frames sit in the video** (one row per clip), and **the frames the model "
                     "saw**, clip by clip (#frame index; yellow: the crop it saw):")
         timeline = gr.Image(label="Sampled frames on the video's time line", show_label=False, type="pil",

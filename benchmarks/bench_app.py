@@ -181,7 +181,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shots = photos(Path(tmp))
         configs = {}
-        builders = {"classify": lambda: classify_configs(shots["3 MP"]), "explain": lambda: explain_configs(shots["3 MP"]),
+        builders = {"classify": lambda: classify_configs(shots["3 MP"]),
+                    "explain": lambda: explain_configs(shots["3 MP"]),
                     "segment": lambda: segment_configs(shots), "detect": lambda: detect_configs(shots["3 MP"]),
                     "video": video_configs}
         for task in args.tasks:

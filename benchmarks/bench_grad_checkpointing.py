@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     for mode in ("off", "on"):
         cmd = [sys.executable, __file__, "--child", mode, "--model", args.model, "--batch-size", str(args.batch_size),
                "--size", str(args.size), "--device", args.device]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[mode]
         print(f"{args.model} batch {args.batch_size} {args.size}px, grad checkpointing {mode:3s}: "

@@ -201,7 +201,8 @@ def main() -> None:
     print("|---|---:|" + "---:|" * len(args.paths))
     for key in args.models:
         for b in args.batches:
-            cells = [next(r for r in rows if r["model"] == key and r["batch"] == b and r["path"] == p) for p in args.paths]
+            cells = [next(r for r in rows if r["model"] == key and r["batch"] == b and r["path"] == p)
+                     for p in args.paths]
             print(f"| {key} | {b} | " + " | ".join(f"{c['per_s']:.2f}/s ({c['x_eager']:.2f}x)" for c in cells) + " |")
     print(f"\nload average (1 min) at end {os.getloadavg()[0]:.2f}; per second = inputs (images or clips) per "
           f"second; (Nx) = throughput / eager fp32 throughput, medians of {args.repeats} round-robin repeats")

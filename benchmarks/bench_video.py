@@ -109,7 +109,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         clip = make_clip(Path(tmp) / "clip_720p_10s.mp4")
         info = probe_video(clip)
-        print(f"clip: {info.width}x{info.height}, {info.num_frames} frames, {info.fps:.0f} fps, {info.duration_s:.0f} s, "
+        print(f"clip: {info.width}x{info.height}, {info.num_frames} frames, {info.fps:.0f} fps, "
+              f"{info.duration_s:.0f} s, "
               f"{len(info.keyframes)} keyframes, {clip.stat().st_size / 1e6:.1f} MB (generated in "
               f"{time.perf_counter() - t0:.1f} s)")
         print("\ndecode + sample (probe, sample, decode, resize, crop, normalize: everything before the model)")

@@ -133,7 +133,8 @@ def check_models(quick: bool, device: torch.device | None, tasks: tuple[Task, ..
             passed = rel <= FP32_RTOL
             row["fp32_rel_err"] = rel
             on = device.type.upper()
-            print(f"    fp32 {on} vs CPU: max relative error {rel:.2e} (<= {FP32_RTOL:g}): {'ok' if passed else 'FAIL'}")
+            print(f"    fp32 {on} vs CPU: max relative error {rel:.2e} (<= {FP32_RTOL:g}): "
+                  f"{'ok' if passed else 'FAIL'}")
             for precision in ("bf16", "fp16") if device.type == "cuda" else ("bf16",):
                 low = _run(model, x, device, precision)
                 lrel = max(_rel(c, r) for c, r in zip(low, ref, strict=True))
@@ -169,7 +170,8 @@ def check_handlers(tasks: tuple[Task, ...], report: dict) -> bool:
         from app import handlers
 
         if any(t.task == "image" for t in tasks):
-            calls.append(("image: classify_image", lambda: handlers.classify_image(image, "uniformer_small_in1k", "fp32")))
+            calls.append(("image: classify_image",
+                          lambda: handlers.classify_image(image, "uniformer_small_in1k", "fp32")))
     except ImportError as e:
         print(f"    app.handlers: skipped ({e})")
     try:
@@ -243,7 +245,8 @@ def throughput(device: torch.device, quick: bool, tasks: tuple[Task, ...], repor
                 print(f"    {t.model:28s} {str(tuple(shape)):>18s} {batch:5d} {precision:>9s} "
                       f"{batch / ms * 1000:10.1f} {ms:9.2f}")
                 report.setdefault("throughput", []).append(
-                    {"model": t.model, "batch": batch, "precision": precision, "ms": ms, "items_per_s": batch / ms * 1000})
+                    {"model": t.model, "batch": batch, "precision": precision, "ms": ms,
+                     "items_per_s": batch / ms * 1000})
         model.cpu()
         del model
         if device.type == "cuda":

@@ -76,7 +76,8 @@ def make_odd_images(directory: Path, photo: Path) -> dict[str, Path]:
     from PIL import Image
 
     rgb = Image.open(photo).convert("RGB")
-    files = {"cmyk": directory / "cmyk.jpg", "sixteen_bit": directory / "sixteen_bit.png", "grey": directory / "grey.png",
+    files = {"cmyk": directory / "cmyk.jpg", "sixteen_bit": directory / "sixteen_bit.png",
+             "grey": directory / "grey.png",
              "rgba": directory / "rgba.png", "one_pixel": directory / "one_pixel.png", "wide": directory / "wide.png",
              "tall": directory / "tall.png", "animated": directory / "animated.gif",
              "exif_rotated": directory / "exif_rotated.jpg", "megapixels_24": directory / "megapixels_24.jpg"}
@@ -107,7 +108,8 @@ def make_unusable_files(directory: Path, photo: Path) -> dict[str, Path]:
     Every app tab must refuse each with its own message in words."""
     files = make_bad_images(directory, photo)
     files["html"] = directory / "page.png"
-    files["html"].write_text("<!DOCTYPE html>\n<html><head><title>Cat</title></head><body><img src='cat.jpg'></body></html>\n")
+    files["html"].write_text("<!DOCTYPE html>\n<html><head><title>Cat</title></head>"
+                             "<body><img src='cat.jpg'></body></html>\n")
     files["svg"] = directory / "drawing.svg"
     files["svg"].write_text("<?xml version='1.0'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'>"
                             "<circle cx='32' cy='32' r='20' fill='red'/></svg>\n")

@@ -233,10 +233,12 @@ def test_near_uniform_top_k_names_real_percentages_and_keeps_real_probabilities(
 
 
 def test_project_models_are_named_as_such_and_kept_out_of_the_photo_tabs():
-    assert handlers.is_project_model("uniformer_xxs_digits") and handlers.is_project_model("uniformer_xxs_moving_digits")
+    assert handlers.is_project_model("uniformer_xxs_digits")
+    assert handlers.is_project_model("uniformer_xxs_moving_digits")
     assert not handlers.is_project_model("uniformer_small_in1k")
     note = handlers.trained_on_note("uniformer_xxs_moving_digits")
-    assert "meaningless" in note and "left, right, up, down" in note and handlers.trained_on_note("uniformer_small_in1k") == ""
+    assert "meaningless" in note and "left, right, up, down" in note
+    assert handlers.trained_on_note("uniformer_small_in1k") == ""
     names = [n for _, n in handlers.general_image_model_choices()]
     assert "uniformer_small_in1k" in names and "uniformer_xxs_digits" not in names
 
@@ -266,7 +268,8 @@ def test_numeric_radio_accepts_numbers_and_their_text_and_documents_numbers():
 def test_one_error_helper_words_each_problem_once():
     from app import errors
 
-    assert errors.no_input().message.startswith("No image yet: upload a photo") and errors.no_input().title == "No image"
+    assert errors.no_input().message.startswith("No image yet: upload a photo")
+    assert errors.no_input().title == "No image"
     assert errors.no_input("video", then="classify it").message.endswith("pick an example, then classify it.")
     assert "could not be loaded: bad file" in errors.model_not_loaded("m", "bad file").message
     assert errors.unreadable("empty", "video").message == "This file cannot be used as a video: empty"

@@ -61,7 +61,8 @@ def test_public_endpoints_are_the_task_endpoints_named_and_described(client):
         labels = [r["label"] for r in endpoint["returns"]]
         assert not [label for label in labels if re.fullmatch(r"value_\d+", label or "")], (name, labels)
         description = endpoint.get("description") or ""
-        assert len(description) > 40 and not re.search(r":(func|class|data|meth):`|``", description), (name, description)
+        assert len(description) > 40 and not re.search(r":(func|class|data|meth):`|``", description), \
+            (name, description)
 
 
 def test_classify_a_photo(client, photos):

@@ -204,7 +204,8 @@ def test_image_model_switch_after_a_result(server, page):
     page.goto(server)
     page.locator("#weights").get_by_text("official file").wait_for()
     _upload_image(page, "input-image", write_examples()["chelsea"])
-    details = _result_then_switch(page, "classify", "details", "model", "uniformer_small_in1k", "uniformer_xxs_128_in1k")
+    details = _result_then_switch(page, "classify", "details", "model", "uniformer_small_in1k",
+                                  "uniformer_xxs_128_in1k")
     expect(page.locator("#top-classes [data-testid$='-confidence-set']")).to_have_count(0)
     expect(page.locator("#weights")).to_contain_text("untrained")
     page.click("#classify")

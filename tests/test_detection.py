@@ -83,7 +83,8 @@ def test_exact_keys_and_param_counts(variant):
     assert sum(p.numel() for p in model.parameters()) == spec["num_params"]
     for prefix, count in spec["param_count_by_prefix"].items():
         assert sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix + ".")) == count, prefix
-    assert {k for k in ours if not k.startswith("backbone.")} == {k for k in spec["keys"] if not k.startswith("backbone.")}
+    assert ({k for k in ours if not k.startswith("backbone.")}
+            == {k for k in spec["keys"] if not k.startswith("backbone.")})
 
 
 @pytest.mark.slow
@@ -258,7 +259,8 @@ def test_anchors_follow_mmdet_2x_conventions():
     gen = AnchorGenerator()
     base = gen.base_anchors(4)
     s = math.sqrt(0.5)
-    expected = torch.tensor([[-16 / s, -16 * s, 16 / s, 16 * s], [-16, -16, 16, 16], [-16 * s, -16 / s, 16 * s, 16 / s]])
+    expected = torch.tensor([[-16 / s, -16 * s, 16 / s, 16 * s], [-16, -16, 16, 16],
+                             [-16 * s, -16 / s, 16 * s, 16 / s]])
     assert torch.allclose(base, expected, atol=1e-4)
     anchors = gen.grid_anchors([(2, 3)])[0]
     assert anchors.shape == (2 * 3 * 3, 4)
@@ -322,7 +324,8 @@ def test_detect_objects_result(small_result):
     _, image, res = small_result
     assert isinstance(res, DetectionResult) and res.image_size == (160, 120) and res.input_size == (256, 192)
     assert 0 < len(res) <= 30 and res.masks.shape == (len(res), 120, 160)
-    assert (res.boxes[:, 0] >= 0).all() and (res.boxes[:, 2] <= 160 + 1e-3).all() and (res.boxes[:, 3] <= 120 + 1e-3).all()
+    assert (res.boxes[:, 0] >= 0).all() and (res.boxes[:, 2] <= 160 + 1e-3).all()
+    assert (res.boxes[:, 3] <= 120 + 1e-3).all()
     assert set(res.times) == {"preprocess", "backbone", "neck", "rpn", "roi_heads", "paste"}
     assert res.weights.source == "local" and res.num_proposals > 0
     mid = float(np.median(res.scores))
@@ -409,7 +412,8 @@ def test_filtering_counting_and_table_rows_by_hand():
     # kept between redraws: masks bit-packed (1/8 of the bytes), unpacked only for the shown detections
     r.masks = masks
     bare, packed = r.compact()
-    assert bare.masks is None and packed.bits.shape == (3, 40, 8) and packed.bits.nbytes * 8 <= masks.nbytes + 3 * 40 * 8
+    assert bare.masks is None and packed.bits.shape == (3, 40, 8)
+    assert packed.bits.nbytes * 8 <= masks.nbytes + 3 * 40 * 8
     shown = bare.subset(np.array([2, 0]), packed)
     assert shown.labels.tolist() == [1, 1] and shown.scores.tolist() == pytest.approx([0.2, 0.9])
     assert np.array_equal(shown.masks, masks[[2, 0]]) and np.array_equal(r.subset([1]).masks, masks[[1]])

@@ -367,7 +367,8 @@ def test_detection_defaults_to_the_devices_precision(monkeypatch, photo, native)
     assert radio["value"] == expected and radio["info"].startswith(f"{expected} by default")
     assert [v for _, v in radio["choices"]] == ["fp32", "bf16"]
     detect = next(d for d in config["dependencies"] if d.get("api_name") == "detect")
-    assert len(detect["inputs"]) == 10  # session, image, model, mode, resolution, thr, opacity, masks, labels, precision
+    # session, image, model, mode, resolution, thr, opacity, masks, labels, precision
+    assert len(detect["inputs"]) == 10
 
     tiny = _tiny_detector()
     monkeypatch.setattr(errors, "get_model", lambda name: LoadedModel(name, tiny, fallback_reason="offline"))

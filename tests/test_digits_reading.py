@@ -72,8 +72,10 @@ def test_held_out_block_and_seven_segment_drawings_are_read_right(model):
     for glyphs in (BLOCK_DIGITS, SEVEN_SEGMENT_DIGITS):
         for digit, glyph in glyphs.items():
             for placement in PLACEMENTS + [(110, 200, 160, 40)]:
-                lines = [[(x + rng.uniform(-0.05, 0.05), y + rng.uniform(-0.05, 0.05)) for x, y in line] for line in glyph]
-                images.append(digit_image(sketch_to_digit(block_sketch(lines, *placement, aspect=rng.uniform(0.5, 0.75)))))
+                lines = [[(x + rng.uniform(-0.05, 0.05), y + rng.uniform(-0.05, 0.05)) for x, y in line]
+                         for line in glyph]
+                images.append(digit_image(sketch_to_digit(block_sketch(lines, *placement,
+                                                                       aspect=rng.uniform(0.5, 0.75)))))
                 cases.append((digit, placement))
     predictions = predict_images(model, images, topk=1)
     wrong = [(d, p, pred.topk[0].label) for (d, p), pred in zip(cases, predictions) if pred.topk[0].label != d]

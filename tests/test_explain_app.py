@@ -43,7 +43,8 @@ def counted(monkeypatch):
 
     monkeypatch.setattr(uniformer.explain, "analyze", analyze)
     model = models.get_model(MODEL).model
-    handle = model.stages[0].downsample.register_forward_pre_hook(lambda *_: counts.__setitem__("forward", counts["forward"] + 1))
+    handle = model.stages[0].downsample.register_forward_pre_hook(
+        lambda *_: counts.__setitem__("forward", counts["forward"] + 1))
     yield counts
     handle.remove()
 
@@ -156,7 +157,8 @@ def test_light_model_hourglass_layers_are_explained(photo):
     assert len(view.local_vs_global) == 3 and len(view.rollout) == 6  # stage 2 + stages 3, 4; rollout x2 + PCA
     png, js = xh.export(state, 10, 0)
     shown = json.loads(open(js).read())["shown"]
-    assert shown["kind"] == "global" and "hourglass" in shown["label"] and len(shown["map"]) == 8  # 8 x 8 grid at 128 px
+    # 8 x 8 grid at 128 px
+    assert shown["kind"] == "global" and "hourglass" in shown["label"] and len(shown["map"]) == 8
 
 
 def test_explain_caches_compute_each_key_once_across_threads():

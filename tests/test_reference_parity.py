@@ -34,7 +34,8 @@ EXTRA_HUB_FILES = {
 
 def family(spec: dict) -> str:
     """'light_image' / 'light_video' / 'light_dense' for the light-weight variants, else the spec's kind."""
-    light = spec["variant"].startswith("light_") or (spec["kind"] == "dense" and spec["variant"].endswith(("_xxs", "_xs")))
+    light = spec["variant"].startswith("light_") or (spec["kind"] == "dense"
+                                                     and spec["variant"].endswith(("_xxs", "_xs")))
     kind = spec["kind"]
     return f"light_{kind}" if light else kind
 

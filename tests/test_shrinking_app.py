@@ -255,7 +255,8 @@ def test_details_name_a_local_file_never_its_server_path(photo, warm_cache, tmp_
 
 def test_weights_line_and_untrained_warning_for_light_models(tmp_path, monkeypatch):
     status = handlers.model_status(MODEL)
-    assert status == (f"**Weights:** official file \u00b7 official Hub checkpoint {LIGHT_HUB_REPO}/{LIGHT_HUB_FILE}", "")
+    assert status == (f"**Weights:** official file \u00b7 official Hub checkpoint {LIGHT_HUB_REPO}/{LIGHT_HUB_FILE}",
+                      "")
     drive_only = handlers.model_status("uniformer_xs_192_in1k").banner
     assert "untrained random weights: its predictions are meaningless" in drive_only and "Google Drive" in drive_only
 

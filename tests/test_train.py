@@ -228,7 +228,8 @@ class FakeHfApi:
         self.calls.append(("create_repo", repo_id, kw))
 
     def upload_folder(self, **kw):
-        self.calls.append(("upload_folder", sorted(p.name for p in __import__("pathlib").Path(kw["folder_path"]).iterdir()), kw))
+        self.calls.append(("upload_folder",
+                           sorted(p.name for p in __import__("pathlib").Path(kw["folder_path"]).iterdir()), kw))
 
         class Info:
             commit_url = f"https://huggingface.co/{kw['repo_id']}/commit/abc"
@@ -287,7 +288,8 @@ def test_video_list_trains_a_3d_model_end_to_end(tmp_path):
         _write_video(tmp_path / f"v{i}.mp4", shift)
         rows.append(f"v{i}.mp4,{label}")
     (tmp_path / "train.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
-    cfg = TrainConfig(model="uniformer_small_in1k", model_args={**TINY, "spatial_dims": 3}, data=str(tmp_path / "train.csv"),
+    cfg = TrainConfig(model="uniformer_small_in1k", model_args={**TINY, "spatial_dims": 3},
+                      data=str(tmp_path / "train.csv"),
                       val_data=str(tmp_path / "train.csv"), input_size=32, num_frames=4, batch_size=2, max_steps=2,
                       warmup_steps=0, progress=False, output_dir=str(tmp_path / "run"), export=True)
     result = fit(cfg)

@@ -243,7 +243,8 @@ def test_spatial_crops_follow_slowfast_uniform_crop():
     assert crop_offsets(398, 224, 224, 3) == [(0, 0), (87, 0), (174, 0)]  # portrait: top, centre, bottom
     clip = torch.arange(2 * 5 * 7, dtype=torch.float32).view(1, 2, 5, 7)
     left, centre, right = spatial_crops(clip, 5, 3)
-    assert torch.equal(left, clip[..., :5]) and torch.equal(centre, clip[..., 1:6]) and torch.equal(right, clip[..., 2:])
+    assert torch.equal(left, clip[..., :5]) and torch.equal(centre, clip[..., 1:6])
+    assert torch.equal(right, clip[..., 2:])
     with pytest.raises(ValueError, match="crops"):
         crop_offsets(256, 300, 224, 2)
 
@@ -596,7 +597,8 @@ def test_app_classifies_explains_and_exports(tiny_app_models, videos):
     # one row per top class and a last row of each view's own top-1; a column per view (2 clips x 3 crops)
     assert len(result.table) == 6 and list(result.table["class"])[-1] == "view's own top-1"
     assert len(result.table.columns) == 1 + 6 + 1 and result.table.columns[1].startswith("clip 1, left/top (frames ")
-    assert "**Decode:**" in result.details and "**Inference:**" in result.details and "mean 0.45 / std 0.225" in result.details
+    assert "**Decode:**" in result.details and "**Inference:**" in result.details
+    assert "mean 0.45 / std 0.225" in result.details
     assert result.strip.size[1] > 2 * 40 and result.timeline.size[0] == 1200
     session = result.state
     assert session.frames.shape == (8, 64, 64, 3) and session.clip.shape == (1, 3, 8, 64, 64)

@@ -15,8 +15,8 @@ from hubcache import add_to_hub_cache, official_state_dict
 import uniformer
 from app import handlers, models
 from app.examples import write_examples
-from app.weights import (MAX_CHECKPOINT_MB, STATUS_DELAY_ENV, SessionWeights, WeightsPanel, download_official, forget_upload,
-                         show_status, use_uploaded)
+from app.weights import (MAX_CHECKPOINT_MB, STATUS_DELAY_ENV, SessionWeights, WeightsPanel, download_official,
+                         forget_upload, show_status, use_uploaded)
 
 DIGITS = "uniformer_xxs_digits"  # ships project-trained weights: the shared model
 LIGHT = "uniformer_xxs_160_in1k"  # the light model on the Hub

@@ -108,7 +108,8 @@ def make_bad_videos(directory: Path) -> dict[str, Path]:
 
     directory.mkdir(parents=True, exist_ok=True)
     files = {"empty": directory / "empty.mp4", "text": directory / "notes.mp4", "garbage": directory / "garbage.mp4",
-             "truncated": directory / "truncated.mp4", "audio": directory / "song.mp4", "still": directory / "photo.mp4"}
+             "truncated": directory / "truncated.mp4", "audio": directory / "song.mp4",
+             "still": directory / "photo.mp4"}
     files["empty"].write_bytes(b"")
     files["text"].write_text("these are my notes, not a video\n" * 20)
     files["garbage"].write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())

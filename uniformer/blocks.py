@@ -231,7 +231,8 @@ class UniFormerBlock(nn.Module):
     """One UniFormer block (Eq. 1-3): DPE, then MHRA and FFN, each pre-norm with a residual.
 
     ``block_type`` 'local' (Eq. 5-6, BatchNorm, conv FFN) or 'global' (Eq. 7, LayerNorm eps 1e-6,
-    linear FFN; ``window_size`` makes its MHRA windowed, §4.3). ``forward``: (B, C, *S) -> (B, C, *S) with S = (H, W) or (T, H, W).
+    linear FFN; ``window_size`` makes its MHRA windowed, §4.3). ``forward``: (B, C, *S) -> (B, C, *S)
+    with S = (H, W) or (T, H, W).
     Raises ValueError for an unknown ``block_type``.
     """
 

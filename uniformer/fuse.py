@@ -99,7 +99,8 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
         elif isinstance(module, ConvStem):
             layers = list(module.proj)
             for i, layer in enumerate(layers[:-1]):
-                if isinstance(layer, nn.modules.conv._ConvNd) and isinstance(layers[i + 1], nn.modules.batchnorm._BatchNorm):
+                if (isinstance(layer, nn.modules.conv._ConvNd)
+                        and isinstance(layers[i + 1], nn.modules.batchnorm._BatchNorm)):
                     fold_bn_into_preceding(layer, layers[i + 1])
                     module.proj[i + 1] = nn.Identity()
     fused.fused_for_inference = True

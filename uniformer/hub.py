@@ -291,7 +291,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a checkpoint file safely (``torch.load(weights_only=True)``, map to CPU) and unwrap it.
 
     Safetensors files (this project's exports; ``path`` may also be an export folder) are read
-    with ``safetensors``; everything else with ``torch.load``. ``argparse.Namespace`` (the ``args`` entry of the official training checkpoints) is the only
+    with ``safetensors``; everything else with ``torch.load``. ``argparse.Namespace`` (the ``args``
+    entry of the official training checkpoints) is the only
     non-tensor class allowed. Raises CheckpointNotAvailableError (no such file),
     InvalidCheckpointError (empty, truncated or not a checkpoint), UnsafeCheckpointError (would
     need unsafe unpickling).

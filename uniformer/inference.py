@@ -16,8 +16,8 @@ from torch import nn
 from .data import eval_transform, load_image
 from .hub import WeightsInfo
 
-__all__ = ["ClassScore", "RunInfo", "device_label", "describe_run", "ImagePrediction", "select_device", "autocast", "preprocess_images",
-           "predict_image", "predict_images", "PRECISIONS", "resolve_precision"]
+__all__ = ["ClassScore", "RunInfo", "device_label", "describe_run", "ImagePrediction", "select_device", "autocast",
+           "preprocess_images", "predict_image", "predict_images", "PRECISIONS", "resolve_precision"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 

@@ -269,7 +269,8 @@ class VideoPrediction:
 
 @torch.inference_mode()
 def predict_clips(model: nn.Module, clips: VideoClips, topk: int = 5, device: str | torch.device | None = None,
-                  precision: str = "fp32", progress: Progress | None = None, source: str | None = None) -> VideoPrediction:
+                  precision: str = "fp32", progress: Progress | None = None,
+                  source: str | None = None) -> VideoPrediction:
     """Classify the views of ``clips`` with ``model`` (from ``create_model``): one forward per view,
     logits averaged over views, softmax in float32. Raises ValueError (bad topk / precision / device)."""
     cfg = model.pretrained_cfg

@@ -108,12 +108,14 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(fp)
         except UnidentifiedImageError:
-            raise ImageDecodeError(f"{name} is not an image file Pillow can read (JPEG, PNG, WebP, GIF, BMP, TIFF...)") from None
+            raise ImageDecodeError(f"{name} is not an image file Pillow can read "
+                                   "(JPEG, PNG, WebP, GIF, BMP, TIFF...)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageDecodeError(f"{name} is far too large (a decompression bomb?); the limit is "
                                    f"{max_pixels / 1e6:.0f} megapixels") from None
         except (OSError, ValueError, SyntaxError) as e:
-            raise ImageDecodeError(f"{name} is truncated or corrupt: it could not be opened as an image ({e})") from None
+            raise ImageDecodeError(f"{name} is truncated or corrupt: "
+                                   f"it could not be opened as an image ({e})") from None
     w, h = img.size
     if w * h > max_pixels:
         raise ImageDecodeError(f"the image is {w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is "

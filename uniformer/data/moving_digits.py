@@ -72,7 +72,8 @@ class MovingDigitsDataset(Dataset):
                  std: Sequence[float] = (0.229, 0.224, 0.225), resample: bool | None = None, seed: int = 0):
         if digit_size >= size:
             raise ValueError(f"digit_size {digit_size} must be smaller than the canvas size {size}")
-        self.split, self.length, self.num_frames, self.size, self.digit_size = split, length, num_frames, size, digit_size
+        self.split, self.length, self.num_frames = split, length, num_frames
+        self.size, self.digit_size = size, digit_size
         self.seed = seed
         self.resample = (split == "train") if resample is None else resample
         images, _ = load_digits_split(split, seed=seed)

@@ -233,7 +233,8 @@ def probe_video(source: VideoSource) -> VideoInfo:
                     raise VideoDecodeError(f"{name} has more than {MAX_FRAMES} frames; cut it shorter")
         except av.error.FFmpegError as e:
             if not entries:
-                raise VideoDecodeError(f"{name} is corrupt: no video packet could be read ({type(e).__name__})") from None
+                raise VideoDecodeError(f"{name} is corrupt: no video packet could be read "
+                                       f"({type(e).__name__})") from None
             # a damaged tail: keep the packets read so far
         if not entries:
             raise VideoDecodeError(f"{name} contains no video frames")
@@ -281,7 +282,8 @@ def _to_tensor(frame, rotation: int, short_side: int | None) -> torch.Tensor:
     rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
     if rotation:
         rgb = np.rot90(rgb, k=rotation // 90)  # counter-clockwise, as the display matrix says
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255.0).permute(2, 0, 1)  # convert before permuting: faster
+    # convert before permuting: faster
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255.0).permute(2, 0, 1)
     if short_side is not None:
         x = resize_short_side(x.unsqueeze(0), short_side)[0]
     return x.contiguous()
@@ -452,7 +454,8 @@ def _check(num_frames: int, clip_len: int, clip: int, num_clips: int) -> None:
         raise ValueError(f"clip must lie in 0..{num_clips - 1}, got {clip} of {num_clips}")
 
 
-def sample_clips(num_frames: int, sampling: str, clip_len: int, num_clips: int = 1, stride: int | None = None) -> list[list[int]]:
+def sample_clips(num_frames: int, sampling: str, clip_len: int, num_clips: int = 1,
+                 stride: int | None = None) -> list[list[int]]:
     """Frame indices of every clip: ``sampling`` 'dense' (needs ``stride``) or 'segment'. A video
     shorter than a clip repeats frames in order; one of a single frame gives that frame
     ``clip_len`` times (the rules' clamping and the official demo's indices modulo the length
@@ -505,7 +508,8 @@ def spatial_crops(clip: torch.Tensor, size: int, crops: int) -> list[torch.Tenso
     return [clip[..., t:t + size, left:left + size] for t, left in crop_offsets(h, w, size, crops)]
 
 
-def normalize(clip: torch.Tensor, mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD) -> torch.Tensor:
+def normalize(clip: torch.Tensor, mean: Sequence[float] = KINETICS_MEAN,
+              std: Sequence[float] = KINETICS_STD) -> torch.Tensor:
     """(C, ...) in [0, 1] -> (x - mean) / std per channel (slowfast ``tensor_normalize``)."""
     shape = (-1,) + (1,) * (clip.ndim - 1)
     return (clip - torch.tensor(mean, dtype=clip.dtype).view(shape)) / torch.tensor(std, dtype=clip.dtype).view(shape)

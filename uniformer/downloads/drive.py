@@ -126,7 +126,8 @@ def drive_fetch(name: str, file_id: str, verify_as: str, progress: bool) -> Path
                     break
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-        if isinstance(last, requests.HTTPError) and last.response is not None and last.response.status_code in (403, 404, 410):
+        if (isinstance(last, requests.HTTPError) and last.response is not None
+                and last.response.status_code in (403, 404, 410)):
             reason = f"the link is dead or private (HTTP {last.response.status_code})"
         elif isinstance(last, requests.ConnectionError) and not _is_transient(last):
             text = repr(last)

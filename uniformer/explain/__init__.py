@@ -5,7 +5,8 @@ Every 2-D UniFormer is covered, windowed / hybrid dense backbones and the light 
 included: see :mod:`uniformer.explain.capture` for how their attention is put on the token grid.
 Grad-CAM (:mod:`uniformer.explain.cam`) imports ``pytorch_grad_cam`` only when called.
 """
-from .affinity import LocalAffinity, ReceptiveField, effective_receptive_field, local_affinity, theoretical_receptive_field
+from .affinity import (LocalAffinity, ReceptiveField, effective_receptive_field, local_affinity,
+                       theoretical_receptive_field)
 from .analysis import GLOBAL, HOURGLASS, LOCAL, NOT_CAPTURED, WINDOW, Analysis, LayerInfo, analyze, class_names_of
 from .attention import QueryMap, query_map, query_maps, query_token
 from .cam import CAM_METHODS, CamResult, class_activation_map, shared_weights_twin
@@ -16,8 +17,8 @@ from .distance import AttentionDistance, mean_attention_distance, token_distance
 from .features import pca_rgb, stage_pca
 from .figures import distance_figure, heatmap_figure, kernels_figure, query_figure
 from .geometry import InputGeometry, OutsideCropError, input_geometry
-from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorize, contact_sheet, display_size, draw_boxes, overlay,
-                      query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
+from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorize, contact_sheet, display_size, draw_boxes,
+                      overlay, query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
 from .point import PointView, display_to_image, explain_point, image_to_display, point_report
 from .rollout import HEAD_FUSIONS, Rollout, attention_rollout, downsample_matrix, rollout_matrix
 from .views import AnalysisPictures, PointPictures, analysis_pictures, first_global_layer, layer_caption, point_pictures

@@ -38,14 +38,16 @@ def heatmap_figure(values: np.ndarray, title: str, value_name: str = "value", co
                    mark: tuple[int, int] | None = None, zmid: float | None = None, height: int = 360) -> go.Figure:
     """(h, w) map as a heat map, row 0 at the top, square cells; hover: row, column, value.
     ``mark`` = (row, col) outlines one cell (the query token); ``zmid`` centres a diverging scale."""
-    trace = dict(type="heatmap", z=np.asarray(values, float), colorscale=_scale(colorscale), colorbar=dict(thickness=12),
+    trace = dict(type="heatmap", z=np.asarray(values, float), colorscale=_scale(colorscale),
+                 colorbar=dict(thickness=12),
                  hovertemplate=f"row %{{y}}, col %{{x}}<br>{value_name} %{{z:.4g}}<extra></extra>")
     if zmid is not None:
         trace["zmid"] = zmid
     shapes = []
     if mark is not None:
         r, c = mark
-        shapes.append(dict(type="rect", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5, line=dict(color="cyan", width=3)))
+        shapes.append(dict(type="rect", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5,
+                           line=dict(color="cyan", width=3)))
     return _figure([trace], dict(
         title=_title(title), height=height, margin=_MARGIN, shapes=shapes,
         xaxis=dict(constrain="domain", showgrid=False, zeroline=False),

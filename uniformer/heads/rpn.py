@@ -55,7 +55,8 @@ class RPNHead(nn.Module):
         return scores, deltas
 
     def get_proposals(self, scores: Sequence[torch.Tensor], deltas: Sequence[torch.Tensor],
-                      img_shapes: Sequence[tuple[int, int]], cfg: RPNTestConfig = RPNTestConfig()) -> list[torch.Tensor]:
+                      img_shapes: Sequence[tuple[int, int]],
+                      cfg: RPNTestConfig = RPNTestConfig()) -> list[torch.Tensor]:
         """mmdet 2.x ``RPNHead._get_bboxes`` for a batch: per image and level, the ``nms_pre``
         anchors of highest sigmoid score, decoded (stds 1) and clipped to the image's (H, W) in
         ``img_shapes``; NMS per level (IoU ``cfg.iou_threshold``); the ``max_per_img`` best kept.

@@ -410,7 +410,8 @@ def _register() -> None:
         w, h = cfg.image_size
         register_model(ModelEntry(
             name=name, build=UniFormerPose, config=cfg,
-            pretrained=PretrainedCfg(drive_id=_DRIVE_IDS[name], download_hint=_POSE_DRIVE, input_size=(3, h, w), crop_pct=1.0,
+            pretrained=PretrainedCfg(drive_id=_DRIVE_IDS[name], download_hint=_POSE_DRIVE, input_size=(3, h, w),
+                                     crop_pct=1.0,
                                      interpolation="bilinear", label_set="coco-keypoints-17", num_classes=17,
                                      reference_variant=name),
             filter_fn=dense_checkpoint_filter_fn, task="pose-estimation", head_prefixes=("keypoint_head.final_layer.",),

@@ -79,15 +79,15 @@ def _register() -> None:
     for name, (arch, hd, extra, variant, hub, top1, desc) in _IN1K.items():
         register_model(ModelEntry(
             name=name, build=UniFormer, config=UniFormerConfig(**arch, head_dim=hd, **extra),
-            pretrained=PretrainedCfg(hub=hub, drive_id=_DRIVE_IDS[name], download_hint=None if hub else _DRIVE_IN1K, crop_pct=224 / 256,
-                                     top1=top1, reference_variant=variant),
+            pretrained=PretrainedCfg(hub=hub, drive_id=_DRIVE_IDS[name], download_hint=None if hub else _DRIVE_IN1K,
+                                     crop_pct=224 / 256, top1=top1, reference_variant=variant),
             filter_fn=checkpoint_filter_fn, description=desc))
 
     for name, (arch, hd, variant, size, top1, desc) in _TL.items():
         register_model(ModelEntry(
             name=name, build=UniFormer, config=UniFormerConfig(**arch, head_dim=hd, aux_head=True),
-            pretrained=PretrainedCfg(drive_id=_DRIVE_IDS[name], download_hint=_DRIVE_TL, input_size=(3, size, size), crop_pct=0.9,
-                                     top1=top1, reference_variant=variant),
+            pretrained=PretrainedCfg(drive_id=_DRIVE_IDS[name], download_hint=_DRIVE_TL, input_size=(3, size, size),
+                                     crop_pct=0.9, top1=top1, reference_variant=variant),
             filter_fn=checkpoint_filter_fn, description=desc))
 
 

@@ -25,7 +25,8 @@ from ..blocks import UniFormerBlock
 from ..registry import ModelEntry, PretrainedCfg, get_entry, register_model
 from .uniformer import UniFormer, UniFormerConfig, backbone_filter_fn, checkpoint_filter_fn, run_block
 
-__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "ShrinkTap", "UniFormerLightConfig", "UniFormerLight", "light_config", "is_light"]
+__all__ = ["HourglassBlock", "ShrinkState", "BlockTrace", "ShrinkTap", "UniFormerLightConfig", "UniFormerLight",
+           "light_config", "is_light"]
 
 
 @dataclass
@@ -35,7 +36,8 @@ class BlockTrace:
     scores: (B, N) importance of each token (original order) used to rank them, before this
     block's update; kept: (B, K) indices of the kept tokens in the block's token grid, by decreasing
     score (ties: lower index first, in every runtime); fused: (B, N - K) indices of the tokens fused
-    into the representative; fuse_weights: (B, N - K) their weights in it (sum to 1); grid: the token grid (H, W) or (T, H, W), N = prod;
+    into the representative; fuse_weights: (B, N - K) their weights in it (sum to 1); grid: the
+    token grid (H, W) or (T, H, W), N = prod;
     tokens_processed: tokens attention ran on (score token and representative included).
     """
 
@@ -331,8 +333,8 @@ def _register() -> None:
         register_model(ModelEntry(
             name=f"uniformer_{size}_backbone", build=UniFormerLight,
             config=light_config(size).replace(out_indices=(0, 1, 2, 3)),
-            pretrained=PretrainedCfg(download_hint=backbone_hint.format(size), holders=(f"fpn_{size}", f"mask_rcnn_1x_{size}"),
-                                     input_size=(3, 512, 512),
+            pretrained=PretrainedCfg(download_hint=backbone_hint.format(size),
+                                     holders=(f"fpn_{size}", f"mask_rcnn_1x_{size}"), input_size=(3, 512, 512),
                                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), label_set="none",
                                      num_classes=0, reference_variant=(f"seg_{size}", f"det_{size}")),
             filter_fn=backbone_filter_fn, task="backbone", head_prefixes=(),

@@ -281,7 +281,8 @@ class UniFormer(nn.Module):
         that match nothing (``head``, ``aux_head``, ``head_cls``, ``norm_cls``, dense ``out_norms``)
         form the last group."""
         if coarse:
-            blocks = [(r"^stages\.(\d+)", None), (r"^cls_token", (2,)), (r"^cls_upsample", (3,)), (r"^norm\.", (99999,))]
+            blocks = [(r"^stages\.(\d+)", None), (r"^cls_token", (2,)), (r"^cls_upsample", (3,)),
+                      (r"^norm\.", (99999,))]
         else:
             blocks = [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None),
                       (r"^cls_token", (2, 0)), (r"^cls_upsample", (3, 0)), (r"^norm\.", (99999,))]
@@ -459,7 +460,8 @@ def is_official_state_dict(state_dict: dict[str, torch.Tensor]) -> bool:
     return any(k.startswith(("patch_embed1.", "blocks1.")) for k in state_dict)
 
 
-def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor],
+                         model: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Convert an official UniFormer state dict to our names and shapes (ours pass unchanged).
 
     Layer-scale gammas are flattened to (C,) (the official local blocks store (1, C, 1, 1)).

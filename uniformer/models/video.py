@@ -212,7 +212,8 @@ def _register() -> None:
         register_model(ModelEntry(
             name=name, build=UniFormer, config=video_config(size, classes),
             pretrained=VideoPretrainedCfg(
-                **_where(hub, exp), drive_id=_DRIVE_IDS.get(name), input_size=(3, t, 224, 224), crop_pct=224 / 256, label_set=label_set,
+                **_where(hub, exp), drive_id=_DRIVE_IDS.get(name), input_size=(3, t, 224, 224), crop_pct=224 / 256,
+                label_set=label_set,
                 num_classes=classes, top1=top1, reference_variant=variant, sampling="dense", sampling_rate=stride,
                 test_clips=4, test_crops=1, **mean_std),
             filter_fn=checkpoint_filter_fn, task=TASK,

@@ -37,7 +37,8 @@ from ..inference import RunInfo, autocast, synchronize
 from .common import require_model, scale_for_short_side, stage3_run, test_scale
 from ..models.uniformer import stage3_window_sizes
 
-__all__ = ["rescale_size", "test_input_size", "resize_uint8", "MIN_INPUT_SIDE", "SegmentationInput", "preprocess_segmentation",
+__all__ = ["rescale_size", "test_input_size", "resize_uint8", "MIN_INPUT_SIDE", "SegmentationInput",
+           "preprocess_segmentation",
            "resize_logits", "logits_to_mask", "stage3_grid", "stage3_window_boxes", "ClassArea",
            "SegmentationResult", "segment_image", "segmentation_scale", "STAGE3_MODES", "ModeComparison",
            "compare_stage3_modes"]
@@ -307,8 +308,8 @@ class SegmentationResult:
             "model_name": self.model_name, "weights": self.weights.describe(full_paths), "device": self.device,
             "precision": self.precision, "image_size": list(self.image_size), "input_size": list(self.input_size),
             "stage3_attention": self.stage3_attention, "window_size": self.window_size,
-            "global_blocks": list(self.global_blocks), "preprocess_ms": self.preprocess_ms, "inference_ms": self.inference_ms,
-            "postprocess_ms": self.postprocess_ms,
+            "global_blocks": list(self.global_blocks), "preprocess_ms": self.preprocess_ms,
+            "inference_ms": self.inference_ms, "postprocess_ms": self.postprocess_ms,
             "classes": [{"index": a.index, "name": a.name, "pixels": a.pixels, "fraction": a.fraction}
                         for a in self.class_areas()],
         }

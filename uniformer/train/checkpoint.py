@@ -196,7 +196,8 @@ def model_card(config: Mapping[str, Any]) -> str:
               f"mean {pre.get('mean')}, std {pre.get('std')}.", ""]
     if config.get("command"):
         lines += ["## Reproduce", "", "```bash", config["command"], "```", ""]
-    lines += [f"Classes ({len(labels)}): " + ", ".join(map(str, labels[:50])) + (" ..." if len(labels) > 50 else ""), ""]
+    lines += [f"Classes ({len(labels)}): " + ", ".join(map(str, labels[:50])) + (" ..." if len(labels) > 50 else ""),
+              ""]
     tc = training.get("config") or {}
     if tc:
         lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]

@@ -229,7 +229,8 @@ class VideoListDataset(Dataset):
                 if line_no == 1 and [c.strip().lower() for c in row] == ["path", "label"]:
                     continue
                 if len(row) != 2:
-                    raise DatasetError(f"{self.csv_path}:{line_no}: expected 2 columns 'path,label', got {len(row)}: {row}")
+                    raise DatasetError(f"{self.csv_path}:{line_no}: expected 2 columns 'path,label', "
+                                       f"got {len(row)}: {row}")
                 path, label = row[0].strip(), row[1].strip()
                 if not path or not label:
                     raise DatasetError(f"{self.csv_path}:{line_no}: empty path or label: {row}")
@@ -256,7 +257,8 @@ class VideoListDataset(Dataset):
             elif label.lstrip("-").isdigit():
                 index = int(label)
                 if not 0 <= index < len(self.classes):
-                    raise DatasetError(f"{self.csv_path}:{line_no}: label {index} is out of range 0..{len(self.classes) - 1}")
+                    raise DatasetError(f"{self.csv_path}:{line_no}: label {index} is out of range "
+                                       f"0..{len(self.classes) - 1}")
             else:
                 raise DatasetError(f"{self.csv_path}:{line_no}: unknown label {label!r}; known classes: "
                                    f"{self.classes[:10]}{' ...' if len(self.classes) > 10 else ''}")
@@ -407,7 +409,8 @@ def build_datasets(cfg, data_cfg) -> tuple[Dataset, Dataset | None, list[str]]:
     path = Path(cfg.data)
     if path.is_dir():
         train = ImageFolderDataset(path, train_transform(data_cfg, cfg.augment))
-        val = ImageFolderDataset(cfg.val_data, eval_transform(data_cfg), classes=train.classes) if cfg.val_data else None
+        val = ImageFolderDataset(cfg.val_data, eval_transform(data_cfg),
+                                 classes=train.classes) if cfg.val_data else None
         return train, val, train.classes
     if path.suffix.lower() == ".csv":
         kw = dict(num_frames=cfg.num_frames, size=data_cfg.input_size[-1], mean=data_cfg.mean, std=data_cfg.std)

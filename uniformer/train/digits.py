@@ -24,7 +24,8 @@ from ..data.digits import render_digit
 from ..data.sketch import (BLOCK_DIGITS, SEVEN_SEGMENT_DIGITS, SKETCH_CANVAS, EmptySketchError, draw_sketch, sketch_ink,
                      sketch_to_digit, stroke_width, styled_digit_counts)
 
-__all__ = ["EmptySketchError", "sketch_ink", "stroke_width", "sketch_to_digit", "digit_image", "digit_input", "predict_digit",
+__all__ = ["EmptySketchError", "sketch_ink", "stroke_width", "sketch_to_digit", "digit_image", "digit_input",
+           "predict_digit",
            "load_digits_model", "write_heldout_drawings", "SKETCH_CANVAS", "BLOCK_DIGITS", "SEVEN_SEGMENT_DIGITS",
            "draw_sketch", "styled_digit_counts"]
 

@@ -439,7 +439,8 @@ def _fit(cfg, env, model, callbacks, command, datasets) -> FitResult:
             ckpt.export_model(
                 final, export_dir, classes, model_name=cfg.model, pretrained_cfg=final.pretrained_cfg,
                 label_set=_label_set(cfg), metrics=summary,
-                training={"config": cfg.to_dict(), "steps": state.step, "epochs": round(state.step / steps_per_epoch, 2),
+                training={"config": cfg.to_dict(), "steps": state.step,
+                          "epochs": round(state.step / steps_per_epoch, 2),
                           "dataset": _split_name(cfg, "train"), "world_size": env.world_size, "ema": cfg.ema},
                 command=command)
             log.line(f"exported to {export_dir}")
