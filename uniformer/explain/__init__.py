@@ -14,7 +14,7 @@ from .capture import (AttentionCapture, ShrunkAttention, capture_attention, glob
 from .compare import LocalVsGlobal, comparison_layers, local_vs_global
 from .distance import AttentionDistance, mean_attention_distance, token_distances
 from .features import pca_rgb, stage_pca
-from .figures import distance_figure, heatmap_figure, kernels_figure, query_figure
+from .figures import READABLE_RC, distance_figure, heatmap_figure, kernels_figure, query_figure
 from .geometry import InputGeometry, input_geometry
 from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorbar_image, colorize, contact_sheet, display_size, draw_boxes, overlay,
                       query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
@@ -36,6 +36,6 @@ __all__ = [
     "CAM_METHODS", "CamResult", "shared_weights_twin", "class_activation_map",
     "display_size", "to_image", "colorize", "colorbar_image", "overlay", "draw_boxes", "contact_sheet", "QUERY_COLOUR", "REACH_COLOUR",
     "FIELD_COLOUR", "query_boxes", "query_overlay", "receptive_field_overlay", "rgb_picture",
-    "heatmap_figure", "query_figure", "kernels_figure", "distance_figure",
+    "READABLE_RC", "heatmap_figure", "query_figure", "kernels_figure", "distance_figure",
     "UNTRAINED_MARK", "weights_title", "missing_checkpoint_note", "load_or_fallback",
 ]
