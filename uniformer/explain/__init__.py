@@ -18,7 +18,7 @@ from .figures import READABLE_RC, distance_figure, heatmap_figure, kernels_figur
 from .geometry import InputGeometry, input_geometry
 from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorbar_image, colorize, contact_sheet, display_size, draw_boxes, overlay,
                       query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
-from .provenance import UNTRAINED_MARK, load_or_fallback, missing_checkpoint_note, weights_title
+from .provenance import UNTRAINED_MARK, load_or_fallback, mark_figure, missing_checkpoint_note, weights_title
 from .point import PointView, display_to_image, explain_point, image_to_display, point_report
 from .rollout import HEAD_FUSIONS, Rollout, attention_rollout, downsample_matrix, rollout_matrix
 
@@ -37,5 +37,5 @@ __all__ = [
     "display_size", "to_image", "colorize", "colorbar_image", "overlay", "draw_boxes", "contact_sheet", "QUERY_COLOUR", "REACH_COLOUR",
     "FIELD_COLOUR", "query_boxes", "query_overlay", "receptive_field_overlay", "rgb_picture",
     "READABLE_RC", "heatmap_figure", "query_figure", "kernels_figure", "distance_figure",
-    "UNTRAINED_MARK", "weights_title", "missing_checkpoint_note", "load_or_fallback",
+    "UNTRAINED_MARK", "weights_title", "mark_figure", "missing_checkpoint_note", "load_or_fallback",
 ]

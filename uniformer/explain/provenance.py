@@ -15,7 +15,7 @@ from torch import nn
 from ..factory import create_model
 from ..hub import CheckpointNotAvailableError
 
-__all__ = ["UNTRAINED_MARK", "weights_title", "missing_checkpoint_note", "load_or_fallback"]
+__all__ = ["UNTRAINED_MARK", "weights_title", "mark_figure", "missing_checkpoint_note", "load_or_fallback"]
 
 #: What every title of a figure drawn from untrained random weights carries.
 UNTRAINED_MARK = "UNTRAINED weights"
@@ -25,6 +25,13 @@ def weights_title(title: str, weights_info) -> str:
     """``title``, followed by ``[UNTRAINED weights: not meaningful]`` when ``weights_info``
     (a :class:`uniformer.hub.WeightsInfo`, e.g. ``model.weights_info``) is untrained."""
     return title if weights_info.trained else f"{title} [{UNTRAINED_MARK}: not meaningful]"
+
+
+def mark_figure(fig, weights_info):
+    """A plotly figure (``plotly.graph_objects.Figure``) with :func:`weights_title` applied to its
+    title, in place; returns it (so ``mark_figure(fig, info).show()``)."""
+    fig.update_layout(title_text=weights_title(fig.layout.title.text or "", weights_info))
+    return fig
 
 
 def missing_checkpoint_note(name: str, fallback: str | None = None) -> str:
