@@ -38,7 +38,7 @@ def missing_checkpoint_note(name: str, fallback: str | None = None) -> str:
     """One line (under 250 characters for registered names): the official checkpoint of ``name``
     could not be had, how to get it once, and what runs instead (``fallback``, a model name, or
     None: ``name`` with untrained weights)."""
-    instead = f"{fallback} (trained by this project, shipped)" if fallback else f"{name} with UNTRAINED random weights"
+    instead = f"{fallback} (trained by this project, shipped)" if fallback else "UNTRAINED random weights"
     return (f"NOTE: no official checkpoint for {name} here (offline, not cached). Get it once with "
             f"`python -m uniformer download {name}`. This run uses {instead}.")
 
