@@ -68,6 +68,67 @@ assert sorted(kept.tolist()) != list(range(K)), "the kept tokens are not just th
 }
 
 
+# Offline (no checkpoint), 01, 04, 05 and 08 draw untrained weights: at least this many figures, each with
+# UNTRAINED_MARK in its title (matplotlib suptitle / axes titles, plotly layout title). The notebooks that
+# show trained weights offline (the shipped digits models; 06's "before training" is named so) carry none.
+UNTRAINED_FIGURES = {"01_uniformer_block.ipynb": 2, "04_video.ipynb": 2, "05_dense_prediction.ipynb": 1,
+                     "08_detection.ipynb": 6}
+
+# Prepended to every default run: records the titles of each matplotlib figure shown with plt.show().
+RECORD_TITLES = """
+import matplotlib.pyplot as _plt
+_FIGURE_TITLES = []
+
+
+def _recording(show=_plt.show):
+    def recorded(*args, **kwargs):
+        for num in _plt.get_fignums():
+            fig = _plt.figure(num)
+            titles = [fig._suptitle.get_text() if fig._suptitle else ""] + [ax.get_title() for ax in fig.axes]
+            _FIGURE_TITLES.append(" | ".join(t for t in titles if t))
+        return show(*args, **kwargs)
+    return recorded
+
+
+_plt.show = _recording()
+"""
+DUMP_TITLES = "import json as _json\nprint('FIGURE_TITLES=' + _json.dumps(_FIGURE_TITLES))"
+
+# Appended to 07's default run: the per-motion accuracies it prints are those of its confusion matrices,
+# and its statement of what the short training learned names exactly the motions at >= 2x chance.
+MOTION_CHECKS = """
+import numpy as _np
+_c = _np.asarray(video.metrics["confusion"], float)
+_acc = _c.diagonal() / _c.sum(1)
+assert sorted(video_yes) == sorted(m for m, a in zip(MOTIONS, _acc) if a >= 2 / 6), (video_yes, _acc)
+_s = _np.asarray(shipped_metrics["confusion"], float)
+_rot = {m: _s[i, i] / _s[i].sum() for i, m in enumerate(MOTIONS) if m in ("clockwise", "anticlockwise")}
+assert min(_rot.values()) > 0.8, _rot                                   # the rotations are learned (shipped model)
+"""
+
+
+def figure_titles(nb) -> list[str]:
+    """Titles of every figure a run showed: matplotlib (recorded by RECORD_TITLES, dumped by DUMP_TITLES)
+    and plotly (the layout title of each plotly output)."""
+    import json
+
+    titles = []
+    for cell in code_cells(nb):
+        for out in cell.outputs:
+            if out.output_type == "stream" and out.text.startswith("FIGURE_TITLES="):
+                titles += json.loads(out.text.split("=", 1)[1])
+            plotly = out.get("data", {}).get("application/vnd.plotly.v1+json")
+            if plotly:
+                title = plotly["layout"].get("title", {})
+                titles.append(title.get("text", "") if isinstance(title, dict) else str(title))
+    return titles
+
+
+def printed_text(nb) -> str:
+    """Everything the run printed (stream outputs), in order."""
+    return "".join(o.get("text", "") for c in code_cells(nb) for o in c.outputs if o.output_type == "stream")
+
+
 def code_cells(nb) -> list:
     """The notebook's code cells."""
     return [c for c in nb.cells if c.cell_type == "code"]
@@ -155,11 +216,40 @@ def widget_models(client) -> list[str]:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_at_defaults(path, kernel_name, monkeypatch, tmp_path):
+    from uniformer.explain import UNTRAINED_MARK
+
     nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(RECORD_TITLES))
     checks = TRAINED_CHECKS.get(path.name)
     if checks:
         nb.cells.append(nbformat.v4.new_code_cell(checks))
+    if path.name == "07_finetune_video.ipynb":
+        nb.cells.append(nbformat.v4.new_code_cell(MOTION_CHECKS))
+    nb.cells.append(nbformat.v4.new_code_cell(DUMP_TITLES))
     client = execute(nb, kernel_name, monkeypatch, tmp_path / "hf_home")
+    # Every figure drawn from untrained weights says so in its title; trained ones do not.
+    titles = figure_titles(nb)
+    marked = [t for t in titles if UNTRAINED_MARK in t]
+    assert len(marked) >= UNTRAINED_FIGURES.get(path.name, 0), (marked, titles)
+    if path.name not in UNTRAINED_FIGURES:
+        assert not marked, marked
+    # One short missing-checkpoint line per model (uniformer.explain.missing_checkpoint_note), never the long
+    # error text with its Drive link and HF_HUB_OFFLINE advice, and no line printed twice.
+    printed = printed_text(nb)
+    notes = [line for line in printed.splitlines() if line.startswith("NOTE: no official checkpoint")]
+    assert all(len(n) < 260 for n in notes) and len(notes) == len(set(notes)), notes
+    assert "HF_HUB_OFFLINE" not in printed and "drive.google.com" not in printed, printed[:2000]
+    if path.name in UNTRAINED_FIGURES:
+        assert notes, "an untrained run must say which checkpoint is missing and how to get it"
+    if path.name == "06_finetune_image.ipynb":   # the training-set size the text states is the one fit used
+        import re
+
+        used = int(re.search(r"training \S+: (\d+) samples", printed).group(1))
+        assert f"trained on {used} samples" in printed, printed[-3000:]
+        text = "".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        assert f"{used} training samples" in text, used
+    if path.name == "07_finetune_video.ipynb":   # top-5 of six classes says nothing: not printed
+        assert "top-5" not in printed, printed[-2000:]
     # Headless: no slider was opened, and no Output widget (whose nbclient stand-in stalls the run).
     assert not {"OutputModel", "IntSliderModel", "FloatSliderModel"} & set(widget_models(client)), widget_models(client)
     params = [c for c in code_cells(nb) if "parameters" in c.metadata.get("tags", [])]

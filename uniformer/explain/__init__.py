@@ -15,10 +15,11 @@ from .capture import (AttentionCapture, ShrunkAttention, capture_attention, glob
 from .compare import LocalVsGlobal, comparison_layers, local_vs_global
 from .distance import AttentionDistance, mean_attention_distance, token_distances
 from .features import pca_rgb, stage_pca
-from .figures import distance_figure, heatmap_figure, kernels_figure, query_figure
+from .figures import READABLE_RC, distance_figure, heatmap_figure, kernels_figure, query_figure
 from .geometry import InputGeometry, OutsideCropError, input_geometry
-from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorize, contact_sheet, display_size, draw_boxes,
-                      overlay, query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
+from .overlay import (FIELD_COLOUR, QUERY_COLOUR, REACH_COLOUR, colorbar_image, colorize, contact_sheet, display_size,
+                      draw_boxes, overlay, query_boxes, query_overlay, receptive_field_overlay, rgb_picture, to_image)
+from .provenance import UNTRAINED_MARK, load_or_fallback, mark_figure, missing_checkpoint_note, weights_title
 from .point import PointView, display_to_image, explain_point, image_to_display, point_report
 from .rollout import HEAD_FUSIONS, Rollout, attention_rollout, downsample_matrix, rollout_matrix
 from .views import AnalysisPictures, PointPictures, analysis_pictures, first_global_layer, layer_caption, point_pictures
@@ -35,8 +36,10 @@ __all__ = [
     "pca_rgb", "stage_pca",
     "PointView", "explain_point", "point_report", "display_to_image", "image_to_display",
     "CAM_METHODS", "CamResult", "shared_weights_twin", "class_activation_map",
-    "display_size", "to_image", "colorize", "overlay", "draw_boxes", "contact_sheet", "QUERY_COLOUR", "REACH_COLOUR",
+    "display_size", "to_image", "colorize", "colorbar_image", "overlay", "draw_boxes", "contact_sheet", "QUERY_COLOUR",
+    "REACH_COLOUR",
     "FIELD_COLOUR", "query_boxes", "query_overlay", "receptive_field_overlay", "rgb_picture",
-    "heatmap_figure", "query_figure", "kernels_figure", "distance_figure",
+    "READABLE_RC", "heatmap_figure", "query_figure", "kernels_figure", "distance_figure",
+    "UNTRAINED_MARK", "weights_title", "mark_figure", "missing_checkpoint_note", "load_or_fallback",
     "AnalysisPictures", "analysis_pictures", "PointPictures", "point_pictures", "layer_caption", "first_global_layer",
 ]

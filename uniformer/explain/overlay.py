@@ -17,8 +17,9 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .geometry import InputGeometry
 
-__all__ = ["display_size", "to_image", "colorize", "overlay", "draw_boxes", "contact_sheet", "QUERY_COLOUR",
-           "REACH_COLOUR", "FIELD_COLOUR", "query_boxes", "query_overlay", "receptive_field_overlay", "rgb_picture"]
+__all__ = ["display_size", "to_image", "colorize", "colorbar_image", "overlay", "draw_boxes", "contact_sheet",
+           "QUERY_COLOUR", "REACH_COLOUR", "FIELD_COLOUR", "query_boxes", "query_overlay", "receptive_field_overlay",
+           "rgb_picture"]
 
 Box = tuple[float, float, float, float]
 
@@ -157,6 +158,25 @@ def contact_sheet(panels: Sequence[tuple[str, Image.Image]], height: int = 320, 
             x += im.width + pad
         y += height + cap + pad
     return sheet
+
+
+def colorbar_image(colorscale: str = "Inferno", low: str = "0", high: str = "max", caption: str = "",
+                   width: int = 360, height: int = 16) -> Image.Image:
+    """A horizontal colour bar (the legend of :func:`overlay`'s colouring) as a picture: ``caption``
+    above, the ``colorscale`` ramp from 0 to 1 left to right (``width`` x ``height`` pixels), ``low``
+    and ``high`` under its ends. Shown under a :func:`contact_sheet` of overlays."""
+    font = ImageFont.load_default(size=14)
+    ramp = Image.fromarray(colorize(np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1)), colorscale))
+    pad, cap = 8, (20 if caption else 0)
+    picture = Image.new("RGB", (width + 2 * pad, cap + height + 20 + pad), "white")
+    draw = ImageDraw.Draw(picture)
+    if caption:
+        draw.text((pad, 2), caption, fill="black", font=font)
+    picture.paste(ramp, (pad, cap))
+    draw.rectangle((pad - 1, cap - 1, pad + width, cap + height), outline="black")
+    draw.text((pad, cap + height + 2), low, fill="black", font=font)
+    draw.text((pad + width - draw.textlength(high, font=font), cap + height + 2), high, fill="black", font=font)
+    return picture
 
 
 #: Outline colours: the query token, a local kernel's reach, a theoretical receptive field.

@@ -101,25 +101,28 @@ def tokens_per_layer(trace: list[BlockTrace]) -> list[dict]:
 @dataclass(frozen=True)
 class SweepPoint:
     """The model at one keep ratio: top-1 class index and probability, latency (ms, median of
-    ``repeats``), and tokens processed summed over the hourglass blocks."""
+    ``repeats``), tokens processed summed over the hourglass blocks, and the spread of the timed
+    forwards, (fastest, slowest) in ms."""
 
     keep_ratio: float
     top1: int
     probability: float
     latency_ms: float
     tokens_processed: int
+    latency_range_ms: tuple[float, float] = (float("nan"), float("nan"))
 
 
 @dataclass(frozen=True)
 class RatioTrace:
     """One keep ratio of :func:`trace_keep_ratios`: probs (num_classes,) float32 softmax on the CPU,
     trace: one BlockTrace per hourglass block (CPU tensors, batch of 1), latency_ms: median wall
-    time (milliseconds) of the timed forwards."""
+    time (milliseconds) of the timed forwards, latency_range_ms: their (fastest, slowest)."""
 
     keep_ratio: float
     probs: torch.Tensor
     trace: list[BlockTrace]
     latency_ms: float
+    latency_range_ms: tuple[float, float] = (float("nan"), float("nan"))
 
     @property
     def tokens_processed(self) -> int:
@@ -157,15 +160,17 @@ def trace_keep_ratios(model, x: torch.Tensor, ratios=KEEP_RATIOS,
             outputs[r] = model.forward_trace(x, keep_ratio=r)
             synchronize(device)
             times[r].append((time.perf_counter() - t0) * 1000)
-    return {r: RatioTrace(r, logits.float().softmax(-1)[0].cpu(), _cpu_trace(trace), float(np.median(times[r])))
+    return {r: RatioTrace(r, logits.float().softmax(-1)[0].cpu(), _cpu_trace(trace), float(np.median(times[r])),
+                          (min(times[r]), max(times[r])))
             for r, (logits, trace) in outputs.items()}
 
 
 def keep_ratio_sweep(model, x: torch.Tensor, ratios=KEEP_RATIOS, repeats: int = 3) -> list[SweepPoint]:
     """Run a light model on ``x`` (1, 3, H, W) at each keep ratio (Table 23's trade-off): top-1,
-    its probability, median latency and tokens processed per ratio, timed as
-    :func:`trace_keep_ratios` does (warm-up, round-robin rounds)."""
-    return [SweepPoint(r, int(t.probs.argmax()), float(t.probs.max()), t.latency_ms, t.tokens_processed)
+    its probability, median latency, its (fastest, slowest) range and tokens processed per ratio,
+    timed as :func:`trace_keep_ratios` does (warm-up, round-robin rounds)."""
+    return [SweepPoint(r, int(t.probs.argmax()), float(t.probs.max()), t.latency_ms, t.tokens_processed,
+                       t.latency_range_ms)
             for r, t in trace_keep_ratios(model, x, ratios, repeats).items()]
 
 

@@ -62,7 +62,8 @@ class TrainState:
 class FitResult:
     """What :func:`fit` returns: the trained model (unwrapped, eval mode; the EMA model when EMA
     is on), the state (history included), the last held-out metrics, the class names and the
-    export folder (None without export)."""
+    export folder (None without export); ``train_samples``: the size of the training set it ran on
+    (after ``train_limit``; for digits with ``augment``, the 1437 scans plus the synthetic drawings)."""
 
     model: nn.Module
     state: TrainState
@@ -71,6 +72,7 @@ class FitResult:
     export_dir: Path | None = None
     steps_per_epoch: int = 0
     total_steps: int = 0
+    train_samples: int = 0
 
     @property
     def history(self) -> list[dict]:
@@ -343,8 +345,9 @@ def _fit(cfg, env, model, callbacks, command, datasets) -> FitResult:
         state.history.append(entry)
         log.record(entry)
         state.best_top1 = max(state.best_top1, metrics["val_top1"])
-        log.line(f"epoch {state.epoch} step {state.step}: val top-1 {metrics['val_top1']:.2f}% top-5 "
-                 f"{metrics['val_top5']:.2f}% loss {metrics['val_loss']:.4f}"
+        top5 = f" top-5 {metrics['val_top5']:.2f}%" if num_classes > 10 else ""   # says nothing on a few classes
+        log.line(f"epoch {state.epoch} step {state.step}: val top-1 {metrics['val_top1']:.2f}%{top5} "
+                 f"loss {metrics['val_loss']:.4f}"
                  + (f" | EMA top-1 {metrics['val_top1_ema']:.2f}%" if ema is not None else ""))
         return metrics
 
@@ -444,7 +447,7 @@ def _fit(cfg, env, model, callbacks, command, datasets) -> FitResult:
                           "dataset": _split_name(cfg, "train"), "world_size": env.world_size, "ema": cfg.ema},
                 command=command)
             log.line(f"exported to {export_dir}")
-    return FitResult(final, state, metrics, list(classes), export_dir, steps_per_epoch, total_steps)
+    return FitResult(final, state, metrics, list(classes), export_dir, steps_per_epoch, total_steps, len(train_set))
 
 
 def _params_sha256(model: nn.Module) -> str:
