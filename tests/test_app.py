@@ -82,13 +82,14 @@ def test_pil_input_and_settings_are_passed_on(hub_cache, photo, monkeypatch):
     _assert_top5(handlers.classify_image(load_image(photo), MODEL, "fp32"))
     seen, real = {}, handlers.predict_image
 
-    def spy(model, image, **kwargs):  # bf16 itself is slow on CPUs without native bf16
+    def spy(model, image, **kwargs):  # the module the app chose (eager, or a bf16-weights / fused copy) runs
         seen.update(kwargs)
-        return real(model, image, **{**kwargs, "precision": "fp32"})
+        return real(model, image, **kwargs)
 
     monkeypatch.setattr(handlers, "predict_image", spy)
-    handlers.classify_image(photo, MODEL, "bf16")
+    result = handlers.classify_image(photo, MODEL, "bf16")
     assert seen == {"topk": 5, "device": handlers.default_device(), "precision": "bf16"}
+    assert "**Path:** " in result.details and "bf16" in result.details
 
 
 @pytest.mark.parametrize("kind, message", [
