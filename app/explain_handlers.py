@@ -30,7 +30,7 @@ from .models import weights_key
 __all__ = ["MAX_DISPLAY_SIDE", "THUMBNAIL_SIDE", "CAM_STAGES", "analyses", "extras", "image_key",
            "get_analysis", "clamp_layer", "clamp_head", "head_slider", "ExplainView", "Rendered", "render_view",
            "export_files", "prepare_image",
-           "warm_up", "click", "rerender", "export", "layer_changed", "class_choices", "CamView", "cam_view"]
+           "warm_up", "click", "rerender", "export", "layer_changed", "sliders", "class_choices", "CamView", "cam_view"]
 
 #: Long side (pixels) of the images the tab shows; clicks are scaled back to the original.
 MAX_DISPLAY_SIDE = 560
@@ -267,14 +267,20 @@ def click(state: dict, layer: int, head: int, evt: gr.SelectData) -> tuple:
     head = clamp_head(analysis, layer, head)
     view = render_view(analysis, state["key"], tuple(evt.index), layer, head, cached).view
     state = {**state, "point": list(evt.index)}
-    return (state, *view, gr.update(maximum=len(analysis.layers), value=layer), head_slider(analysis, layer, head))
+    return (state, *view, *_slider_updates(analysis, layer, head))
+
+
+def _slider_updates(analysis: E.Analysis, layer: int, head: int) -> tuple[dict, dict]:
+    """(layer-slider update, head-slider update), each with its range and its value."""
+    return gr.update(maximum=len(analysis.layers), value=layer), head_slider(analysis, layer, head)
 
 
 def explain_point(image, model_name: str, x: float | None, y: float | None, layer: int | None = None,
                   head: int = 0) -> tuple:
     """The API's and the tab's one-call explanation: ``image`` (path) with ``model_name``, the point
     (``x``, ``y``) in pixels of the original image, 1-based ``layer`` (None: the first stage-3 block)
-    and ``head`` (0: mean over heads) -> (state, *ExplainView, layer update, head update, numbers).
+    and ``head`` (0: mean over heads) -> (state, *ExplainView, layer, head, numbers): the layer and
+    head shown (clamped) as plain integers; the tab sets the sliders from them (:func:`sliders`).
     ``numbers`` is the JSON of the views (clicked token's row, local-vs-global, distances, ERF,
     rollout, top-5). Raises gr.Error for a missing image / point, an unreadable file, an unloadable
     model or a point outside the centre crop."""
@@ -292,8 +298,19 @@ def explain_point(image, model_name: str, x: float | None, y: float | None, laye
     head = clamp_head(analysis, layer, head)
     rendered = render_view(analysis, key, point, layer, head, cached)
     state = {"key": key, "image": image, "model": model_name, "point": list(point)}
-    return (state, *rendered.view, gr.update(maximum=len(analysis.layers), value=layer),
-            head_slider(analysis, layer, head), rendered.payload)
+    return (state, *rendered.view, layer, head, rendered.payload)
+
+
+def sliders(state: dict, layer: int | None, head: int | None) -> tuple:
+    """The sliders for what :func:`explain_point` showed (1-based ``layer``, ``head``, both already
+    clamped) -> (layer-slider update, head-slider update): each sets its range and its value in one
+    update, so neither slider ever holds a value beyond its maximum. Nothing changes before a point
+    was explained."""
+    if not state or state.get("point") is None or layer is None:
+        return gr.skip(), gr.skip()
+    analysis, _ = _state_analysis(state)
+    layer = clamp_layer(analysis, layer)
+    return _slider_updates(analysis, layer, clamp_head(analysis, layer, head))
 
 
 def rerender(state: dict, layer: int, head: int) -> tuple:

@@ -63,6 +63,9 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                 y = gr.Number(label="Point y (image pixels)", visible=False)
                 explain_button = gr.Button("Explain this point", visible=False)
                 numbers = gr.JSON(label="Numbers behind the views", visible=False)
+                # the layer and head /explain showed, as values (the sliders follow in a private event)
+                layer_shown = gr.Number(label="Layer shown", precision=0, visible=False)
+                head_shown = gr.Number(label="Head shown", precision=0, visible=False)
         with gr.Column(visible=False) as results, gr.Row(equal_height=False):
             lvg = gr.Gallery(label="Same point: stage-2 local affinity | stage-3 | stage-4 global attention",
                              columns=3, height=330, object_fit="contain", elem_id="explain-lvg", scale=3)
@@ -110,12 +113,17 @@ def build_explain_tab(demo: gr.Blocks) -> None:
                   api_visibility="private", show_progress="hidden")
     canvas.select(bind(xh.click, gpu=MEDIUM), [session, state, layer, head], [state, *view, layer, head],
                   api_visibility="private", trigger_mode="always_last").then(**reveal)
-    explain_button.click(bind(xh.explain_point, gpu=MEDIUM), [session, image, model, x, y, layer, head],
-                         [state, *view, layer, head, numbers], api_name="explain", api_description=(
-                             "Explain one point of a photo: the attention / local affinity of the token at (x, y) "
-                             "(image pixels) in the chosen layer (1-based; head 0 = mean over heads), the same point "
-                             "in stages 2-4, the stage-2 effective receptive field, attention distances, rollout "
-                             "and stage features, and the numbers behind them (JSON).")).then(**reveal)
+    explained = explain_button.click(
+        bind(xh.explain_point, gpu=MEDIUM), [session, image, model, x, y, layer, head],
+        [state, *view, layer_shown, head_shown, numbers], api_name="explain", api_description=(
+            "Explain one point of a photo: the attention / local affinity of the token at (x, y) (image pixels) in "
+            "the chosen layer (1-based; head 0 = mean over heads), the same point in stages 2-4, the stage-2 "
+            "effective receptive field, attention distances, rollout and stage features, the layer and head shown, "
+            "and the numbers behind them (JSON)."))
+    # the sliders' ranges and values in one update each (never a value beyond the maximum)
+    explained.success(bind(xh.sliders, gpu=SHORT), [session, state, layer_shown, head_shown], [layer, head],
+                      api_visibility="private", show_progress="hidden")
+    explained.then(**reveal)
     # one event sets the head slider's range and value and draws the views (never a head beyond the range)
     layer.input(bind(xh.layer_changed, gpu=SHORT), [session, state, layer, head], [head, *view],
                 api_visibility="private", show_progress="hidden", trigger_mode="always_last")

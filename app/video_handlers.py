@@ -55,7 +55,8 @@ __all__ = ["DEFAULT_VIDEO_MODEL", "OFFLINE_VIDEO_MODEL", "VIDEO_EXAMPLE_FILES", 
            "write_video_examples", "MOVING_DIGITS_EXAMPLES_CREDIT", "write_moving_digits_examples",
            "weights_available", "startup_video_model", "video_model_status", "opening_status", "display_scale",
            "video_model_choices", "view_choices", "default_views", "model_info", "VideoSession", "VideoResult",
-           "classify_video", "empty_result", "block_choices", "block_update", "show_frame", "attend", "change_block",
+           "classify_video", "frame_range", "example_clip",
+           "empty_result", "block_choices", "block_update", "show_frame", "attend", "change_block",
            "CamOutputs", "no_cam", "explain_gradcam",
            "views_table", "details_markdown", "example_clips", "example_samples"]
 
@@ -211,7 +212,8 @@ class VideoSession:
 
 
 class VideoResult(NamedTuple):
-    """Outputs of a classification, in the order of the tab's output components."""
+    """Outputs of a classification, in the order of the tab's output components. ``slider``: the
+    frame shown (1-based; the public API's value), or the slider's reset (:func:`empty_result`)."""
 
     label: dict[str, float] | None
     details: str
@@ -219,7 +221,7 @@ class VideoResult(NamedTuple):
     strip: Image.Image | None
     timeline: Image.Image | None
     frame: Image.Image | None
-    slider: dict
+    slider: int | dict
     attention: Image.Image | None
     attention_caption: str
     state: VideoSession | None
@@ -314,7 +316,6 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
         raise errors.unreadable(e, "video") from None
     prediction = predict_clips(model, clips, topk=TOPK, device=default_device(), progress=report, source=str(video))
     view = clips.centre_view()
-    t = clips.frames_per_clip
     session = VideoSession(model_name, clips.views[view:view + 1].clone(), clips.view_frames_uint8(view).numpy(),
                            list(clips.clip_indices[0]), fps=clips.playback_fps, target=prediction.topk[0].index,
                            target_label=prediction.topk[0].label)
@@ -325,8 +326,25 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     if has_low_scores(scores):
         details += f"  \n<small>{LOW_SCORES_NOTE}</small>"
     return VideoResult(scores, details, views_table(prediction), clip_strip(clips), clip_timeline(clips),
-                       _frame_image(session, 0), gr.update(value=1, maximum=t), None, _attention_caption(session),
+                       _frame_image(session, 0), 1, None, _attention_caption(session),
                        session)
+
+
+def frame_range(state: VideoSession | None) -> dict:
+    """The frame slider's range for the clip of :func:`classify_video` (1..T frames; its value, 1,
+    is a plain number in the API and lies in every range)."""
+    if state is None:
+        return gr.skip()
+    return gr.update(maximum=len(state.frame_indices))
+
+
+def example_clip(clips: list[Path], index) -> str:
+    """Path of example clip ``index`` (0-based position in the examples gallery). Raises gr.Error
+    for anything but an index of the gallery (a script can send any value to the page's event)."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(clips):
+        raise gr.Error(f"There is no example {index!r}: pick one of the {len(clips)} examples.",
+                       title="No such example")
+    return str(clips[index])
 
 
 def block_choices(model_name: str) -> list[tuple[str, str]]:

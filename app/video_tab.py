@@ -1,6 +1,8 @@
 """The "Video" tab: components and their wiring only (logic in :mod:`app.video_handlers`)."""
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from . import handlers
@@ -82,11 +84,14 @@ def build_video_tab(demo: gr.Blocks) -> None:
 
     outputs = [label, details, table, strip, timeline, frame, slider, attention, attention_caption, state]
     bind, session = panel.bind, panel.state
-    button.click(bind(vh.classify_video, gpu=LONG), [session, video, model, views], outputs, api_name="classify_video",
-                 show_progress_on=label,
-                 api_description="Classify a video with the checkpoint's official frame sampling and test views "
-                                 "(views: 'CLIPSxCROPS', e.g. '4x1'): the top-5 classes (views averaged), per-view "
+    classified = button.click(bind(vh.classify_video, gpu=LONG), [session, video, model, views], outputs,
+                              api_name="classify_video", show_progress_on=label,
+                              api_description="Classify a video with the checkpoint's official frame sampling and "
+                                              "test views (views: 'CLIPSxCROPS', e.g. '4x1'): the top-5 classes "
+                                              "(views averaged), per-view "
                                  "probabilities, the frames the model saw and where they sit in the video.")
+    # the frame slider's range for the clip: set by the page, so the API answers values, not updates
+    classified.success(vh.frame_range, state, slider, api_visibility="private", show_progress="hidden")
     slider.change(vh.show_frame, [state, slider], [frame, attention], api_visibility="private",
                   show_progress="hidden")
     frame.select(bind(vh.attend, gpu=MEDIUM), [session, state, slider, block],
@@ -103,7 +108,8 @@ def build_video_tab(demo: gr.Blocks) -> None:
     model.change(vh.block_update, model, block, api_visibility="private", show_progress="hidden")
     model.change(lambda name: gr.update(value=vh.default_views(name)), model, views, api_visibility="private",
                  show_progress="hidden")
-    examples.click(lambda i: str(clips[i]), examples, video, api_visibility="private", show_progress="hidden")
+    examples.click(functools.partial(vh.example_clip, clips), examples, video, api_visibility="private",
+                   show_progress="hidden")
     video.upload(vh.check_upload, video, None, api_visibility="private", show_progress="hidden")
     gr.on([video.change, model.change], vh.empty_result, None, outputs, api_visibility="private",
           show_progress="hidden")

@@ -17,6 +17,7 @@ import pytest
 
 from app.digits_handlers import write_digit_examples
 from app.examples import write_examples
+from app.video_handlers import write_moving_digits_examples
 
 TASK_ENDPOINTS = {"/classify", "/explain", "/shrink", "/segment", "/detect", "/pose", "/classify_video", "/digits"}
 
@@ -143,13 +144,37 @@ def test_task_endpoints_return_values_not_gradio_updates(client):
                                   api_name="/detect"),
         "/pose": client.predict(photo, "top_down_256x192_global_small", "", False, 0.0, api_name="/pose"),
         "/digits": client.predict(photo, api_name="/digits"),
+        "/explain": client.predict(photo, "uniformer_small_in1k", 200, 150, 16, 3, api_name="/explain"),
+        "/classify_video": client.predict(handle_file(str(next(iter(write_moving_digits_examples().values())))),
+                                          "uniformer_xxs_moving_digits", "1x1", api_name="/classify_video"),
     }
+    assert set(outputs) == TASK_ENDPOINTS
     for endpoint, out in outputs.items():
         assert "__type__" not in json.dumps(out, default=str), (endpoint, out)
     assert outputs["/shrink"][-1] == 2  # the hourglass layer shown
     classes, legend = outputs["/segment"][1], outputs["/segment"][2]
     assert classes and all(isinstance(c, int) for c in classes) and "%" in legend  # the class indices shown
     assert isinstance(outputs["/detect"][2], list) and all(isinstance(c, int) for c in outputs["/detect"][2])
+    layer, head = outputs["/explain"][-3:-1]
+    assert (layer, head) == (16, 3)  # the layer and head shown (stage 4 of the small model has 8 heads)
+    assert outputs["/classify_video"][6] == 1  # the frame shown: the clip's first
+
+
+def test_explain_clamps_the_head_it_shows_as_a_value(client):
+    from gradio_client import handle_file
+
+    # layer 2 is a stage-1 local block with one channel group: head 3 becomes 1, a plain number
+    out = client.predict(handle_file(str(write_examples()["coffee"])), "uniformer_small_in1k", 200, 150, 2, 3,
+                         api_name="/explain")
+    assert tuple(out[-3:-1]) == (2, 1) and "__type__" not in json.dumps(out, default=str)
+
+
+def test_the_video_examples_event_refuses_an_index_outside_the_gallery(server):
+    for index in (10**6, -1, "0"):
+        ok, message = call_event(server, "<video-examples>", [index])
+        assert not ok and "no example" in message, (index, message)
+    ok, message = call_event(server, "<video-examples>", [0])
+    assert ok and message is None  # a real example still loads
 
 
 def test_the_sketchpad_event_refuses_a_picture_too_large_before_decoding_it(server, tmp_path):
