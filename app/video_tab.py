@@ -88,8 +88,8 @@ def build_video_tab(demo: gr.Blocks) -> None:
                               api_name="classify_video", show_progress_on=label,
                               api_description="Classify a video with the checkpoint's official frame sampling and "
                                               "test views (views: 'CLIPSxCROPS', e.g. '4x1'): the top-5 classes "
-                                              "(views averaged), per-view "
-                                              "probabilities, the frames the model saw and where they sit in the video.")
+                                              "(views averaged), per-view probabilities, the frames the model "
+                                              "saw and where they sit in the video.")
     # the frame slider's range for the clip: set by the page, so the API answers values, not updates
     classified.success(vh.frame_range, state, slider, api_visibility="private", show_progress="hidden")
     slider.change(vh.show_frame, [state, slider], [frame, attention], api_visibility="private",
