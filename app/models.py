@@ -33,7 +33,6 @@ import contextvars
 import ctypes
 import functools
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -321,49 +320,27 @@ def get_fast_model(name: str, precision: str = "auto", device: torch.device | st
 
     A path other than eager is prepared once per model weights, path and device and kept in
     :func:`model_cache` (bf16 weights, fused copies: counted in its memory budget by their
-    parameters; ONNX Runtime's own copy of the weights is not counted). ONNX Runtime's first
-    export takes a while (about a minute for UniFormer-S on 2 cores): it runs in a background
-    thread while the next fastest path answers. Loading failed: (loaded, None, None).
+    parameters). ONNX Runtime is chosen only when the model's export is already cached
+    (:func:`uniformer.runtime.select.onnx_export_cached`): the app never exports while it serves
+    (an export takes about a minute of both cores for UniFormer-S, and the exporter does not run
+    under Gradio's patched tqdm). Loading failed: (loaded, None, None).
     Raises ValueError for an unknown precision."""
-    from uniformer.runtime.select import prepare_path, select_path
+    from uniformer.runtime.select import onnx_export_cached, prepare_path, select_path
 
     loaded = get_model(name)
     if loaded.model is None:
         return loaded, None, None
     device = torch.device(device)
     choice = select_path(loaded.model, device, precision, batch=1)
+    if choice.path == "onnxruntime" and not model_cache().get_or_compute(  # checked once per weights
+            ("onnx-exported", weights_key(name)), lambda: onnx_export_cached(loaded.model))[0]:
+        choice = select_path(loaded.model, device, precision, batch=1, exclude=("onnxruntime",))
     if choice.path == "eager":
         return loaded, loaded.model, choice
-    cache, key = model_cache(), ("fast", weights_key(name), choice.path, str(device))
-
-    def prepare(choice=choice):
-        runner = prepare_path(loaded.model, choice).to(device)
-        if choice.path == "onnxruntime":
-            runner.session(tuple(loaded.model.pretrained_cfg.input_size))  # export (or load) now
-        return runner
-
-    if choice.path == "onnxruntime" and cache.get(key) is None:
-        with _PREPARING_LOCK:
-            start = key not in _PREPARING
-            _PREPARING.add(key)
-        if start:
-            def background():
-                try:
-                    cache.get_or_compute(key, prepare, make_room=True)
-                finally:
-                    with _PREPARING_LOCK:
-                        _PREPARING.discard(key)
-            threading.Thread(target=background, name=f"prepare-{name}", daemon=True).start()
-        choice = select_path(loaded.model, device, precision, batch=1, exclude=("onnxruntime",))
-        if choice.path == "eager":
-            return loaded, loaded.model, choice
-        key = ("fast", weights_key(name), choice.path, str(device))
-    return loaded, cache.get_or_compute(key, functools.partial(prepare, choice), make_room=True)[0], choice
-
-
-#: ONNX Runtime exports being prepared in the background (cache keys), and its lock.
-_PREPARING: set = set()
-_PREPARING_LOCK = threading.Lock()
+    key = ("fast", weights_key(name), choice.path, str(device))
+    runner = model_cache().get_or_compute(key, lambda: prepare_path(loaded.model, choice).to(device),
+                                          make_room=True)[0]
+    return loaded, runner, choice
 
 
 def clear_cache() -> None:

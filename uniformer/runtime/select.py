@@ -165,17 +165,18 @@ def fastest(model: nn.Module, device: torch.device | str = "cpu", precision: str
     Runtime is chosen only when its export for ``input_shape`` (default: the model's
     ``pretrained_cfg.input_size``) is already cached, since exporting costs far more than one
     forward saves. Run a 'bf16' choice under bf16 autocast."""
-    from .onnx import onnx_cache_path
-
     choice = select_path(model, device, precision, batch)
-    if choice.path == "onnxruntime":
-        from ..fuse import fuse_for_inference
-
-        fused = fuse_for_inference(model)
-        shape = tuple(input_shape or model.pretrained_cfg.input_size)
-        if onnx_cache_path(fused, shape).is_file():
-            from . import with_runtime
-
-            return with_runtime(fused, "onnxruntime"), choice
+    if choice.path == "onnxruntime" and not onnx_export_cached(model, input_shape):
         choice = select_path(model, device, precision, batch, exclude=("onnxruntime",))
     return prepare_path(model, choice), choice
+
+
+def onnx_export_cached(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> bool:
+    """Whether the ONNX Runtime path of ``model`` (its fused copy, as :func:`prepare_path` builds
+    it) is already exported for ``input_shape`` (without the batch; default: the model's
+    ``pretrained_cfg.input_size``), so that choosing it costs no export."""
+    from ..fuse import fuse_for_inference
+    from .onnx import onnx_cache_path
+
+    shape = tuple(input_shape or model.pretrained_cfg.input_size)
+    return onnx_cache_path(fuse_for_inference(model), shape).is_file()
