@@ -209,6 +209,7 @@ class VideoSession:
     attention: SpaceTimeAttention | None = None
     outputs: list[str] = field(default_factory=list)
     click: tuple[int, float, float] | None = None
+    video: str | None = None  # the file classified (the video component's value)
 
 
 class VideoResult(NamedTuple):
@@ -225,6 +226,15 @@ class VideoResult(NamedTuple):
     attention: Image.Image | None
     attention_caption: str
     state: VideoSession | None
+
+
+def clear_stale_result(video, model_name: str, session: VideoSession | None) -> VideoResult | tuple:
+    """On a change of the video or the model: :func:`empty_result`, unless the shown result is
+    already that of ``video`` with ``model_name`` (the component's change event of a just-picked
+    example can be handled after a quick Classify: it must not wipe that newer answer)."""
+    if session is not None and session.video == video and session.model_name == model_name:
+        return tuple(gr.skip() for _ in VideoResult._fields)
+    return empty_result()
 
 
 def empty_result() -> VideoResult:
@@ -318,7 +328,7 @@ def classify_video(video, model_name: str, views: str, progress=gr.Progress()) -
     view = clips.centre_view()
     session = VideoSession(model_name, clips.views[view:view + 1].clone(), clips.view_frames_uint8(view).numpy(),
                            list(clips.clip_indices[0]), fps=clips.playback_fps, target=prediction.topk[0].index,
-                           target_label=prediction.topk[0].label)
+                           target_label=prediction.topk[0].label, video=str(video))
     details = details_markdown(prediction) + "".join(f"  \n\u26a0\ufe0f {note}" for note in prediction.notes)
     if is_project_model(model_name):
         details = f"{trained_on_note(model_name)}  \n{details}"

@@ -111,5 +111,5 @@ def build_video_tab(demo: gr.Blocks) -> None:
     examples.click(functools.partial(vh.example_clip, clips), examples, video, api_visibility="private",
                    show_progress="hidden")
     video.upload(vh.check_upload, video, None, api_visibility="private", show_progress="hidden")
-    gr.on([video.change, model.change], vh.empty_result, None, outputs, api_visibility="private",
-          show_progress="hidden")
+    gr.on([video.change, model.change], vh.clear_stale_result, [video, model, state], outputs,
+          api_visibility="private", show_progress="hidden")
