@@ -165,8 +165,15 @@ def fastest(model: nn.Module, device: torch.device | str = "cpu", precision: str
     Runtime is chosen only when its export for ``input_shape`` (default: the model's
     ``pretrained_cfg.input_size``) is already cached, since exporting costs far more than one
     forward saves. Run a 'bf16' choice under bf16 autocast."""
+    from ..fuse import fuse_for_inference
+
     choice = select_path(model, device, precision, batch)
-    if choice.path == "onnxruntime" and not onnx_export_cached(model, input_shape):
+    if choice.path == "onnxruntime":
+        fused = fuse_for_inference(model)  # once: checked for an export, then run
+        if _export_cached(fused, input_shape or model.pretrained_cfg.input_size):
+            from . import with_runtime
+
+            return with_runtime(fused, "onnxruntime"), choice
         choice = select_path(model, device, precision, batch, exclude=("onnxruntime",))
     return prepare_path(model, choice), choice
 
@@ -176,7 +183,11 @@ def onnx_export_cached(model: nn.Module, input_shape: tuple[int, ...] | None = N
     it) is already exported for ``input_shape`` (without the batch; default: the model's
     ``pretrained_cfg.input_size``), so that choosing it costs no export."""
     from ..fuse import fuse_for_inference
+
+    return _export_cached(fuse_for_inference(model), input_shape or model.pretrained_cfg.input_size)
+
+
+def _export_cached(fused: nn.Module, input_shape: tuple[int, ...]) -> bool:
     from .onnx import onnx_cache_path
 
-    shape = tuple(input_shape or model.pretrained_cfg.input_size)
-    return onnx_cache_path(fuse_for_inference(model), shape).is_file()
+    return onnx_cache_path(fused, tuple(input_shape)).is_file()
